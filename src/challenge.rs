@@ -1,0 +1,374 @@
+//! Challenges out: the `WWW-Authenticate` challenges and error responses of every refusal.
+//!
+//! | refusal | status | `WWW-Authenticate` (Bearer line) |
+//! |---|---|---|
+//! | no credentials, or a scheme not accepted | 401 | no `error` (RFC 6750 §3.1) |
+//! | malformed `Authorization` | 400 | `error="invalid_request"` |
+//! | invalid, unknown or expired credentials | 401 | `error="invalid_token"` |
+//! | valid, but a scope is missing | 403 | `error="insufficient_scope"`, `scope` = the full required set |
+//! | credentials cannot be checked now | 503 + `Retry-After` | none |
+//!
+//! Format, for the parsers real MCP clients use (see the checklist in this crate's README):
+//! lowercase parameter names, `name="value"` with no spaces around `=`, values sanitized rather
+//! than escaped (no `"` or `\` and nothing outside printable ASCII), all on one line, in the
+//! fixed order `realm`, `resource_metadata`, `scope`, `error`, `error_description`; empty values
+//! are left out. With metadata configured every Bearer challenge carries `resource_metadata`
+//! (absolute) and `scope`. When Basic is accepted too, its challenge is a second
+//! `WWW-Authenticate` field line, after the Bearer one. Every refusal has
+//! `Cache-Control: no-store` and a JSON body `{"error":…[,"error_description":…]}`.
+//! `error_description` is off by default ([`AuthLayerBuilder::error_descriptions`]).
+//!
+//! [`AuthLayerBuilder::error_descriptions`]: crate::AuthLayerBuilder::error_descriptions
+//!
+//! ```
+//! use mcp_server_auth::challenge::Challenge;
+//!
+//! let c = Challenge::bearer()
+//!     .param("resource_metadata", "https://h/.well-known/oauth-protected-resource/mcp")
+//!     .param("scope", "files:read")
+//!     .param("error_description", "bad \"quote\" and scope=admin");
+//! assert_eq!(
+//!     c.to_string(),
+//!     "Bearer resource_metadata=\"https://h/.well-known/oauth-protected-resource/mcp\", \
+//!      scope=\"files:read\", error_description=\"bad 'quote' and scope:admin\""
+//! );
+//! ```
+
+use std::{fmt, time::Duration};
+
+use bytes::Bytes;
+use http::{
+    HeaderMap, HeaderValue, Response, StatusCode,
+    header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE},
+};
+
+use crate::{
+    body::ResponseBody,
+    credentials::Scheme,
+    scope::ScopeSet,
+    verifier::{Rejection, Schemes},
+};
+
+/// The longest `error_description` sent, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 256;
+
+/// The RFC 6750 error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// `invalid_request`: malformed request (400).
+    InvalidRequest,
+    /// `invalid_token`: invalid, expired or foreign token (401).
+    InvalidToken,
+    /// `insufficient_scope`: valid token lacking a scope (403).
+    InsufficientScope,
+}
+
+impl ErrorCode {
+    /// The code as sent.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidToken => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+        }
+    }
+}
+
+/// One challenge of a `WWW-Authenticate` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    scheme: &'static str,
+    params: Vec<(&'static str, String)>,
+}
+
+impl Challenge {
+    /// A `Bearer` challenge with no parameters yet.
+    pub fn bearer() -> Self {
+        Self {
+            scheme: "Bearer",
+            params: Vec::new(),
+        }
+    }
+
+    /// `Basic realm="…", charset="UTF-8"` (RFC 7617 §2.1).
+    pub fn basic(realm: &str) -> Self {
+        Self {
+            scheme: "Basic",
+            params: Vec::new(),
+        }
+        .param("realm", realm)
+        .param("charset", "UTF-8")
+    }
+
+    /// Appends `name="value"`. The name must be a lowercase token. The value is sanitized: `"`
+    /// becomes `'`, `\` becomes `/`, characters outside printable ASCII are dropped, and in
+    /// `error_description` `=` becomes `:` (so that no client regex finds `scope=` inside it)
+    /// and the text is cut at [`MAX_DESCRIPTION_BYTES`]. An empty value is left out.
+    pub fn param(mut self, name: &'static str, value: impl AsRef<str>) -> Self {
+        debug_assert!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "parameter names are lowercase tokens"
+        );
+        let description = name == "error_description";
+        let mut v = String::with_capacity(value.as_ref().len());
+        for c in value.as_ref().chars() {
+            let c = match c {
+                '"' => '\'',
+                '\\' => '/',
+                '=' if description => ':',
+                ' '..='~' => c,
+                _ => continue,
+            };
+            if description && v.len() >= MAX_DESCRIPTION_BYTES {
+                break;
+            }
+            v.push(c);
+        }
+        let v = if description { v.trim().to_owned() } else { v };
+        if !v.is_empty() {
+            self.params.push((name, v));
+        }
+        self
+    }
+
+    /// The challenge as a header value.
+    pub fn to_header_value(&self) -> HeaderValue {
+        // Only printable ASCII is ever written, so this cannot fail.
+        HeaderValue::from_str(&self.to_string()).expect("challenge is printable ASCII")
+    }
+}
+
+impl fmt::Display for Challenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.scheme)?;
+        for (i, (name, value)) in self.params.iter().enumerate() {
+            f.write_str(if i == 0 { " " } else { ", " })?;
+            write!(f, "{name}=\"{value}\"")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the challenges say, fixed at construction.
+#[derive(Debug, Clone)]
+pub(crate) struct ChallengeSettings {
+    pub(crate) schemes: Schemes,
+    pub(crate) realm: String,
+    pub(crate) resource_metadata: Option<String>,
+    pub(crate) scope: Option<ScopeSet>,
+    pub(crate) descriptions: bool,
+    pub(crate) required: Option<ScopeSet>,
+}
+
+/// Builds the response for each refusal. Everything that does not depend on the request is
+/// built once, here.
+#[derive(Debug, Clone)]
+pub(crate) struct Responder {
+    settings: ChallengeSettings,
+    bearer_plain: Option<HeaderValue>,
+    bearer_invalid_token: Option<HeaderValue>,
+    bearer_invalid_request: Option<HeaderValue>,
+    bearer_insufficient: Option<HeaderValue>,
+    basic: Option<HeaderValue>,
+}
+
+const BODY_UNAUTHORIZED: &[u8] = br#"{"error":"unauthorized"}"#;
+const BODY_INVALID_TOKEN: &[u8] = br#"{"error":"invalid_token"}"#;
+const BODY_INVALID_REQUEST: &[u8] = br#"{"error":"invalid_request"}"#;
+const BODY_INSUFFICIENT: &[u8] = br#"{"error":"insufficient_scope"}"#;
+const BODY_UNAVAILABLE: &[u8] = br#"{"error":"temporarily_unavailable"}"#;
+
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+impl Responder {
+    pub(crate) fn new(settings: ChallengeSettings) -> Self {
+        let mut r = Self {
+            bearer_plain: None,
+            bearer_invalid_token: None,
+            bearer_invalid_request: None,
+            bearer_insufficient: None,
+            basic: settings
+                .schemes
+                .basic()
+                .then(|| Challenge::basic(&settings.realm).to_header_value()),
+            settings,
+        };
+        if r.settings.schemes.bearer() {
+            r.bearer_plain = Some(r.bearer(None, None, None));
+            r.bearer_invalid_token = Some(r.bearer(None, Some(ErrorCode::InvalidToken), None));
+            r.bearer_invalid_request = Some(r.bearer(None, Some(ErrorCode::InvalidRequest), None));
+            if let Some(required) = r.settings.required.clone() {
+                r.bearer_insufficient =
+                    Some(r.bearer(Some(&required), Some(ErrorCode::InsufficientScope), None));
+            }
+        }
+        r
+    }
+
+    /// A Bearer challenge: `realm` (only without metadata), `resource_metadata`, `scope`,
+    /// `error`, `error_description`.
+    fn bearer(
+        &self,
+        scope: Option<&ScopeSet>,
+        error: Option<ErrorCode>,
+        description: Option<&str>,
+    ) -> HeaderValue {
+        let s = &self.settings;
+        let mut c = Challenge::bearer();
+        match &s.resource_metadata {
+            Some(url) => c = c.param("resource_metadata", url),
+            None => c = c.param("realm", &s.realm),
+        }
+        if let Some(scope) = scope.or(s.scope.as_ref()) {
+            c = c.param("scope", scope.to_string());
+        }
+        if let Some(e) = error {
+            c = c.param("error", e.as_str());
+        }
+        if let Some(d) = description.filter(|_| s.descriptions) {
+            c = c.param("error_description", d);
+        }
+        c.to_header_value()
+    }
+
+    /// The response to `rejection`; `presented` is the scheme the request used, if any.
+    pub(crate) fn respond<B>(
+        &self,
+        rejection: &Rejection,
+        presented: Option<Scheme>,
+        grpc: bool,
+    ) -> Response<ResponseBody<B>> {
+        let d = self.settings.descriptions;
+        let bearer_used = presented == Some(Scheme::Bearer);
+        let mut headers = HeaderMap::new();
+        let (status, code, description, body): (_, _, Option<&str>, &'static [u8]) = match rejection
+        {
+            Rejection::NoCredentials => {
+                self.push_challenges(&mut headers, self.bearer_plain.clone());
+                (StatusCode::UNAUTHORIZED, None, None, BODY_UNAUTHORIZED)
+            }
+            Rejection::Malformed(e) => {
+                let desc = e.description();
+                let bearer = if d {
+                    self.settings
+                        .schemes
+                        .bearer()
+                        .then(|| self.bearer(None, Some(ErrorCode::InvalidRequest), Some(desc)))
+                } else {
+                    self.bearer_invalid_request.clone()
+                };
+                self.push_challenges(&mut headers, bearer);
+                (
+                    StatusCode::BAD_REQUEST,
+                    Some(ErrorCode::InvalidRequest),
+                    Some(desc),
+                    BODY_INVALID_REQUEST,
+                )
+            }
+            Rejection::Invalid(reason) => {
+                let desc = reason.public_description();
+                let bearer = if !bearer_used {
+                    self.bearer_plain.clone()
+                } else if d {
+                    Some(self.bearer(None, Some(ErrorCode::InvalidToken), Some(desc)))
+                } else {
+                    self.bearer_invalid_token.clone()
+                };
+                self.push_challenges(&mut headers, bearer);
+                let code = bearer_used.then_some(ErrorCode::InvalidToken);
+                let body = if bearer_used {
+                    BODY_INVALID_TOKEN
+                } else {
+                    BODY_UNAUTHORIZED
+                };
+                (StatusCode::UNAUTHORIZED, code, Some(desc), body)
+            }
+            Rejection::InsufficientScope { required } => {
+                let desc = "The access token lacks a scope this operation requires";
+                if bearer_used && self.settings.schemes.bearer() {
+                    let prebuilt = self
+                        .bearer_insufficient
+                        .as_ref()
+                        .filter(|_| !d && self.settings.required.as_ref() == Some(required));
+                    let value = match prebuilt {
+                        Some(v) => v.clone(),
+                        None => self.bearer(
+                            Some(required),
+                            Some(ErrorCode::InsufficientScope),
+                            Some(desc),
+                        ),
+                    };
+                    headers.append(WWW_AUTHENTICATE, value);
+                }
+                (
+                    StatusCode::FORBIDDEN,
+                    Some(ErrorCode::InsufficientScope),
+                    Some(desc),
+                    BODY_INSUFFICIENT,
+                )
+            }
+            Rejection::Unavailable { retry_after } => {
+                let secs = retry_after.max(&Duration::from_secs(1)).as_secs();
+                headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+                let desc = "Credentials cannot be checked right now; try again later";
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    Some(desc),
+                    BODY_UNAVAILABLE,
+                )
+            }
+        };
+        if grpc {
+            return grpc_response(status, headers);
+        }
+        let body = match (code, description) {
+            (Some(code), Some(desc)) if d => Bytes::from(
+                serde_json::json!({"error": code.as_str(), "error_description": desc}).to_string(),
+            ),
+            _ => Bytes::from_static(body),
+        };
+        headers.insert(CACHE_CONTROL, NO_STORE);
+        headers.insert(CONTENT_TYPE, JSON);
+        let mut res = Response::new(ResponseBody::full(body));
+        *res.status_mut() = status;
+        *res.headers_mut() = headers;
+        res
+    }
+
+    /// Bearer first, then Basic, each on its own field line.
+    fn push_challenges(&self, headers: &mut HeaderMap, bearer: Option<HeaderValue>) {
+        if let Some(b) = bearer {
+            headers.append(WWW_AUTHENTICATE, b);
+        }
+        if let Some(b) = &self.basic {
+            headers.append(WWW_AUTHENTICATE, b.clone());
+        }
+    }
+}
+
+/// A gRPC refusal: HTTP 200, trailers-only, `grpc-status` 16 (unauthenticated), 7 (permission
+/// denied) or 14 (unavailable), keeping `www-authenticate` as metadata.
+fn grpc_response<B>(status: StatusCode, mut headers: HeaderMap) -> Response<ResponseBody<B>> {
+    let (code, message) = match status {
+        StatusCode::FORBIDDEN => ("7", "insufficient scope"),
+        StatusCode::SERVICE_UNAVAILABLE => ("14", "authentication temporarily unavailable"),
+        StatusCode::BAD_REQUEST => ("16", "malformed credentials"),
+        _ => ("16", "authentication required"),
+    };
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from_static(code));
+    headers.insert("grpc-message", HeaderValue::from_static(message));
+    let mut res = Response::new(ResponseBody::empty());
+    *res.headers_mut() = headers;
+    res
+}
+
+/// Whether a request is a gRPC call (`content-type: application/grpc…`).
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}

@@ -1,0 +1,331 @@
+//! Credentials in: reading the `Authorization` header.
+//!
+//! This is the first step of the data flow (credentials → [verifier](crate::verifier) →
+//! [identity](crate::identity) → [policy](crate::scope) → [challenge](crate::challenge)). It only
+//! reads the one place MCP allows credentials to travel, the `Authorization` request header
+//! (RFC 6750 §2.1): tokens in the query string (`access_token=`) or in a form body are never
+//! looked at, so they can never authenticate a request.
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+//! use mcp_server_auth::credentials::{self, Scheme};
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer abc.def"));
+//! let auth = credentials::authorization(&headers, 8192).unwrap().unwrap();
+//! assert_eq!(auth.scheme(), Scheme::Bearer); // the scheme is case-insensitive
+//! assert_eq!(credentials::bearer_token(auth.credentials()).unwrap(), "abc.def");
+//! ```
+
+use std::fmt;
+
+use base64::Engine as _;
+use http::{HeaderMap, header::AUTHORIZATION};
+
+/// The default limit on the size of the `Authorization` header: 8 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// The authentication scheme named in an `Authorization` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// `Bearer` (RFC 6750), matched case-insensitively.
+    Bearer,
+    /// `Basic` (RFC 7617), matched case-insensitively.
+    Basic,
+    /// Any other scheme. It counts as "no credentials" (RFC 6750 §3.1).
+    Other,
+}
+
+/// A parsed `Authorization` header: its scheme and the raw credentials after it.
+///
+/// `Debug` never prints the credentials.
+#[derive(Clone, Copy)]
+pub struct Authorization<'a> {
+    scheme: Scheme,
+    credentials: &'a str,
+}
+
+impl<'a> Authorization<'a> {
+    /// The scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// Everything after the scheme and the spaces that follow it (may be empty).
+    pub fn credentials(&self) -> &'a str {
+        self.credentials
+    }
+}
+
+impl fmt::Debug for Authorization<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authorization")
+            .field("scheme", &self.scheme)
+            .field("credentials", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why an `Authorization` header is malformed. Each maps to `400 Bad Request` with
+/// `error="invalid_request"` (RFC 6750 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// The request carries more than one `Authorization` field.
+    #[error("more than one Authorization header field: send exactly one")]
+    Duplicate,
+    /// The header exceeds the configured size limit.
+    #[error("the Authorization header is larger than {limit} bytes")]
+    TooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The header is empty.
+    #[error("the Authorization header is empty")]
+    Empty,
+    /// The header contains bytes other than visible ASCII and spaces.
+    #[error("the Authorization header contains bytes that are not visible ASCII")]
+    NotAscii,
+    /// The scheme is followed by no credentials (`Bearer` alone, or only spaces).
+    #[error("the Authorization header names a scheme but carries no credentials")]
+    MissingCredentials,
+    /// The bearer token has characters outside RFC 6750 `b64token`.
+    #[error("the bearer token has characters outside RFC 6750 b64token")]
+    InvalidToken,
+    /// The Basic credentials are not strict, padded, standard base64.
+    #[error("the Basic credentials are not valid base64")]
+    BasicNotBase64,
+    /// The decoded Basic credentials have no colon between user-id and password.
+    #[error("the Basic credentials have no ':' between user-id and password")]
+    BasicNoColon,
+    /// The decoded Basic credentials are not UTF-8.
+    #[error("the Basic credentials are not valid UTF-8")]
+    BasicNotUtf8,
+    /// The decoded Basic credentials contain control characters.
+    #[error("the Basic credentials contain control characters")]
+    BasicControlCharacters,
+}
+
+impl CredentialError {
+    /// A short, fixed, human-readable description, safe to send to the client.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::Duplicate => "More than one Authorization header",
+            Self::TooLarge { .. } => "Authorization header too large",
+            Self::Empty => "Empty Authorization header",
+            Self::NotAscii => "Authorization header is not ASCII",
+            Self::MissingCredentials => "Authorization header has no credentials",
+            Self::InvalidToken => "Bearer token has invalid characters",
+            Self::BasicNotBase64 => "Basic credentials are not base64",
+            Self::BasicNoColon => "Basic credentials have no colon",
+            Self::BasicNotUtf8 => "Basic credentials are not UTF-8",
+            Self::BasicControlCharacters => "Basic credentials contain control characters",
+        }
+    }
+}
+
+/// Reads the request's `Authorization` header.
+///
+/// Returns `Ok(None)` when there is no such header. Leading and trailing spaces and tabs are
+/// not part of a field value (RFC 9110 §5.5) and are ignored; one or more spaces separate the
+/// scheme from the credentials (RFC 9110 §11.4).
+pub fn authorization(
+    headers: &HeaderMap,
+    max_bytes: usize,
+) -> Result<Option<Authorization<'_>>, CredentialError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(CredentialError::Duplicate);
+    }
+    let bytes = value.as_bytes();
+    if bytes.len() > max_bytes {
+        return Err(CredentialError::TooLarge { limit: max_bytes });
+    }
+    let bytes = trim_ows(bytes);
+    if bytes.is_empty() {
+        return Err(CredentialError::Empty);
+    }
+    if !bytes.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        return Err(CredentialError::NotAscii);
+    }
+    // Only printable ASCII remains, so this cannot fail.
+    let text = std::str::from_utf8(bytes).map_err(|_| CredentialError::NotAscii)?;
+    let (scheme, credentials) = match text.split_once(' ') {
+        Some((scheme, rest)) => (scheme, rest.trim_start_matches(' ')),
+        None => (text, ""),
+    };
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        Scheme::Basic
+    } else {
+        Scheme::Other
+    };
+    Ok(Some(Authorization {
+        scheme,
+        credentials,
+    }))
+}
+
+fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// Checks a bearer token against RFC 6750 `b64token`:
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+pub fn bearer_token(credentials: &str) -> Result<&str, CredentialError> {
+    if credentials.is_empty() {
+        return Err(CredentialError::MissingCredentials);
+    }
+    if is_b64token(credentials) {
+        Ok(credentials)
+    } else {
+        Err(CredentialError::InvalidToken)
+    }
+}
+
+/// Whether `s` matches RFC 6750 `b64token`.
+pub fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+/// Decoded HTTP Basic credentials (RFC 7617). `Debug` never prints the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicCredentials {
+    decoded: String,
+    colon: usize,
+}
+
+impl BasicCredentials {
+    /// The user-id: everything before the first colon.
+    pub fn user(&self) -> &str {
+        &self.decoded[..self.colon]
+    }
+
+    /// The password: everything after the first colon (it may contain colons).
+    pub fn password(&self) -> &str {
+        &self.decoded[self.colon + 1..]
+    }
+}
+
+impl fmt::Debug for BasicCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BasicCredentials")
+            .field("user", &self.user())
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Decodes `Basic` credentials: strict, padded, standard base64 (RFC 4648 §4) of
+/// `user-id ":" password` in UTF-8, split at the first colon, with no control characters.
+///
+/// ```
+/// use mcp_server_auth::credentials::basic;
+/// let c = basic("dXNlcjpwYTpzcw==").unwrap();
+/// assert_eq!((c.user(), c.password()), ("user", "pa:ss"));
+/// ```
+pub fn basic(credentials: &str) -> Result<BasicCredentials, CredentialError> {
+    if credentials.is_empty() {
+        return Err(CredentialError::MissingCredentials);
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(credentials)
+        .map_err(|_| CredentialError::BasicNotBase64)?;
+    let decoded = String::from_utf8(bytes).map_err(|_| CredentialError::BasicNotUtf8)?;
+    if decoded.chars().any(char::is_control) {
+        return Err(CredentialError::BasicControlCharacters);
+    }
+    let colon = decoded.find(':').ok_or(CredentialError::BasicNoColon)?;
+    Ok(BasicCredentials { decoded, colon })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn parse(v: &[u8]) -> Result<Option<(Scheme, String)>, CredentialError> {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        authorization(&h, 64).map(|o| o.map(|a| (a.scheme(), a.credentials().to_owned())))
+    }
+
+    #[test]
+    fn schemes_and_spaces() {
+        assert_eq!(
+            parse(b"BEARER  t").unwrap(),
+            Some((Scheme::Bearer, "t".into()))
+        );
+        assert_eq!(
+            parse(b"Basic x ").unwrap(),
+            Some((Scheme::Basic, "x".into()))
+        );
+        assert_eq!(
+            parse(b"Digest x").unwrap(),
+            Some((Scheme::Other, "x".into()))
+        );
+        assert_eq!(
+            parse(b"Bearer").unwrap(),
+            Some((Scheme::Bearer, String::new()))
+        );
+        assert_eq!(parse(b"  ").unwrap_err(), CredentialError::Empty);
+        assert_eq!(
+            parse(b"Bearer \xff").unwrap_err(),
+            CredentialError::NotAscii
+        );
+        assert_eq!(
+            parse(&[b'a'; 65]).unwrap_err(),
+            CredentialError::TooLarge { limit: 64 }
+        );
+    }
+
+    #[test]
+    fn b64token_grammar() {
+        assert!(is_b64token("abc-._~+/=="));
+        assert!(!is_b64token("=="));
+        assert!(!is_b64token("a=b"));
+        assert!(!is_b64token("a b"));
+        assert_eq!(
+            bearer_token("").unwrap_err(),
+            CredentialError::MissingCredentials
+        );
+    }
+
+    #[test]
+    fn basic_rfc7617_examples() {
+        let c = basic("QWxhZGRpbjpvcGVuIHNlc2FtZQ==").unwrap();
+        assert_eq!((c.user(), c.password()), ("Aladdin", "open sesame"));
+        let c = basic("dGVzdDoxMjPCow==").unwrap();
+        assert_eq!((c.user(), c.password()), ("test", "123£"));
+        assert_eq!(
+            basic("dXNlcg==").unwrap_err(),
+            CredentialError::BasicNoColon
+        );
+        assert_eq!(
+            basic("dXNlcjpwYXNz=").unwrap_err(),
+            CredentialError::BasicNotBase64
+        );
+        assert_eq!(
+            basic("dXNlcjpwYXN").unwrap_err(),
+            CredentialError::BasicNotBase64
+        );
+        assert_eq!(basic("//79:").unwrap_err(), CredentialError::BasicNotBase64);
+        assert_eq!(basic("/w==").unwrap_err(), CredentialError::BasicNotUtf8);
+        assert!(!format!("{:?}", basic("dXNlcjpzZWNyZXQ=").unwrap()).contains("secret"));
+    }
+}

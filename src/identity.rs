@@ -1,0 +1,197 @@
+//! Identity: who the request is from, handed to handlers through request extensions.
+//!
+//! Every accepted request carries an [`AuthInfo`] in its extensions. Read it with
+//! [`AuthInfo::from_extensions`], the axum extractor (feature `axum`), or from an rmcp tool
+//! (feature `rmcp`, see [`crate::rmcp`]).
+//!
+//! ```
+//! use mcp_server_auth::{AuthInfo, AuthMethod, ScopeSet};
+//!
+//! let info = AuthInfo::builder("ci", AuthMethod::StaticBearer)
+//!     .scopes(ScopeSet::parse("mcp:read").unwrap())
+//!     .build();
+//! let mut req = http::Request::new(());
+//! req.extensions_mut().insert(info);
+//! let who = AuthInfo::from_extensions(req.extensions()).unwrap();
+//! assert_eq!(who.subject(), "ci");
+//! assert!(who.scopes().contains("mcp:read"));
+//! ```
+
+use std::{fmt, sync::Arc, time::SystemTime};
+
+use serde_json::{Map, Value};
+
+use crate::scope::ScopeSet;
+
+/// Which kind of verifier accepted the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// A configured static bearer token ([`crate::bearer::StaticBearer`]).
+    StaticBearer,
+    /// HTTP Basic ([`crate::basic::BasicAuth`]).
+    Basic,
+    /// A JWT access token.
+    Jwt,
+    /// A verifier of your own, by name.
+    Custom(&'static str),
+}
+
+impl AuthMethod {
+    /// A short lowercase name: `static_bearer`, `basic`, `jwt` or the custom name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::StaticBearer => "static_bearer",
+            Self::Basic => "basic",
+            Self::Jwt => "jwt",
+            Self::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The authenticated identity of a request. Cheap to clone (one reference count).
+#[derive(Clone)]
+pub struct AuthInfo(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    subject: String,
+    method: AuthMethod,
+    scopes: ScopeSet,
+    client_id: Option<String>,
+    issuer: Option<String>,
+    expires_at: Option<SystemTime>,
+    claims: Option<Map<String, Value>>,
+}
+
+impl AuthInfo {
+    /// Starts an identity for `subject`, accepted by `method`.
+    pub fn builder(subject: impl Into<String>, method: AuthMethod) -> AuthInfoBuilder {
+        AuthInfoBuilder(Inner {
+            subject: subject.into(),
+            method,
+            scopes: ScopeSet::new(),
+            client_id: None,
+            issuer: None,
+            expires_at: None,
+            claims: None,
+        })
+    }
+
+    /// The identity a request's extensions carry, if an auth layer accepted it.
+    pub fn from_extensions(extensions: &http::Extensions) -> Option<&AuthInfo> {
+        extensions.get::<AuthInfo>()
+    }
+
+    /// The subject: the token's name for a static token, the user-id for Basic, `sub` for a JWT.
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// Which verifier accepted the request.
+    pub fn method(&self) -> AuthMethod {
+        self.0.method
+    }
+
+    /// The scopes granted.
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.0.scopes
+    }
+
+    /// The OAuth client (`client_id`), where known.
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
+    /// The issuer (`iss`), where known.
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.issuer.as_deref()
+    }
+
+    /// When the credentials expire, where known.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.0.expires_at
+    }
+
+    /// The raw claims of a token, where there are any.
+    pub fn claims(&self) -> Option<&Map<String, Value>> {
+        self.0.claims.as_ref()
+    }
+
+    /// The claims deserialized into a type of yours.
+    pub fn claims_as<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Option<Result<T, serde_json::Error>> {
+        self.0
+            .claims
+            .as_ref()
+            .map(|c| T::deserialize(Value::Object(c.clone())))
+    }
+
+    /// A stable key for the principal, `issuer` + `subject`, to bind server-side state (handles,
+    /// `requestState`) to the caller rather than to a connection.
+    pub fn principal(&self) -> (Option<&str>, &str) {
+        (self.issuer(), self.subject())
+    }
+}
+
+impl fmt::Debug for AuthInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthInfo")
+            .field("subject", &self.0.subject)
+            .field("method", &self.0.method)
+            .field("scopes", &self.0.scopes)
+            .field("client_id", &self.0.client_id)
+            .field("issuer", &self.0.issuer)
+            .field("expires_at", &self.0.expires_at)
+            .field("claims", &self.0.claims.as_ref().map(|c| c.len()))
+            .finish()
+    }
+}
+
+/// Builds an [`AuthInfo`].
+#[derive(Debug)]
+pub struct AuthInfoBuilder(Inner);
+
+impl AuthInfoBuilder {
+    /// The scopes granted.
+    pub fn scopes(mut self, scopes: ScopeSet) -> Self {
+        self.0.scopes = scopes;
+        self
+    }
+
+    /// The OAuth client id.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.0.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The issuer.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.0.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The expiry.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.0.expires_at = Some(at);
+        self
+    }
+
+    /// The raw claims.
+    pub fn claims(mut self, claims: Map<String, Value>) -> Self {
+        self.0.claims = Some(claims);
+        self
+    }
+
+    /// Finishes the identity.
+    pub fn build(self) -> AuthInfo {
+        AuthInfo(Arc::new(self.0))
+    }
+}

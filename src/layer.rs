@@ -1,0 +1,522 @@
+//! The layer: ties credentials → verifier → identity → policy → challenge together.
+//!
+//! [`AuthLayer`] wraps any `Service<http::Request<B>>` that answers `http::Response<B2>`: an axum
+//! `Router` (`.layer(...)` or `.route_layer(...)`), a hyper service, a tonic server
+//! (`Server::builder().layer(...)`), or rmcp's `StreamableHttpService` directly.
+//!
+//! For each request it:
+//! 1. answers the Protected Resource Metadata document itself, if the path is its well-known
+//!    path (public: no credentials needed);
+//! 2. reads the `Authorization` header ([`crate::credentials`]);
+//! 3. asks the [`Verifier`] ([`crate::verifier`]);
+//! 4. checks the required scopes ([`crate::scope`]);
+//! 5. on success, removes the `Authorization` header (no token passthrough), puts the
+//!    [`AuthInfo`] in the request extensions and calls the inner service; otherwise it answers
+//!    the refusal ([`crate::challenge`]) without calling it. gRPC requests get gRPC refusals.
+
+use std::{
+    future::Future,
+    mem,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use http::{Request, Response, header::AUTHORIZATION};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{
+    body::ResponseBody,
+    challenge::{ChallengeSettings, Responder, is_grpc},
+    credentials::{self, CredentialError, DEFAULT_MAX_HEADER_BYTES, Scheme},
+    identity::AuthInfo,
+    metadata::{DEFAULT_MAX_AGE, MetadataEndpoint, ProtectedResourceMetadata},
+    scope::{ScopeError, ScopeRequirement, ScopeSet},
+    verifier::{Credentials, Rejection, Verdict, Verifier, VerifyFuture},
+};
+
+/// What is wrong with a layer's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The verifier understands no scheme, so every request would be refused.
+    #[error("the verifier accepts no credentials at all (no token, user or key is configured)")]
+    NoScheme,
+    /// The realm is empty or not printable ASCII.
+    #[error("the realm must be non-empty printable ASCII without '\"' or '\\\\'")]
+    Realm,
+    /// A scope is invalid, or `offline_access` would be advertised.
+    #[error("challenge scope: {0}")]
+    Scope(#[from] ScopeError),
+    /// The header size limit is too small to carry any credentials.
+    #[error("max_header_bytes must be at least 64")]
+    HeaderLimit,
+}
+
+/// A Tower layer that authenticates every request with a [`Verifier`]. See the
+/// [crate documentation](crate) for a complete example.
+pub struct AuthLayer<V> {
+    shared: Arc<Shared<V>>,
+}
+
+impl<V> Clone for AuthLayer<V> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for AuthLayer<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("verifier", &self.shared.verifier)
+            .field("policy", &self.shared.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared<V> {
+    verifier: V,
+    metadata: Option<MetadataEndpoint>,
+    max_header_bytes: usize,
+    policy: Arc<Policy>,
+}
+
+/// What happens after verification; shared with pending futures, so not generic.
+#[derive(Debug)]
+struct Policy {
+    required: Option<ScopeRequirement>,
+    forward_authorization: bool,
+    responder: Responder,
+}
+
+impl Policy {
+    fn admit<B>(&self, info: AuthInfo, req: &mut Request<B>) -> Result<(), Rejection> {
+        if let Some(required) = &self.required {
+            if !required.is_satisfied_by(info.scopes()) {
+                tracing::debug!(subject = info.subject(), "refused: insufficient scope");
+                return Err(Rejection::InsufficientScope {
+                    required: required.challenge_scopes().clone(),
+                });
+            }
+        }
+        if !self.forward_authorization {
+            req.headers_mut().remove(AUTHORIZATION);
+        }
+        tracing::trace!(subject = info.subject(), method = %info.method(), "authenticated");
+        req.extensions_mut().insert(info);
+        Ok(())
+    }
+
+    fn refuse<B>(
+        &self,
+        rejection: &Rejection,
+        presented: Option<Scheme>,
+        grpc: bool,
+    ) -> Response<ResponseBody<B>> {
+        match rejection {
+            Rejection::NoCredentials => tracing::debug!("refused: no credentials"),
+            Rejection::Malformed(e) => {
+                tracing::debug!(reason = %e, "refused: malformed credentials")
+            }
+            Rejection::Invalid(e) => tracing::debug!(reason = %e, "refused: invalid credentials"),
+            Rejection::InsufficientScope { .. } => {}
+            Rejection::Unavailable { .. } => {
+                tracing::warn!("refused: credentials cannot be checked now")
+            }
+        }
+        self.responder.respond(rejection, presented, grpc)
+    }
+}
+
+impl<V: Verifier> AuthLayer<V> {
+    /// A layer with the default settings: no metadata, no required scopes, realm `mcp`.
+    ///
+    /// # Panics
+    /// If the verifier understands no scheme; use [`builder`](Self::builder) to get an error
+    /// instead.
+    pub fn new(verifier: V) -> Self {
+        Self::builder(verifier)
+            .build()
+            .expect("the verifier accepts no credentials at all")
+    }
+
+    /// Starts configuring a layer around `verifier`.
+    pub fn builder(verifier: V) -> AuthLayerBuilder<V> {
+        AuthLayerBuilder {
+            verifier,
+            metadata: None,
+            serve_root: false,
+            metadata_max_age: DEFAULT_MAX_AGE,
+            required: None,
+            challenge_scope: None,
+            realm: "mcp".to_owned(),
+            descriptions: false,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            forward_authorization: false,
+        }
+    }
+
+    /// The verifier.
+    pub fn verifier(&self) -> &V {
+        &self.shared.verifier
+    }
+}
+
+impl<S, V> Layer<S> for AuthLayer<V> {
+    type Service = AuthService<S, V>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Configures an [`AuthLayer`].
+#[derive(Debug)]
+pub struct AuthLayerBuilder<V> {
+    verifier: V,
+    metadata: Option<ProtectedResourceMetadata>,
+    serve_root: bool,
+    metadata_max_age: Duration,
+    required: Option<ScopeRequirement>,
+    challenge_scope: Option<ScopeSet>,
+    realm: String,
+    descriptions: bool,
+    max_header_bytes: usize,
+    forward_authorization: bool,
+}
+
+impl<V: Verifier> AuthLayerBuilder<V> {
+    /// Advertises and serves this Protected Resource Metadata document. Every Bearer challenge
+    /// then carries `resource_metadata` (its absolute URL) and `scope`, and the layer answers
+    /// the document's well-known path without authentication.
+    pub fn metadata(mut self, metadata: ProtectedResourceMetadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// Also serves the document at the root, `/.well-known/oauth-protected-resource`, with
+    /// `resource` = the origin, for clients that predate path insertion (off by default; use it
+    /// only when this is the one resource on its host).
+    pub fn serve_metadata_at_root(mut self, yes: bool) -> Self {
+        self.serve_root = yes;
+        self
+    }
+
+    /// How long clients may cache the document (`Cache-Control: public, max-age=…`); one hour
+    /// by default.
+    pub fn metadata_max_age(mut self, max_age: Duration) -> Self {
+        self.metadata_max_age = max_age;
+        self
+    }
+
+    /// Scopes every request must have; otherwise `403 insufficient_scope` naming them all.
+    pub fn required_scopes(mut self, requirement: ScopeRequirement) -> Self {
+        self.required = Some(requirement);
+        self
+    }
+
+    /// The `scope` of the `401` challenges: the scopes a client should ask for at first contact.
+    /// By default: the required scopes, else the metadata's `scopes_supported`, else none.
+    pub fn challenge_scope(mut self, scopes: ScopeSet) -> Self {
+        self.challenge_scope = Some(scopes);
+        self
+    }
+
+    /// The realm of the Basic challenge, and of the Bearer challenge when no metadata is
+    /// configured. Default `mcp`.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Sends `error_description` (fixed texts that reveal no validation internals) in
+    /// challenges and bodies. Off by default.
+    pub fn error_descriptions(mut self, yes: bool) -> Self {
+        self.descriptions = yes;
+        self
+    }
+
+    /// The largest `Authorization` header accepted (default 8 KiB); larger → `400`.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes;
+        self
+    }
+
+    /// **Opt-out**: keep the `Authorization` header on requests passed to the inner service.
+    /// By default it is removed, so that the token cannot be passed through to another
+    /// service (MCP forbids token passthrough). Only turn this on if the inner service must see
+    /// the header and never forwards it.
+    pub fn forward_authorization_header(mut self, yes: bool) -> Self {
+        self.forward_authorization = yes;
+        self
+    }
+
+    /// Checks the configuration and builds the layer.
+    pub fn build(self) -> Result<AuthLayer<V>, BuildError> {
+        let schemes = self.verifier.schemes();
+        if !schemes.bearer() && !schemes.basic() {
+            return Err(BuildError::NoScheme);
+        }
+        if self.realm.is_empty()
+            || !self
+                .realm
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(BuildError::Realm);
+        }
+        if self.max_header_bytes < 64 {
+            return Err(BuildError::HeaderLimit);
+        }
+        let scope = match self.challenge_scope {
+            Some(s) => Some(s),
+            None => match (&self.required, &self.metadata) {
+                (Some(r), _) if !r.is_any_of() => Some(r.challenge_scopes().clone()),
+                (_, Some(m)) if !m.scopes_supported().is_empty() => {
+                    Some(ScopeSet::try_from_iter(m.scopes_supported())?)
+                }
+                _ => None,
+            },
+        }
+        .filter(|s| !s.is_empty());
+        if let Some(s) = &scope {
+            s.refuse_offline_access()?;
+        }
+        let responder = Responder::new(ChallengeSettings {
+            schemes,
+            realm: self.realm,
+            resource_metadata: self
+                .metadata
+                .as_ref()
+                .and_then(ProtectedResourceMetadata::url),
+            scope,
+            descriptions: self.descriptions,
+            required: self.required.as_ref().map(|r| r.challenge_scopes().clone()),
+        });
+        let metadata = self
+            .metadata
+            .as_ref()
+            .map(|m| MetadataEndpoint::new(m, self.serve_root, self.metadata_max_age));
+        Ok(AuthLayer {
+            shared: Arc::new(Shared {
+                verifier: self.verifier,
+                metadata,
+                max_header_bytes: self.max_header_bytes,
+                policy: Arc::new(Policy {
+                    required: self.required,
+                    forward_authorization: self.forward_authorization,
+                    responder,
+                }),
+            }),
+        })
+    }
+}
+
+/// The service built by [`AuthLayer`].
+pub struct AuthService<S, V> {
+    inner: S,
+    shared: Arc<Shared<V>>,
+}
+
+impl<S: Clone, V> Clone for AuthService<S, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, V> std::fmt::Debug for AuthService<S, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: Verifier> Shared<V> {
+    /// Reads the credentials and asks the verifier. Returns the scheme presented, if any.
+    fn check(&self, headers: &http::HeaderMap) -> (Option<Scheme>, Verdict) {
+        let refuse = |e: CredentialError| Verdict::Ready(Err(Rejection::Malformed(e)));
+        let auth = match credentials::authorization(headers, self.max_header_bytes) {
+            Ok(Some(auth)) => auth,
+            Ok(None) => return (None, Verdict::Ready(Err(Rejection::NoCredentials))),
+            Err(e) => return (None, refuse(e)),
+        };
+        let schemes = self.verifier.schemes();
+        let scheme = Some(auth.scheme());
+        let verdict = match auth.scheme() {
+            Scheme::Bearer if schemes.bearer() => {
+                match credentials::bearer_token(auth.credentials()) {
+                    Ok(token) => self.verifier.verify(&Credentials::Bearer(token)),
+                    Err(e) => refuse(e),
+                }
+            }
+            Scheme::Basic if schemes.basic() => match credentials::basic(auth.credentials()) {
+                Ok(basic) => self.verifier.verify(&Credentials::Basic(&basic)),
+                Err(e) => refuse(e),
+            },
+            // A scheme we do not accept counts as no credentials (RFC 6750 §3.1).
+            _ => Verdict::Ready(Err(Rejection::NoCredentials)),
+        };
+        (scheme, verdict)
+    }
+}
+
+impl<S, V, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S, V>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    V: Verifier,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let shared = &*self.shared;
+        if let Some(metadata) = &shared.metadata {
+            if let Some(res) = metadata.respond(req.method(), req.uri().path()) {
+                return ResponseFuture::done(res.map(ResponseBody::full));
+            }
+        }
+        let grpc = is_grpc(req.headers());
+        let (presented, verdict) = shared.check(req.headers());
+        let policy = &shared.policy;
+        match verdict {
+            Verdict::Ready(Ok(info)) => match policy.admit(info, &mut req) {
+                Ok(()) => ResponseFuture::inner(self.inner.call(req)),
+                Err(rejection) => ResponseFuture::done(policy.refuse(&rejection, presented, grpc)),
+            },
+            Verdict::Ready(Err(rejection)) => {
+                ResponseFuture::done(policy.refuse(&rejection, presented, grpc))
+            }
+            Verdict::Pending(fut) => {
+                // Take the service that was driven to readiness; leave a clone in its place.
+                let clone = self.inner.clone();
+                let inner = mem::replace(&mut self.inner, clone);
+                ResponseFuture {
+                    state: State::Verifying {
+                        fut,
+                        req: Some(req),
+                        inner: Some(inner),
+                        policy: policy.clone(),
+                        presented,
+                        grpc,
+                    },
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`AuthService`].
+    pub struct ResponseFuture<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, ResBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Inner { #[pin] fut: S::Future },
+        Done { response: Option<Response<ResponseBody<ResBody>>> },
+        Verifying {
+            fut: VerifyFuture,
+            req: Option<Request<ReqBody>>,
+            inner: Option<S>,
+            policy: Arc<Policy>,
+            presented: Option<Scheme>,
+            grpc: bool,
+        },
+    }
+}
+
+impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn inner(fut: S::Future) -> Self {
+        Self {
+            state: State::Inner { fut },
+        }
+    }
+
+    fn done(response: Response<ResponseBody<ResBody>>) -> Self {
+        Self {
+            state: State::Done {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Inner { fut } => {
+                    let res = ready!(fut.poll(cx))?;
+                    return Poll::Ready(Ok(res.map(ResponseBody::inner)));
+                }
+                StateProj::Done { response } => {
+                    let res = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(res));
+                }
+                StateProj::Verifying {
+                    fut,
+                    req,
+                    inner,
+                    policy,
+                    presented,
+                    grpc,
+                } => {
+                    let result = ready!(fut.as_mut().poll(cx));
+                    let mut req = req.take().expect("ResponseFuture polled after completion");
+                    let next = match result.and_then(|info| policy.admit(info, &mut req)) {
+                        Ok(()) => {
+                            let mut inner = inner
+                                .take()
+                                .expect("ResponseFuture polled after completion");
+                            State::Inner {
+                                fut: inner.call(req),
+                            }
+                        }
+                        Err(rejection) => State::Done {
+                            response: Some(policy.refuse(&rejection, *presented, *grpc)),
+                        },
+                    };
+                    this.state.set(next);
+                }
+            }
+        }
+    }
+}

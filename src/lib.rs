@@ -1,0 +1,86 @@
+//! Tower layers that put authentication and authorization in front of any MCP (Model Context
+//! Protocol) server that speaks HTTP: axum, hyper, tonic, or rmcp's streamable HTTP service.
+//!
+//! The data flow, one module per step:
+//!
+//! | step | module |
+//! |---|---|
+//! | credentials in (`Authorization` header) | [`credentials`] |
+//! | verifier (static bearer, Basic, your own) | [`verifier`], [`bearer`], [`basic`] |
+//! | identity handed to handlers | [`identity`] |
+//! | policy (scopes) | [`scope`] |
+//! | challenge out (401 / 403 / 400 / 503) | [`challenge`] |
+//! | Protected Resource Metadata (RFC 9728) | [`metadata`], [`resource`] |
+//! | the layer tying them together | [`layer`] |
+//!
+//! # Example: protect an axum app serving MCP at `/mcp`
+//!
+//! ```
+//! use axum::{Extension, Router, routing::post};
+//! use mcp_server_auth::{AuthLayer, AuthInfo, bearer::StaticBearer};
+//!
+//! let tokens = StaticBearer::new([("laptop", "c2VjcmV0LXRva2VuLWZvci1sYXB0b3A")]).unwrap();
+//! let app: Router = Router::new()
+//!     .route("/mcp", post(|Extension(who): Extension<AuthInfo>| async move {
+//!         format!("hello {}", who.subject())
+//!     }))
+//!     .layer(AuthLayer::new(tokens)); // every route and method behind it is protected
+//! ```
+//!
+//! With an authorization server, add the metadata document; the layer serves it at
+//! `/.well-known/oauth-protected-resource/mcp` (public) and every challenge points at it:
+//!
+//! ```
+//! # use mcp_server_auth::{AuthLayer, ProtectedResourceMetadata, ResourceUrl, bearer::StaticBearer};
+//! # let verifier = StaticBearer::new([("a", "c2VjcmV0LXRva2VuLWZvci1sYXB0b3A")]).unwrap();
+//! let resource = ResourceUrl::parse("https://mcp.example.com/mcp").unwrap();
+//! let layer = AuthLayer::builder(verifier)
+//!     .metadata(
+//!         ProtectedResourceMetadata::builder(resource)
+//!             .authorization_server("https://auth.example.com")
+//!             .scopes_supported(["mcp:read"])
+//!             .build()
+//!             .unwrap(),
+//!     )
+//!     .build()
+//!     .unwrap();
+//! # let _ = layer;
+//! ```
+//!
+//! # Features
+//! - `axum`: [`AuthInfo`] as an axum extractor, and a metadata router.
+//! - `rmcp`: reading the [`AuthInfo`] from an rmcp tool ([`rmcp`](crate::rmcp) module).
+//! - `tonic`: reading the [`AuthInfo`] from a `tonic::Request`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod basic;
+pub mod bearer;
+mod body;
+pub mod challenge;
+pub mod config;
+pub mod credentials;
+pub mod identity;
+pub mod layer;
+pub mod metadata;
+pub mod resource;
+pub mod scope;
+mod secret;
+pub mod verifier;
+
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "rmcp")]
+pub mod rmcp;
+#[cfg(feature = "tonic")]
+pub mod tonic;
+
+pub use body::ResponseBody;
+pub use identity::{AuthInfo, AuthMethod};
+pub use layer::{AuthLayer, AuthLayerBuilder, AuthService, BuildError, ResponseFuture};
+pub use metadata::{MetadataService, ProtectedResourceMetadata};
+pub use resource::ResourceUrl;
+pub use scope::{ScopeRequirement, ScopeSet};
+pub use verifier::{Verifier, VerifierExt};

@@ -1,0 +1,258 @@
+//! Policy: OAuth scopes and the scope requirements a layer enforces.
+//!
+//! A valid identity that lacks a required scope gets `403 Forbidden` with
+//! `error="insufficient_scope"` and the **full** required set in `scope` (MCP 2026-07-28,
+//! SEP-2350), so that clients step up in one round trip.
+//!
+//! ```
+//! use mcp_server_auth::scope::{ScopeRequirement, ScopeSet};
+//!
+//! let granted = ScopeSet::parse("mcp:read mcp:write").unwrap();
+//! let need = ScopeRequirement::all_of(["mcp:read"]).unwrap();
+//! assert!(need.is_satisfied_by(&granted));
+//! assert_eq!(need.challenge_scopes().to_string(), "mcp:read");
+//! ```
+
+use std::fmt;
+
+/// The scope that must never be advertised by a resource server (MCP 2026-07-28, SEP-2207):
+/// refresh tokens are not a resource requirement.
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// What is wrong with a scope or a scope list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScopeError {
+    /// A scope is empty or has characters outside RFC 6749 §3.3 `scope-token`.
+    #[error(
+        "invalid scope {0:?}: a scope is one or more of the characters %x21 / %x23-5B / %x5D-7E"
+    )]
+    Invalid(String),
+    /// `offline_access` was put where a resource server must not advertise it.
+    #[error(
+        "`offline_access` must not be advertised by a resource server (MCP 2026-07-28); remove it"
+    )]
+    OfflineAccess,
+    /// A requirement was built from no scopes at all.
+    #[error("a scope requirement needs at least one scope")]
+    Empty,
+}
+
+/// Whether `s` is an RFC 6749 §3.3 `scope-token`: `1*( %x21 / %x23-5B / %x5D-7E )`.
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+/// A set of scopes: sorted, without duplicates, every member a valid `scope-token`.
+///
+/// Its `Display` is the space-separated form used in the `scope` claim and challenge
+/// parameter, in a deterministic (sorted) order.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct ScopeSet(Vec<String>);
+
+impl ScopeSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses a space-separated list (runs of spaces are tolerated).
+    pub fn parse(list: &str) -> Result<Self, ScopeError> {
+        Self::try_from_iter(list.split(' ').filter(|s| !s.is_empty()))
+    }
+
+    /// Builds a set from scopes, checking each one.
+    pub fn try_from_iter<I, S>(scopes: I) -> Result<Self, ScopeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut v = Vec::new();
+        for s in scopes {
+            let s = s.as_ref();
+            if !is_scope_token(s) {
+                return Err(ScopeError::Invalid(s.to_owned()));
+            }
+            v.push(s.to_owned());
+        }
+        v.sort_unstable();
+        v.dedup();
+        Ok(Self(v))
+    }
+
+    /// Builds a set from scopes, silently dropping any that are not valid `scope-token`s
+    /// (for scopes read from tokens, where one odd scope must not void the others).
+    pub fn from_iter_lossy<I, S>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut v: Vec<String> = scopes
+            .into_iter()
+            .filter(|s| is_scope_token(s.as_ref()))
+            .map(|s| s.as_ref().to_owned())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        Self(v)
+    }
+
+    /// Whether the set contains `scope` exactly.
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
+    }
+
+    /// Whether every scope of `other` is in this set.
+    pub fn is_superset(&self, other: &ScopeSet) -> bool {
+        other.iter().all(|s| self.contains(s))
+    }
+
+    /// The scopes, in sorted order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// The number of scopes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Fails with [`ScopeError::OfflineAccess`] if the set contains `offline_access`.
+    pub fn refuse_offline_access(&self) -> Result<(), ScopeError> {
+        if self.contains(OFFLINE_ACCESS) {
+            Err(ScopeError::OfflineAccess)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(s)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.iter()).finish()
+    }
+}
+
+/// Scopes an identity must hold: all of a set, or any one of a set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeRequirement {
+    scopes: ScopeSet,
+    any: bool,
+}
+
+impl ScopeRequirement {
+    /// Every one of `scopes` is required.
+    pub fn all_of<I, S>(scopes: I) -> Result<Self, ScopeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::new(scopes, false)
+    }
+
+    /// Any one of `scopes` suffices.
+    pub fn any_of<I, S>(scopes: I) -> Result<Self, ScopeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::new(scopes, true)
+    }
+
+    fn new<I, S>(scopes: I, any: bool) -> Result<Self, ScopeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let scopes = ScopeSet::try_from_iter(scopes)?;
+        if scopes.is_empty() {
+            return Err(ScopeError::Empty);
+        }
+        scopes.refuse_offline_access()?;
+        Ok(Self { scopes, any })
+    }
+
+    /// Whether `granted` meets the requirement (exact scope names).
+    pub fn is_satisfied_by(&self, granted: &ScopeSet) -> bool {
+        if self.any {
+            self.scopes.iter().any(|s| granted.contains(s))
+        } else {
+            granted.is_superset(&self.scopes)
+        }
+    }
+
+    /// The scopes to name in an `insufficient_scope` challenge. For an all-of requirement this
+    /// is the full required set; for an any-of requirement, the whole list of alternatives.
+    pub fn challenge_scopes(&self) -> &ScopeSet {
+        &self.scopes
+    }
+
+    /// Whether any one scope suffices.
+    pub fn is_any_of(&self) -> bool {
+        self.any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_sorts_and_dedups() {
+        let s = ScopeSet::parse("b  a b").unwrap();
+        assert_eq!(s.to_string(), "a b");
+        assert!(ScopeSet::parse("a\"b").is_err());
+        assert!(ScopeSet::parse("a\\b").is_err());
+        assert_eq!(
+            ScopeSet::from_iter_lossy(["ok", "bad\"", ""]).to_string(),
+            "ok"
+        );
+    }
+
+    #[test]
+    fn requirements() {
+        let g = ScopeSet::parse("a b").unwrap();
+        assert!(
+            ScopeRequirement::all_of(["a", "b"])
+                .unwrap()
+                .is_satisfied_by(&g)
+        );
+        assert!(
+            !ScopeRequirement::all_of(["a", "c"])
+                .unwrap()
+                .is_satisfied_by(&g)
+        );
+        assert!(
+            ScopeRequirement::any_of(["c", "b"])
+                .unwrap()
+                .is_satisfied_by(&g)
+        );
+        assert_eq!(
+            ScopeRequirement::all_of(["offline_access"]).unwrap_err(),
+            ScopeError::OfflineAccess
+        );
+        assert_eq!(
+            ScopeRequirement::all_of::<_, &str>([]).unwrap_err(),
+            ScopeError::Empty
+        );
+    }
+}
