@@ -64,12 +64,9 @@ async fn main() {
     });
 
     // rmcp checks the Host header (DNS rebinding protection): allow the resource URL's host.
-    let host = url
-        .parse::<http::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(str::to_owned));
     let mut mcp_config = StreamableHttpServerConfig::default();
-    mcp_config.allowed_hosts.extend(host);
+    let host = config.resource_url().host().trim_matches(['[', ']']).to_owned();
+    mcp_config.allowed_hosts.push(host);
     let shutdown = mcp_config.cancellation_token.clone();
 
     let mcp = StreamableHttpService::new(

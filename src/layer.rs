@@ -96,13 +96,13 @@ struct Policy {
 
 impl Policy {
     fn admit<B>(&self, info: AuthInfo, req: &mut Request<B>) -> Result<(), Rejection> {
-        if let Some(required) = &self.required {
-            if !required.is_satisfied_by(info.scopes()) {
-                tracing::debug!(subject = info.subject(), "refused: insufficient scope");
-                return Err(Rejection::InsufficientScope {
-                    required: required.challenge_scopes().clone(),
-                });
-            }
+        if let Some(required) = &self.required
+            && !required.is_satisfied_by(info.scopes())
+        {
+            tracing::debug!(subject = info.subject(), "refused: insufficient scope");
+            return Err(Rejection::InsufficientScope {
+                required: required.challenge_scopes().clone(),
+            });
         }
         if !self.forward_authorization {
             req.headers_mut().remove(AUTHORIZATION);
@@ -387,10 +387,10 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
-        if let Some(metadata) = &shared.metadata {
-            if let Some(res) = metadata.respond(req.method(), req.uri().path()) {
-                return ResponseFuture::done(res.map(ResponseBody::full));
-            }
+        if let Some(metadata) = &shared.metadata
+            && let Some(res) = metadata.respond(req.method(), req.uri().path())
+        {
+            return ResponseFuture::done(res.map(ResponseBody::full));
         }
         let grpc = is_grpc(req.headers());
         let (presented, verdict) = shared.check(req.headers());

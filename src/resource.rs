@@ -134,6 +134,15 @@ impl ResourceUrl {
         &self.canonical[..self.origin_end]
     }
 
+    /// The host, lowercase (an IPv6 address keeps its brackets), without the port.
+    pub fn host(&self) -> &str {
+        let authority = &self.canonical[self.scheme().len() + 3..self.origin_end];
+        match authority.rfind(':') {
+            Some(i) if !authority[i..].contains(']') => &authority[..i],
+            _ => authority,
+        }
+    }
+
     /// The path, empty for a bare origin.
     pub fn path(&self) -> &str {
         &self.canonical[self.origin_end..self.query_start]
@@ -270,7 +279,9 @@ mod tests {
             Err(ResourceUrlError::UserInfo(_))
         ));
         assert!(ResourceUrl::parse("http://localhost:3000/mcp").is_ok());
-        assert!(ResourceUrl::parse("http://[::1]:3000/mcp").is_ok());
+        assert_eq!(ResourceUrl::parse("http://[::1]:3000/mcp").unwrap().host(), "[::1]");
+        assert_eq!(ResourceUrl::parse("https://H.example:8443/mcp").unwrap().host(), "h.example");
+        assert_eq!(ResourceUrl::parse("https://h.example/mcp").unwrap().host(), "h.example");
     }
 
     #[test]
