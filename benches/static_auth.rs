@@ -411,6 +411,21 @@ fn print_table(
 }
 
 fn main() {
+    // Instruction-count mode, for `benches/instructions.sh` under callgrind: run one case
+    // `BENCH_COUNT=case:iterations` times and exit (no criterion, no timing).
+    if let Ok(spec) = env::var("BENCH_COUNT") {
+        let (name, n) = spec.rsplit_once(':').expect("BENCH_COUNT=case:iterations");
+        let n: u32 = n.parse().expect("BENCH_COUNT iterations");
+        let mut cases = build_cases();
+        let case = cases
+            .iter_mut()
+            .find(|c| c.name == name)
+            .expect("BENCH_COUNT names an unknown case");
+        for _ in 0..n {
+            assert_eq!((case.run)(), case.expect, "{name}: unexpected status");
+        }
+        return;
+    }
     let args: Vec<String> = env::args().collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
     // As criterion decides: `cargo bench` passes `--bench`; `cargo test --benches` does not.

@@ -65,7 +65,11 @@ async fn main() {
 
     // rmcp checks the Host header (DNS rebinding protection): allow the resource URL's host.
     let mut mcp_config = StreamableHttpServerConfig::default();
-    let host = config.resource_url().host().trim_matches(['[', ']']).to_owned();
+    let host = config
+        .resource_url()
+        .host()
+        .trim_matches(['[', ']'])
+        .to_owned();
     mcp_config.allowed_hosts.push(host);
     let shutdown = mcp_config.cancellation_token.clone();
 

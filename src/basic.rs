@@ -1,7 +1,7 @@
 //! Verifier: HTTP Basic (RFC 7617).
 //!
-//! Several users; passwords are kept as SHA-256 digests and compared in constant time, and an
-//! unknown user costs the same comparison as a known one. The challenge is
+//! Several users; passwords are kept only as keyed 128-bit SipHash-2-4 tags (random key) and
+//! compared branch-free, and an unknown user costs the same work as a known one. The challenge is
 //! `Basic realm="…", charset="UTF-8"` (the realm is the layer's, see
 //! [`AuthLayerBuilder::realm`](crate::AuthLayerBuilder::realm)). Use Basic only over TLS: the
 //! password travels in clear text.
@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use crate::{
     identity::{AuthInfo, AuthMethod},
     scope::ScopeSet,
-    secret::SecretDigest,
+    secret::{SecretTag, TagKey},
     verifier::{Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
 
@@ -41,14 +41,15 @@ pub enum BasicUserError {
 }
 
 struct User {
-    password: SecretDigest,
+    password: SecretTag,
     info: AuthInfo,
 }
 
 /// Accepts HTTP Basic credentials of configured users.
 pub struct BasicAuth {
+    key: TagKey,
     users: HashMap<String, User>,
-    decoy: SecretDigest,
+    decoy: SecretTag,
 }
 
 impl std::fmt::Debug for BasicAuth {
@@ -87,7 +88,7 @@ impl Verifier for BasicAuth {
         let Credentials::Basic(basic) = credentials else {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };
-        let presented = SecretDigest::of(basic.password().as_bytes());
+        let presented = self.key.tag(basic.password().as_bytes());
         let user = self.users.get(basic.user());
         // Compare against a decoy for unknown users, so both paths cost the same.
         let expected = user.map_or(&self.decoy, |u| &u.password);
@@ -102,7 +103,8 @@ impl Verifier for BasicAuth {
 /// Builds a [`BasicAuth`]. Errors are reported by [`build`](Self::build).
 #[derive(Default)]
 pub struct BasicAuthBuilder {
-    users: Vec<(String, Result<SecretDigest, BasicUserError>, ScopeSet)>,
+    key: Option<TagKey>,
+    users: Vec<(String, Result<SecretTag, BasicUserError>, ScopeSet)>,
 }
 
 impl std::fmt::Debug for BasicAuthBuilder {
@@ -134,7 +136,10 @@ impl BasicAuthBuilder {
         } else if password.is_empty() || password.chars().any(char::is_control) {
             Err(BasicUserError::InvalidPassword(user.clone()))
         } else {
-            Ok(SecretDigest::of(password.as_bytes()))
+            Ok(self
+                .key
+                .get_or_insert_with(TagKey::random)
+                .tag(password.as_bytes()))
         };
         self.users.push((user, digest, scopes));
         self
@@ -158,9 +163,11 @@ impl BasicAuthBuilder {
                 return Err(BasicUserError::Duplicate(name));
             }
         }
+        let key = self.key.unwrap_or_else(TagKey::random);
         Ok(BasicAuth {
+            decoy: key.tag(b"\0decoy: no password hashes to this\0"),
+            key,
             users,
-            decoy: SecretDigest::of(b"\0decoy: no password hashes to this\0"),
         })
     }
 }

@@ -1,10 +1,11 @@
 //! Verifier: static bearer tokens.
 //!
 //! Several named tokens can be active at once, so a token can be rotated without downtime; the
-//! name is the caller's identity ([`AuthInfo::subject`]). Tokens are kept only as SHA-256
-//! digests: the plaintext is not kept after construction, the lookup is by digest, and the final
-//! comparison is constant-time, so neither the number of tokens nor how close a guess is shows in
-//! the response time.
+//! name is the caller's identity ([`AuthInfo::subject`]). Tokens are kept only as keyed 128-bit
+//! SipHash-2-4 tags under a random key drawn at construction: the plaintext is not kept, the
+//! lookup is by tag (a pseudorandom value the client cannot steer) and the final comparison is
+//! branch-free, so neither the number of tokens nor how close a guess is shows in the response
+//! time.
 //!
 //! ```
 //! use mcp_server_auth::bearer::StaticBearer;
@@ -23,7 +24,7 @@ use crate::{
     credentials::is_b64token,
     identity::{AuthInfo, AuthMethod},
     scope::ScopeSet,
-    secret::{DigestHasher, SecretDigest},
+    secret::{SecretTag, TagHasher, TagKey},
     verifier::{Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
 
@@ -77,7 +78,8 @@ pub enum StaticTokenError {
 /// Accepts any of a set of configured bearer tokens.
 #[derive(Clone)]
 pub struct StaticBearer {
-    tokens: HashMap<SecretDigest, AuthInfo, DigestHasher>,
+    key: TagKey,
+    tokens: HashMap<SecretTag, AuthInfo, TagHasher>,
 }
 
 impl std::fmt::Debug for StaticBearer {
@@ -129,8 +131,8 @@ impl Verifier for StaticBearer {
         let Credentials::Bearer(token) = credentials else {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };
-        let digest = SecretDigest::of(token.as_bytes());
-        Verdict::Ready(match self.tokens.get(&digest) {
+        let tag = self.key.tag(token.as_bytes());
+        Verdict::Ready(match self.tokens.get(&tag) {
             Some(info) => Ok(info.clone()),
             None => Err(Rejection::Invalid(Invalid::UnknownToken)),
         })
@@ -140,7 +142,8 @@ impl Verifier for StaticBearer {
 /// Builds a [`StaticBearer`]. Errors are reported by [`build`](Self::build).
 #[derive(Default)]
 pub struct StaticBearerBuilder {
-    entries: Vec<(String, SecretDigest, Result<(), StaticTokenError>, ScopeSet)>,
+    key: Option<TagKey>,
+    entries: Vec<(String, SecretTag, Result<(), StaticTokenError>, ScopeSet)>,
     allow_short: bool,
 }
 
@@ -182,8 +185,8 @@ impl StaticBearerBuilder {
         } else {
             Ok(())
         };
-        self.entries
-            .push((name, SecretDigest::of(token), check, scopes));
+        let tag = self.key.get_or_insert_with(TagKey::random).tag(token);
+        self.entries.push((name, tag, check, scopes));
         self
     }
 
@@ -199,9 +202,10 @@ impl StaticBearerBuilder {
         if self.entries.is_empty() {
             return Err(StaticTokenError::NoTokens);
         }
+        let key = self.key.unwrap_or_else(TagKey::random);
         let mut tokens =
-            HashMap::with_capacity_and_hasher(self.entries.len(), DigestHasher::default());
-        for (name, digest, check, scopes) in self.entries {
+            HashMap::with_capacity_and_hasher(self.entries.len(), TagHasher::default());
+        for (name, tag, check, scopes) in self.entries {
             match check {
                 Err(StaticTokenError::TooShort { .. }) if self.allow_short => {}
                 Err(e) => return Err(e),
@@ -210,11 +214,11 @@ impl StaticBearerBuilder {
             let info = AuthInfo::builder(name.clone(), AuthMethod::StaticBearer)
                 .scopes(scopes)
                 .build();
-            if tokens.insert(digest, info).is_some() {
+            if tokens.insert(tag, info).is_some() {
                 return Err(StaticTokenError::Duplicate { name });
             }
         }
-        Ok(StaticBearer { tokens })
+        Ok(StaticBearer { key, tokens })
     }
 }
 

@@ -166,6 +166,8 @@ pub(crate) struct ChallengeSettings {
 #[derive(Debug, Clone)]
 pub(crate) struct Responder {
     settings: ChallengeSettings,
+    /// Complete header maps of the refusals that do not depend on the request, by [`Cached`].
+    cached: Vec<HeaderMap>,
     bearer_plain: Option<HeaderValue>,
     bearer_invalid_token: Option<HeaderValue>,
     bearer_invalid_request: Option<HeaderValue>,
@@ -185,6 +187,7 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 impl Responder {
     pub(crate) fn new(settings: ChallengeSettings) -> Self {
         let mut r = Self {
+            cached: Vec::new(),
             bearer_plain: None,
             bearer_invalid_token: None,
             bearer_invalid_request: None,
@@ -204,7 +207,47 @@ impl Responder {
                     Some(r.bearer(Some(&required), Some(ErrorCode::InsufficientScope), None));
             }
         }
+        if !r.settings.descriptions {
+            let required = r.settings.required.clone().unwrap_or_default();
+            let malformed = Rejection::Malformed(crate::credentials::CredentialError::Empty);
+            let invalid = Rejection::Invalid(crate::verifier::Invalid::UnknownToken);
+            let insufficient = Rejection::InsufficientScope { required };
+            let cases = [
+                (&Rejection::NoCredentials, None),
+                (&malformed, None),
+                (&malformed, Some(Scheme::Basic)),
+                (&invalid, Some(Scheme::Bearer)),
+                (&invalid, Some(Scheme::Basic)),
+                (&insufficient, Some(Scheme::Bearer)),
+            ];
+            r.cached = cases
+                .iter()
+                .map(|(rejection, presented)| {
+                    std::mem::take(r.build::<()>(rejection, *presented, false).headers_mut())
+                })
+                .collect();
+        }
         r
+    }
+
+    /// The prebuilt header map for a refusal, if there is one.
+    fn cached(&self, rejection: &Rejection, presented: Option<Scheme>) -> Option<&HeaderMap> {
+        let basic = presented == Some(Scheme::Basic);
+        let i = match rejection {
+            Rejection::NoCredentials => 0,
+            Rejection::Malformed(_) if !basic => 1,
+            Rejection::Malformed(_) => 2,
+            Rejection::Invalid(_) if presented == Some(Scheme::Bearer) => 3,
+            Rejection::Invalid(_) => 4,
+            Rejection::InsufficientScope { required }
+                if presented == Some(Scheme::Bearer)
+                    && self.settings.required.as_ref() == Some(required) =>
+            {
+                5
+            }
+            _ => return None,
+        };
+        self.cached.get(i)
     }
 
     /// A Bearer challenge: `realm` (only without metadata), `resource_metadata`, `scope`,
@@ -240,6 +283,31 @@ impl Responder {
         presented: Option<Scheme>,
         grpc: bool,
     ) -> Response<ResponseBody<B>> {
+        if !grpc && let Some(headers) = self.cached(rejection, presented) {
+            let (status, body) = match rejection {
+                Rejection::NoCredentials => (StatusCode::UNAUTHORIZED, BODY_UNAUTHORIZED),
+                Rejection::Malformed(_) => (StatusCode::BAD_REQUEST, BODY_INVALID_REQUEST),
+                Rejection::Invalid(_) if presented == Some(Scheme::Bearer) => {
+                    (StatusCode::UNAUTHORIZED, BODY_INVALID_TOKEN)
+                }
+                Rejection::Invalid(_) => (StatusCode::UNAUTHORIZED, BODY_UNAUTHORIZED),
+                _ => (StatusCode::FORBIDDEN, BODY_INSUFFICIENT),
+            };
+            let mut res = Response::new(ResponseBody::full(Bytes::from_static(body)));
+            *res.status_mut() = status;
+            *res.headers_mut() = headers.clone();
+            return res;
+        }
+        self.build(rejection, presented, grpc)
+    }
+
+    /// Builds the response to `rejection` from its parts.
+    fn build<B>(
+        &self,
+        rejection: &Rejection,
+        presented: Option<Scheme>,
+        grpc: bool,
+    ) -> Response<ResponseBody<B>> {
         let d = self.settings.descriptions;
         let bearer_used = presented == Some(Scheme::Bearer);
         let mut headers = HeaderMap::new();
@@ -251,7 +319,11 @@ impl Responder {
             }
             Rejection::Malformed(e) => {
                 let desc = e.description();
-                let bearer = if d {
+                // Malformed Basic credentials: the Bearer scheme was not used, so its challenge
+                // carries no error (as for a wrong password); otherwise `invalid_request`.
+                let bearer = if presented == Some(Scheme::Basic) {
+                    self.bearer_plain.clone()
+                } else if d {
                     self.settings
                         .schemes
                         .bearer()

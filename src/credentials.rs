@@ -84,7 +84,7 @@ pub enum CredentialError {
     /// The header is empty.
     #[error("the Authorization header is empty")]
     Empty,
-    /// The header contains bytes other than visible ASCII and spaces.
+    /// The header contains bytes other than visible ASCII, spaces and tabs.
     #[error("the Authorization header contains bytes that are not visible ASCII")]
     NotAscii,
     /// The scheme is followed by no credentials (`Bearer` alone, or only spaces).
@@ -134,28 +134,48 @@ pub fn authorization(
     headers: &HeaderMap,
     max_bytes: usize,
 ) -> Result<Option<Authorization<'_>>, CredentialError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
+    let value = if headers.len() == headers.keys_len() {
+        // No field name repeats at all (the common case): one lookup suffices.
+        match headers.get(AUTHORIZATION) {
+            Some(value) => value,
+            None => return Ok(None),
+        }
+    } else {
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(CredentialError::Duplicate);
+        }
+        value
     };
-    if values.next().is_some() {
-        return Err(CredentialError::Duplicate);
-    }
-    let bytes = value.as_bytes();
-    if bytes.len() > max_bytes {
+    if value.len() > max_bytes {
         return Err(CredentialError::TooLarge { limit: max_bytes });
     }
-    let bytes = trim_ows(bytes);
-    if bytes.is_empty() {
-        return Err(CredentialError::Empty);
-    }
-    if !bytes.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+    // A `HeaderValue` holds no control bytes but tab (`http` refuses them), so ASCII means
+    // visible ASCII, spaces and tabs. Both checks below go a word at a time.
+    let bytes = value.as_bytes();
+    if !bytes.is_ascii() {
         return Err(CredentialError::NotAscii);
     }
-    // Only printable ASCII remains, so this cannot fail.
-    let text = std::str::from_utf8(bytes).map_err(|_| CredentialError::NotAscii)?;
-    let (scheme, credentials) = match text.split_once(' ') {
-        Some((scheme, rest)) => (scheme, rest.trim_start_matches(' ')),
+    let start = bytes
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    let end = bytes.len()
+        - bytes[start..]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+    // ASCII is UTF-8, so this cannot fail.
+    let text = std::str::from_utf8(&bytes[start..end]).map_err(|_| CredentialError::NotAscii)?;
+    if text.is_empty() {
+        return Err(CredentialError::Empty);
+    }
+    let (scheme, credentials) = match text.bytes().position(|b| b == b' ') {
+        Some(i) => (&text[..i], text[i + 1..].trim_start_matches(' ')),
         None => (text, ""),
     };
     let scheme = if scheme.eq_ignore_ascii_case("bearer") {
@@ -169,16 +189,6 @@ pub fn authorization(
         scheme,
         credentials,
     }))
-}
-
-fn trim_ows(mut bytes: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = bytes {
-        bytes = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = bytes {
-        bytes = rest;
-    }
-    bytes
 }
 
 /// Checks a bearer token against RFC 6750 `b64token`:
@@ -196,12 +206,28 @@ pub fn bearer_token(credentials: &str) -> Result<&str, CredentialError> {
 
 /// Whether `s` matches RFC 6750 `b64token`.
 pub fn is_b64token(s: &str) -> bool {
-    let body = s.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    let bytes = s.as_bytes();
+    let body = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
+    // Branch-free: a table lookup and an AND per byte.
+    body > 0
+        && bytes[..body]
+            .iter()
+            .fold(true, |ok, &b| ok & B64TOKEN[usize::from(b)])
 }
+
+/// The bytes allowed before the padding of a `b64token`:
+/// `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`.
+static B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
 
 /// Decoded HTTP Basic credentials (RFC 7617). `Debug` never prints the password.
 #[derive(Clone, PartialEq, Eq)]

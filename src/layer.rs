@@ -392,29 +392,33 @@ where
         {
             return ResponseFuture::done(res.map(ResponseBody::full));
         }
-        let grpc = is_grpc(req.headers());
         let (presented, verdict) = shared.check(req.headers());
         let policy = &shared.policy;
+        let refuse = |rejection: Rejection, req: &Request<ReqBody>| {
+            let grpc = is_grpc(req.headers());
+            ResponseFuture::done(policy.refuse(&rejection, presented, grpc))
+        };
         match verdict {
             Verdict::Ready(Ok(info)) => match policy.admit(info, &mut req) {
                 Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-                Err(rejection) => ResponseFuture::done(policy.refuse(&rejection, presented, grpc)),
+                Err(rejection) => refuse(rejection, &req),
             },
-            Verdict::Ready(Err(rejection)) => {
-                ResponseFuture::done(policy.refuse(&rejection, presented, grpc))
-            }
+            Verdict::Ready(Err(rejection)) => refuse(rejection, &req),
             Verdict::Pending(fut) => {
                 // Take the service that was driven to readiness; leave a clone in its place.
                 let clone = self.inner.clone();
                 let inner = mem::replace(&mut self.inner, clone);
+                let grpc = is_grpc(req.headers());
                 ResponseFuture {
                     state: State::Verifying {
                         fut,
-                        req: Some(req),
-                        inner: Some(inner),
-                        policy: policy.clone(),
-                        presented,
-                        grpc,
+                        pending: Some(Box::new(Pending {
+                            req,
+                            inner,
+                            policy: policy.clone(),
+                            presented,
+                            grpc,
+                        })),
                     },
                 }
             }
@@ -443,13 +447,18 @@ pin_project! {
         Done { response: Option<Response<ResponseBody<ResBody>>> },
         Verifying {
             fut: VerifyFuture,
-            req: Option<Request<ReqBody>>,
-            inner: Option<S>,
-            policy: Arc<Policy>,
-            presented: Option<Scheme>,
-            grpc: bool,
+            pending: Option<Box<Pending<S, ReqBody>>>,
         },
     }
+}
+
+/// What a request waiting for its verdict holds (boxed: the rare path keeps the future small).
+struct Pending<S, ReqBody> {
+    req: Request<ReqBody>,
+    inner: S,
+    policy: Arc<Policy>,
+    presented: Option<Scheme>,
+    grpc: bool,
 }
 
 impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
@@ -491,27 +500,23 @@ where
                         .expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(res));
                 }
-                StateProj::Verifying {
-                    fut,
-                    req,
-                    inner,
-                    policy,
-                    presented,
-                    grpc,
-                } => {
+                StateProj::Verifying { fut, pending } => {
                     let result = ready!(fut.as_mut().poll(cx));
-                    let mut req = req.take().expect("ResponseFuture polled after completion");
+                    let Pending {
+                        mut req,
+                        mut inner,
+                        policy,
+                        presented,
+                        grpc,
+                    } = *pending
+                        .take()
+                        .expect("ResponseFuture polled after completion");
                     let next = match result.and_then(|info| policy.admit(info, &mut req)) {
-                        Ok(()) => {
-                            let mut inner = inner
-                                .take()
-                                .expect("ResponseFuture polled after completion");
-                            State::Inner {
-                                fut: inner.call(req),
-                            }
-                        }
+                        Ok(()) => State::Inner {
+                            fut: inner.call(req),
+                        },
                         Err(rejection) => State::Done {
-                            response: Some(policy.refuse(&rejection, *presented, *grpc)),
+                            response: Some(policy.refuse(&rejection, presented, grpc)),
                         },
                     };
                     this.state.set(next);

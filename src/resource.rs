@@ -279,9 +279,20 @@ mod tests {
             Err(ResourceUrlError::UserInfo(_))
         ));
         assert!(ResourceUrl::parse("http://localhost:3000/mcp").is_ok());
-        assert_eq!(ResourceUrl::parse("http://[::1]:3000/mcp").unwrap().host(), "[::1]");
-        assert_eq!(ResourceUrl::parse("https://H.example:8443/mcp").unwrap().host(), "h.example");
-        assert_eq!(ResourceUrl::parse("https://h.example/mcp").unwrap().host(), "h.example");
+        assert_eq!(
+            ResourceUrl::parse("http://[::1]:3000/mcp").unwrap().host(),
+            "[::1]"
+        );
+        assert_eq!(
+            ResourceUrl::parse("https://H.example:8443/mcp")
+                .unwrap()
+                .host(),
+            "h.example"
+        );
+        assert_eq!(
+            ResourceUrl::parse("https://h.example/mcp").unwrap().host(),
+            "h.example"
+        );
     }
 
     #[test]
