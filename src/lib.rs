@@ -6,7 +6,7 @@
 //! | step | module |
 //! |---|---|
 //! | credentials in (`Authorization` header) | [`credentials`] |
-//! | verifier (static bearer, Basic, your own) | [`verifier`], [`bearer`], [`basic`] |
+//! | verifier (static bearer, Basic, JWT, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`] |
 //! | identity handed to handlers | [`identity`] |
 //! | policy (scopes) | [`scope`] |
 //! | challenge out (401 / 403 / 400 / 503) | [`challenge`] |
@@ -63,6 +63,7 @@ pub mod challenge;
 pub mod config;
 pub mod credentials;
 pub mod identity;
+pub mod jwt;
 pub mod layer;
 pub mod metadata;
 pub mod resource;

@@ -43,6 +43,14 @@ impl std::fmt::Debug for TagKey {
 #[derive(Clone, Copy)]
 pub(crate) struct SecretTag(u64, u64);
 
+impl SecretTag {
+    /// The second half, uniformly distributed and independent of the hash-map hash: for
+    /// choosing a shard.
+    pub(crate) fn low(&self) -> u64 {
+        self.1
+    }
+}
+
 impl PartialEq for SecretTag {
     fn eq(&self, other: &Self) -> bool {
         std::hint::black_box((self.0 ^ other.0) | (self.1 ^ other.1)) == 0

@@ -1,0 +1,162 @@
+//! The verified-token cache: MCP clients send the same token on every request for its whole
+//! lifetime, so a verification result is kept, keyed by a keyed digest of the token.
+//!
+//! Bounded in entries and in (estimated) memory; an entry never outlives the token's `exp`;
+//! an entry whose signing key has left its key set is dropped. Lookups take one shard's read
+//! lock for a hash-map probe (no lock is ever held across I/O, and there is no global lock).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use super::keys::JwtKey;
+use crate::{
+    identity::AuthInfo,
+    secret::{SecretTag, TagHasher, TagKey},
+};
+
+/// The default number of cached tokens: 10 000.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+/// The default memory budget of the cache: 32 MiB (estimated from token and claim sizes).
+pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
+
+const SHARDS: usize = 16;
+
+/// Settings of the verified-token cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCacheConfig {
+    /// The most tokens kept.
+    pub max_entries: usize,
+    /// The most memory (estimated) the entries may take.
+    pub max_bytes: usize,
+}
+
+impl Default for TokenCacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+struct Entry {
+    info: AuthInfo,
+    /// `exp`, in seconds since the epoch.
+    expires: u64,
+    key: Arc<JwtKey>,
+    bytes: usize,
+}
+
+type Shard = HashMap<SecretTag, Entry, TagHasher>;
+
+pub(crate) struct TokenCache {
+    key: TagKey,
+    shards: Box<[RwLock<Shard>]>,
+    per_shard: usize,
+    max_bytes: usize,
+    bytes: AtomicUsize,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("entries", &self.len())
+            .field("bytes", &self.bytes.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TokenCache {
+    pub(crate) fn new(config: TokenCacheConfig) -> Self {
+        Self {
+            key: TagKey::random(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            per_shard: config.max_entries.div_ceil(SHARDS).max(1),
+            max_bytes: config.max_bytes,
+            bytes: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn tag(&self, token: &str) -> SecretTag {
+        self.key.tag(token.as_bytes())
+    }
+
+    fn shard(&self, tag: &SecretTag) -> &RwLock<Shard> {
+        &self.shards[(tag.low() as usize) % SHARDS]
+    }
+
+    /// The cached identity for this token, if still valid.
+    pub(crate) fn get(&self, tag: &SecretTag) -> Option<AuthInfo> {
+        let shard = self.shard(tag).read().unwrap_or_else(|e| e.into_inner());
+        let entry = shard.get(tag)?;
+        (entry.expires > now_secs() && !entry.key.is_retired()).then(|| entry.info.clone())
+    }
+
+    /// Caches a verified token (with its size estimate) until `expires`.
+    pub(crate) fn insert(
+        &self,
+        tag: SecretTag,
+        info: AuthInfo,
+        expires: u64,
+        key: Arc<JwtKey>,
+        bytes: usize,
+    ) {
+        if bytes > self.max_bytes / SHARDS {
+            return;
+        }
+        let mut shard = self.shard(&tag).write().unwrap_or_else(|e| e.into_inner());
+        if shard.len() >= self.per_shard
+            || self.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes
+        {
+            let now = now_secs();
+            let before: usize = shard.values().map(|e| e.bytes).sum();
+            shard.retain(|_, e| e.expires > now && !e.key.is_retired());
+            // Still full: make room by dropping an arbitrary entry of this shard.
+            if shard.len() >= self.per_shard {
+                if let Some(victim) = shard.keys().next().copied() {
+                    shard.remove(&victim);
+                }
+            }
+            let after: usize = shard.values().map(|e| e.bytes).sum();
+            self.bytes.fetch_sub(before - after, Ordering::Relaxed);
+            if self.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes {
+                return;
+            }
+        }
+        let entry = Entry {
+            info,
+            expires,
+            key,
+            bytes,
+        };
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(old) = shard.insert(tag, entry) {
+            self.bytes.fetch_sub(old.bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// The number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    /// The estimated memory the entries take.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}

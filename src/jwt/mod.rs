@@ -1,0 +1,647 @@
+//! Verifier: JWT access tokens (RFC 9068, OAuth 2.1 §5.2, RFC 8725), the OAuth 2.1
+//! resource-server mode the MCP specification requires of servers open to third parties.
+//!
+//! Every token is checked for:
+//! - a signature by a key of a configured issuer, with the one algorithm that key is bound to and
+//!   which is on the allow-list (`none` never is; keys never come from the token's header; an
+//!   unknown `crit` header parameter is refused);
+//! - `iss` equal to that key's issuer, byte for byte;
+//! - `aud` (required, a string or an array) naming this resource: the configured
+//!   [`ResourceUrl`], compared with scheme and host case-insensitive and a bare origin's trailing
+//!   slash tolerated, or one of the extra audiences configured;
+//! - `exp` (required), `nbf`, and `iat` not in the future, each with a leeway (default 60 s, at
+//!   most 300 s);
+//! - `typ`: `at+jwt` accepted; plain `JWT` or none too, unless
+//!   [`strict_rfc9068`](JwtVerifierBuilder::strict_rfc9068) is on, which also requires `sub`,
+//!   `client_id`, `iat` and `jti` (RFC 9068 §2.2);
+//! - an optional check of your own ([`claims_check`](JwtVerifierBuilder::claims_check)).
+//!
+//! Scopes come from `scope` (space-separated, or an array) and `scp` (an array or a string); the
+//! claim names are configurable. Verified tokens are cached (see [`TokenCacheConfig`]).
+//!
+//! ```
+//! use mcp_server_auth::jwt::{Algorithm, Issuer, JwtVerifier, KeySet};
+//! use mcp_server_auth::{AuthLayer, ResourceUrl};
+//!
+//! let pem = b"-----BEGIN PUBLIC KEY-----
+//! MCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=
+//! -----END PUBLIC KEY-----";
+//! let keys = KeySet::new().add_pem(Some("k1"), Algorithm::EdDSA, pem).unwrap();
+//! let verifier = JwtVerifier::builder(ResourceUrl::parse("https://mcp.example.com/mcp").unwrap())
+//!     .issuer(Issuer::with_keys("https://auth.example.com", keys))
+//!     .build()
+//!     .unwrap();
+//! let layer = AuthLayer::new(verifier);
+//! # let _ = layer;
+//! ```
+
+mod cache;
+mod keys;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use jsonwebtoken::{Header, Validation, errors::ErrorKind};
+use serde_json::{Map, Value};
+
+pub use cache::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, TokenCacheConfig};
+pub use keys::{Algorithm, JwtKey, KeyError, KeySet, MIN_HMAC_SECRET_BYTES};
+
+use crate::{
+    identity::{AuthInfo, AuthMethod},
+    resource::ResourceUrl,
+    scope::ScopeSet,
+    verifier::{Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
+};
+use cache::{TokenCache, now_secs};
+
+/// The default clock leeway: 60 seconds.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+/// The largest leeway accepted: 300 seconds.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// The asymmetric algorithms accepted by default. HMAC algorithms are accepted only for keys
+/// added explicitly with [`KeySet::add_hmac_secret`].
+pub const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// What is wrong with a JWT verifier's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtConfigError {
+    /// No issuer was configured.
+    #[error("no issuer is configured: add one with JwtVerifierBuilder::issuer")]
+    NoIssuer,
+    /// An issuer identifier is empty.
+    #[error("an issuer identifier is empty")]
+    EmptyIssuer,
+    /// The leeway is larger than [`MAX_LEEWAY`].
+    #[error("the clock leeway is {0} s; at most 300 s is accepted")]
+    Leeway(u64),
+    /// The algorithm allow-list is empty.
+    #[error("the algorithm allow-list is empty")]
+    NoAlgorithms,
+    /// No JWT crypto backend feature (`aws-lc-rs` or `rust-crypto`) is enabled.
+    #[error("no JWT crypto backend: enable the `aws-lc-rs` (default) or `rust-crypto` feature")]
+    NoCryptoBackend,
+    /// A key is unusable.
+    #[error("key: {0}")]
+    Key(#[from] KeyError),
+    /// A scope claim name is empty.
+    #[error("a scope claim name is empty")]
+    ScopeClaim,
+}
+
+/// Installs the crypto backend chosen by this crate's features as jsonwebtoken's process-wide
+/// provider, so that another crate turning on jsonwebtoken's other backend (rmcp's auth features
+/// enable `aws_lc_rs`) can never make it panic. A provider installed earlier is kept.
+pub fn install_crypto_provider() -> Result<(), JwtConfigError> {
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+        );
+        Ok(())
+    }
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    {
+        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+            &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
+        );
+        Ok(())
+    }
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+    {
+        Err(JwtConfigError::NoCryptoBackend)
+    }
+}
+
+/// The result of looking a key up in an issuer's key source.
+#[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+pub(crate) enum Lookup {
+    Found(Arc<JwtKey>),
+    /// No such key.
+    Missing,
+    /// The keys cannot be had now.
+    Unavailable(Duration),
+    /// A refresh was started (single-flight); look again once it completes.
+    Refreshing(futures_util::future::BoxFuture<'static, ()>),
+}
+
+/// Where an issuer's keys come from.
+pub(crate) trait KeySource: Send + Sync + fmt::Debug {
+    /// The key for `kid` and `alg`. May start a refresh when `kid` is unknown.
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm, may_refresh: bool) -> Lookup;
+    /// The algorithms the keys known now use (for the allow-list check at build time).
+    fn algorithms(&self) -> Vec<Algorithm>;
+}
+
+#[derive(Debug)]
+struct StaticKeys(KeySet);
+
+impl KeySource for StaticKeys {
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm, _may_refresh: bool) -> Lookup {
+        match self.0.find(kid, alg) {
+            Some(k) => Lookup::Found(k.clone()),
+            None => Lookup::Missing,
+        }
+    }
+    fn algorithms(&self) -> Vec<Algorithm> {
+        self.0.iter().map(|k| k.algorithm()).collect()
+    }
+}
+
+/// A trusted issuer and where its keys come from.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    issuer: String,
+    source: Arc<dyn KeySource>,
+}
+
+impl Issuer {
+    /// An issuer whose keys are given here (PEM, JWK, JWKS or HMAC; see [`KeySet`]).
+    pub fn with_keys(issuer: impl Into<String>, keys: KeySet) -> Self {
+        Self {
+            issuer: issuer.into(),
+            source: Arc::new(StaticKeys(keys)),
+        }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn with_source(issuer: impl Into<String>, source: Arc<dyn KeySource>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            source,
+        }
+    }
+
+    /// The issuer identifier (`iss`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
+/// A check of your own on the claims of a token whose signature and standard claims are valid.
+/// Return `Err` with a short reason (logged, never sent) to refuse it with `401 invalid_token`.
+pub type ClaimsCheck = dyn Fn(&Map<String, Value>) -> Result<(), &'static str> + Send + Sync;
+
+struct TrustedIssuer {
+    issuer: String,
+    source: Arc<dyn KeySource>,
+    /// One prebuilt validation per allowed algorithm.
+    validations: Vec<(Algorithm, Validation)>,
+}
+
+impl TrustedIssuer {
+    fn validation(&self, alg: Algorithm) -> Option<&Validation> {
+        self.validations
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, v)| v)
+    }
+}
+
+struct Inner {
+    issuers: Vec<TrustedIssuer>,
+    resource: ResourceUrl,
+    /// Accepted `aud` values, compared as strings first (the resource first).
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: u64,
+    strict: bool,
+    scope_claims: Vec<String>,
+    check: Option<Arc<ClaimsCheck>>,
+    cache: Option<TokenCache>,
+}
+
+/// Verifies JWT access tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct JwtVerifier(Arc<Inner>);
+
+impl fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let issuers: Vec<&str> = self.0.issuers.iter().map(|i| i.issuer.as_str()).collect();
+        f.debug_struct("JwtVerifier")
+            .field("issuers", &issuers)
+            .field("resource", &self.0.resource)
+            .field("audiences", &self.0.audiences)
+            .field("algorithms", &self.0.algorithms)
+            .field("leeway", &self.0.leeway)
+            .field("strict_rfc9068", &self.0.strict)
+            .field("cache", &self.0.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtVerifier {
+    /// Starts a verifier for tokens issued for `resource` (the public URL of the MCP endpoint,
+    /// the one the metadata document names).
+    pub fn builder(resource: ResourceUrl) -> JwtVerifierBuilder {
+        JwtVerifierBuilder {
+            resource,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            algorithms: None,
+            leeway: DEFAULT_LEEWAY,
+            strict: false,
+            scope_claims: vec!["scope".to_owned(), "scp".to_owned()],
+            check: None,
+            cache: Some(TokenCacheConfig::default()),
+        }
+    }
+
+    /// The resource tokens must be issued for.
+    pub fn resource(&self) -> &ResourceUrl {
+        &self.0.resource
+    }
+
+    /// The number of verified tokens cached, and their estimated memory.
+    pub fn cache_usage(&self) -> Option<(usize, usize)> {
+        self.0.cache.as_ref().map(|c| (c.len(), c.bytes()))
+    }
+
+    /// Verifies `token` without the cache (what the layer does on a cache miss).
+    pub async fn verify_token(&self, token: &str) -> Result<AuthInfo, Rejection> {
+        self.verify(&Credentials::Bearer(token)).resolve().await
+    }
+}
+
+/// Maps a jsonwebtoken error to why the token is refused.
+fn invalid(kind: &ErrorKind) -> Invalid {
+    match kind {
+        ErrorKind::ExpiredSignature => Invalid::Expired,
+        ErrorKind::ImmatureSignature => Invalid::NotYetValid,
+        ErrorKind::InvalidSignature => Invalid::BadSignature,
+        ErrorKind::InvalidIssuer => Invalid::WrongIssuer,
+        ErrorKind::InvalidAudience => Invalid::WrongAudience,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => Invalid::Unacceptable,
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => Invalid::Claims,
+        _ => Invalid::Malformed,
+    }
+}
+
+fn refuse(reason: Invalid) -> Rejection {
+    Rejection::Invalid(reason)
+}
+
+impl Inner {
+    /// Header checks that need no key: algorithm allow-list, `typ`, `crit`.
+    fn check_header(&self, header: &Header) -> Result<(), Rejection> {
+        if !self.algorithms.contains(&header.alg) {
+            return Err(refuse(Invalid::Unacceptable));
+        }
+        if header.crit.is_some() {
+            // We understand no critical extension (RFC 7515 §4.1.11).
+            return Err(refuse(Invalid::Unacceptable));
+        }
+        let typ_ok = match header.typ.as_deref() {
+            None => !self.strict,
+            Some(t) => {
+                let t = t.strip_prefix("application/").unwrap_or(t);
+                t.eq_ignore_ascii_case("at+jwt") || (!self.strict && t.eq_ignore_ascii_case("jwt"))
+            }
+        };
+        if typ_ok {
+            Ok(())
+        } else {
+            Err(refuse(Invalid::Unacceptable))
+        }
+    }
+
+    /// Looks the key up across issuers: the issuer whose source has it.
+    fn find_key(&self, kid: Option<&str>, alg: Algorithm, may_refresh: bool) -> KeyFound {
+        let mut unavailable = None;
+        let mut refreshes = Vec::new();
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            match issuer.source.lookup(kid, alg, may_refresh) {
+                Lookup::Found(key) => return KeyFound::Key(i, key),
+                Lookup::Missing => {}
+                Lookup::Unavailable(d) => unavailable = Some(d),
+                Lookup::Refreshing(f) => refreshes.push(f),
+            }
+        }
+        if !refreshes.is_empty() {
+            KeyFound::Refreshing(refreshes)
+        } else if let Some(d) = unavailable {
+            KeyFound::Unavailable(d)
+        } else {
+            KeyFound::Missing
+        }
+    }
+
+    /// Whether one of the token's audiences is ours.
+    fn audience_ok(&self, aud: Option<&Value>) -> bool {
+        let ours = |a: &str| self.audiences.iter().any(|x| x == a) || self.resource.matches(a);
+        match aud {
+            Some(Value::String(a)) => ours(a),
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(ours),
+            _ => false,
+        }
+    }
+
+    fn scopes(&self, claims: &Map<String, Value>) -> ScopeSet {
+        let mut all: Vec<&str> = Vec::new();
+        for name in &self.scope_claims {
+            match claims.get(name) {
+                Some(Value::String(s)) => all.extend(s.split(' ')),
+                Some(Value::Array(list)) => all.extend(list.iter().filter_map(Value::as_str)),
+                _ => {}
+            }
+        }
+        ScopeSet::from_iter_lossy(all)
+    }
+
+    /// Verifies the signature and claims with `key` of issuer `i`, and builds the identity.
+    fn finish(&self, token: &str, i: usize, key: Arc<JwtKey>) -> Result<AuthInfo, Rejection> {
+        let issuer = &self.issuers[i];
+        let validation = issuer
+            .validation(key.algorithm())
+            .ok_or(refuse(Invalid::Unacceptable))?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key.decoding(), validation)
+            .map_err(|e| refuse(invalid(e.kind())))?;
+        let claims = data.claims;
+        if !self.audience_ok(claims.get("aud")) {
+            return Err(refuse(Invalid::WrongAudience));
+        }
+        let now = now_secs();
+        let number = |name: &str| claims.get(name).and_then(Value::as_u64);
+        if let Some(iat) = claims.get("iat") {
+            match iat.as_u64() {
+                Some(iat) if iat > now + self.leeway => return Err(refuse(Invalid::NotYetValid)),
+                Some(_) => {}
+                None => return Err(refuse(Invalid::Claims)),
+            }
+        }
+        let string = |name: &str| claims.get(name).and_then(Value::as_str);
+        if self.strict
+            && ["sub", "client_id", "jti"]
+                .iter()
+                .any(|c| string(c).is_none())
+            || self.strict && number("iat").is_none()
+        {
+            return Err(refuse(Invalid::Claims));
+        }
+        if let Some(check) = &self.check {
+            check(&claims).map_err(|reason| refuse(Invalid::Custom(reason)))?;
+        }
+        let client_id = string("client_id")
+            .or_else(|| string("azp"))
+            .map(str::to_owned);
+        let subject = match (string("sub"), &client_id) {
+            (Some(sub), _) => sub.to_owned(),
+            (None, Some(client)) => client.clone(),
+            (None, None) => return Err(refuse(Invalid::Claims)),
+        };
+        let exp = number("exp").ok_or(refuse(Invalid::Claims))?;
+        let mut info = AuthInfo::builder(subject, AuthMethod::Jwt)
+            .scopes(self.scopes(&claims))
+            .issuer(issuer.issuer.clone())
+            .expires_at(std::time::UNIX_EPOCH + Duration::from_secs(exp));
+        if let Some(client) = client_id {
+            info = info.client_id(client);
+        }
+        let info = info.claims(claims).build();
+        Ok(info)
+    }
+
+    /// The whole check, after the cache: header, key, signature, claims; caches the result.
+    fn verify_uncached(self: &Arc<Self>, token: &str, may_refresh: bool) -> Verdict {
+        let header = match jsonwebtoken::decode_header(token) {
+            Ok(h) => h,
+            Err(_) => return Verdict::Ready(Err(refuse(Invalid::Malformed))),
+        };
+        if let Err(e) = self.check_header(&header) {
+            return Verdict::Ready(Err(e));
+        }
+        match self.find_key(header.kid.as_deref(), header.alg, may_refresh) {
+            KeyFound::Key(i, key) => Verdict::Ready(self.finish_and_cache(token, i, key)),
+            KeyFound::Missing => Verdict::Ready(Err(refuse(Invalid::UnknownKey))),
+            KeyFound::Unavailable(retry_after) => {
+                Verdict::Ready(Err(Rejection::Unavailable { retry_after }))
+            }
+            KeyFound::Refreshing(refreshes) => {
+                let this = self.clone();
+                let token = token.to_owned();
+                Verdict::Pending(Box::pin(async move {
+                    futures_util::future::join_all(refreshes).await;
+                    // Look again, without starting another refresh.
+                    this.verify_uncached(&token, false).resolve().await
+                }))
+            }
+        }
+    }
+
+    fn finish_and_cache(
+        &self,
+        token: &str,
+        i: usize,
+        key: Arc<JwtKey>,
+    ) -> Result<AuthInfo, Rejection> {
+        let info = self.finish(token, i, key.clone())?;
+        if let Some(cache) = &self.cache {
+            let exp = info
+                .expires_at()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            // The claims as parsed take about as much as the token, twice over; plus overhead.
+            let bytes = token.len() * 2 + 256;
+            cache.insert(cache.tag(token), info.clone(), exp, key, bytes);
+        }
+        Ok(info)
+    }
+}
+
+enum KeyFound {
+    Key(usize, Arc<JwtKey>),
+    Missing,
+    Unavailable(Duration),
+    Refreshing(Vec<futures_util::future::BoxFuture<'static, ()>>),
+}
+
+impl Verifier for JwtVerifier {
+    fn schemes(&self) -> Schemes {
+        Schemes::BEARER
+    }
+
+    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
+        let Credentials::Bearer(token) = credentials else {
+            return Verdict::Ready(Err(Rejection::NoCredentials));
+        };
+        if let Some(cache) = &self.0.cache
+            && let Some(info) = cache.get(&cache.tag(token))
+        {
+            return Verdict::Ready(Ok(info));
+        }
+        self.0.verify_uncached(token, true)
+    }
+}
+
+/// Configures a [`JwtVerifier`].
+pub struct JwtVerifierBuilder {
+    resource: ResourceUrl,
+    issuers: Vec<Issuer>,
+    audiences: Vec<String>,
+    algorithms: Option<Vec<Algorithm>>,
+    leeway: Duration,
+    strict: bool,
+    scope_claims: Vec<String>,
+    check: Option<Arc<ClaimsCheck>>,
+    cache: Option<TokenCacheConfig>,
+}
+
+impl fmt::Debug for JwtVerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtVerifierBuilder")
+            .field("resource", &self.resource)
+            .field("issuers", &self.issuers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtVerifierBuilder {
+    /// Trusts an issuer (several may be trusted, each with its own keys).
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// Also accepts tokens whose `aud` is `audience`, compared exactly (for example Entra ID's
+    /// `api://…`, or the origin when the metadata document is also served at the root).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The algorithm allow-list (default: [`DEFAULT_ALGORITHMS`] plus the algorithm of any HMAC
+    /// key configured). A key's algorithm must also be on it.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// The clock leeway for `exp`, `nbf` and `iat` (default 60 s, at most 300 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Strict RFC 9068: `typ` must be `at+jwt` (or `application/at+jwt`), and `sub`,
+    /// `client_id`, `iat` and `jti` must be present. Off by default, because many authorization
+    /// servers still sign access tokens as plain `JWT`.
+    pub fn strict_rfc9068(mut self, yes: bool) -> Self {
+        self.strict = yes;
+        self
+    }
+
+    /// The claims scopes are read from, in order (default `scope`, then `scp`). Each may be a
+    /// space-separated string or an array of strings.
+    pub fn scope_claims<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scope_claims = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A check of your own on the claims of every otherwise valid token.
+    pub fn claims_check<F>(mut self, check: F) -> Self
+    where
+        F: Fn(&Map<String, Value>) -> Result<(), &'static str> + Send + Sync + 'static,
+    {
+        self.check = Some(Arc::new(check));
+        self
+    }
+
+    /// The verified-token cache settings (on by default with [`TokenCacheConfig::default`]).
+    pub fn token_cache(mut self, config: TokenCacheConfig) -> Self {
+        self.cache = Some(config);
+        self
+    }
+
+    /// Switches the verified-token cache off: every request is verified in full.
+    pub fn no_token_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// Checks the configuration and builds the verifier.
+    pub fn build(self) -> Result<JwtVerifier, JwtConfigError> {
+        install_crypto_provider()?;
+        if self.issuers.is_empty() {
+            return Err(JwtConfigError::NoIssuer);
+        }
+        if self.issuers.iter().any(|i| i.issuer.is_empty()) {
+            return Err(JwtConfigError::EmptyIssuer);
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(JwtConfigError::Leeway(self.leeway.as_secs()));
+        }
+        if self.scope_claims.iter().any(String::is_empty) {
+            return Err(JwtConfigError::ScopeClaim);
+        }
+        let algorithms = match self.algorithms {
+            Some(list) => list,
+            None => {
+                let mut list = DEFAULT_ALGORITHMS.to_vec();
+                for issuer in &self.issuers {
+                    for alg in issuer.source.algorithms() {
+                        if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+                            && !list.contains(&alg)
+                        {
+                            list.push(alg);
+                        }
+                    }
+                }
+                list
+            }
+        };
+        if algorithms.is_empty() {
+            return Err(JwtConfigError::NoAlgorithms);
+        }
+        let leeway = self.leeway.as_secs();
+        let issuers = self
+            .issuers
+            .into_iter()
+            .map(|i| TrustedIssuer {
+                validations: algorithms
+                    .iter()
+                    .map(|&alg| {
+                        let mut v = Validation::new(alg);
+                        v.leeway = leeway;
+                        v.validate_exp = true;
+                        v.validate_nbf = true;
+                        // The audience is checked by us, with canonical URL comparison.
+                        v.validate_aud = false;
+                        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+                        v.set_issuer(&[i.issuer.as_str()]);
+                        (alg, v)
+                    })
+                    .collect(),
+                issuer: i.issuer,
+                source: i.source,
+            })
+            .collect();
+        let mut audiences = vec![self.resource.as_str().to_owned()];
+        audiences.extend(self.audiences);
+        Ok(JwtVerifier(Arc::new(Inner {
+            issuers,
+            resource: self.resource,
+            audiences,
+            algorithms,
+            leeway,
+            strict: self.strict,
+            scope_claims: self.scope_claims,
+            check: self.check,
+            cache: self.cache.map(TokenCache::new),
+        })))
+    }
+}
