@@ -34,7 +34,7 @@ use crate::{
     credentials::{self, CredentialError, DEFAULT_MAX_HEADER_BYTES, Scheme},
     identity::AuthInfo,
     metadata::{DEFAULT_MAX_AGE, MetadataEndpoint, ProtectedResourceMetadata},
-    scope::{ScopeError, ScopeRequirement, ScopeSet},
+    scope::{ScopeError, ScopeHierarchy, ScopeRequirement, ScopeSet},
     verifier::{Credentials, Rejection, Verdict, Verifier, VerifyFuture},
 };
 
@@ -90,19 +90,30 @@ struct Shared<V> {
 #[derive(Debug)]
 struct Policy {
     required: Option<ScopeRequirement>,
+    hierarchy: Option<Arc<dyn ScopeHierarchy>>,
     forward_authorization: bool,
     responder: Responder,
 }
 
 impl Policy {
+    /// Checks `required` against the identity's scopes, honouring the hierarchy.
+    fn check_scopes(&self, required: &ScopeRequirement, info: &AuthInfo) -> Result<(), Rejection> {
+        let ok = match &self.hierarchy {
+            Some(h) => required.is_satisfied_with(info.scopes(), h.as_ref()),
+            None => required.is_satisfied_by(info.scopes()),
+        };
+        if ok {
+            return Ok(());
+        }
+        tracing::debug!(subject = info.subject(), "refused: insufficient scope");
+        Err(Rejection::InsufficientScope {
+            required: required.challenge_scopes().clone(),
+        })
+    }
+
     fn admit<B>(&self, info: AuthInfo, req: &mut Request<B>) -> Result<(), Rejection> {
-        if let Some(required) = &self.required
-            && !required.is_satisfied_by(info.scopes())
-        {
-            tracing::debug!(subject = info.subject(), "refused: insufficient scope");
-            return Err(Rejection::InsufficientScope {
-                required: required.challenge_scopes().clone(),
-            });
+        if let Some(required) = &self.required {
+            self.check_scopes(required, &info)?;
         }
         if !self.forward_authorization {
             req.headers_mut().remove(AUTHORIZATION);
@@ -153,6 +164,7 @@ impl<V: Verifier> AuthLayer<V> {
             serve_root: false,
             metadata_max_age: DEFAULT_MAX_AGE,
             required: None,
+            hierarchy: None,
             challenge_scope: None,
             realm: "mcp".to_owned(),
             descriptions: false,
@@ -164,6 +176,93 @@ impl<V: Verifier> AuthLayer<V> {
     /// The verifier.
     pub fn verifier(&self) -> &V {
         &self.shared.verifier
+    }
+
+    /// A layer requiring `requirement` of requests this layer has authenticated, for one route
+    /// or a group of routes (for example with axum's `route_layer`). Its `403` challenges point
+    /// at the same metadata and honour the same scope hierarchy as this layer.
+    ///
+    /// ```
+    /// use axum::{Router, routing::post};
+    /// use mcp_server_auth::{AuthLayer, ScopeRequirement, bearer::StaticBearer};
+    ///
+    /// # let tokens = StaticBearer::new([("a", "c2VjcmV0LXRva2VuLWZvci1sYXB0b3A")]).unwrap();
+    /// let auth = AuthLayer::new(tokens);
+    /// let app: Router = Router::new()
+    ///     .route("/notes", post(|| async { "written" }))
+    ///     .route_layer(auth.require_scopes(ScopeRequirement::all_of(["notes:write"]).unwrap()))
+    ///     .route("/health", post(|| async { "ok" }))
+    ///     .layer(auth);
+    /// ```
+    pub fn require_scopes(&self, requirement: ScopeRequirement) -> RequireScopesLayer {
+        RequireScopesLayer {
+            requirement: Arc::new(requirement),
+            policy: self.shared.policy.clone(),
+        }
+    }
+}
+
+/// Requires scopes of requests an [`AuthLayer`] has authenticated; built by
+/// [`AuthLayer::require_scopes`]. A request without an [`AuthInfo`] (not behind the auth layer)
+/// is refused with `401`: it fails closed.
+#[derive(Debug, Clone)]
+pub struct RequireScopesLayer {
+    requirement: Arc<ScopeRequirement>,
+    policy: Arc<Policy>,
+}
+
+impl<S> Layer<S> for RequireScopesLayer {
+    type Service = RequireScopes<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopes {
+            inner,
+            requirement: self.requirement.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The service built by [`RequireScopesLayer`].
+#[derive(Debug, Clone)]
+pub struct RequireScopes<S> {
+    inner: S,
+    requirement: Arc<ScopeRequirement>,
+    policy: Arc<Policy>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopes<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let verdict = match req.extensions().get::<AuthInfo>() {
+            None => Err((Rejection::NoCredentials, None)),
+            Some(info) => {
+                let presented = match info.method() {
+                    crate::AuthMethod::Basic => Scheme::Basic,
+                    _ => Scheme::Bearer,
+                };
+                self.policy
+                    .check_scopes(&self.requirement, info)
+                    .map_err(|r| (r, Some(presented)))
+            }
+        };
+        match verdict {
+            Ok(()) => ResponseFuture::inner(self.inner.call(req)),
+            Err((rejection, presented)) => {
+                let grpc = is_grpc(req.headers());
+                ResponseFuture::done(self.policy.refuse(&rejection, presented, grpc))
+            }
+        }
     }
 }
 
@@ -186,6 +285,7 @@ pub struct AuthLayerBuilder<V> {
     serve_root: bool,
     metadata_max_age: Duration,
     required: Option<ScopeRequirement>,
+    hierarchy: Option<Arc<dyn ScopeHierarchy>>,
     challenge_scope: Option<ScopeSet>,
     realm: String,
     descriptions: bool,
@@ -220,6 +320,14 @@ impl<V: Verifier> AuthLayerBuilder<V> {
     /// Scopes every request must have; otherwise `403 insufficient_scope` naming them all.
     pub fn required_scopes(mut self, requirement: ScopeRequirement) -> Self {
         self.required = Some(requirement);
+        self
+    }
+
+    /// A scope hierarchy: a broader scope held satisfies a narrower one required (MCP
+    /// 2026-07-28). Used by this layer and by its [`require_scopes`](AuthLayer::require_scopes)
+    /// layers. By default scopes match exactly.
+    pub fn scope_hierarchy(mut self, hierarchy: impl ScopeHierarchy + 'static) -> Self {
+        self.hierarchy = Some(Arc::new(hierarchy));
         self
     }
 
@@ -312,6 +420,7 @@ impl<V: Verifier> AuthLayerBuilder<V> {
                 max_header_bytes: self.max_header_bytes,
                 policy: Arc::new(Policy {
                     required: self.required,
+                    hierarchy: self.hierarchy,
                     forward_authorization: self.forward_authorization,
                     responder,
                 }),

@@ -80,8 +80,11 @@ pub mod tonic;
 
 pub use body::ResponseBody;
 pub use identity::{AuthInfo, AuthMethod};
-pub use layer::{AuthLayer, AuthLayerBuilder, AuthService, BuildError, ResponseFuture};
+pub use layer::{
+    AuthLayer, AuthLayerBuilder, AuthService, BuildError, RequireScopes, RequireScopesLayer,
+    ResponseFuture,
+};
 pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use resource::ResourceUrl;
-pub use scope::{ScopeRequirement, ScopeSet};
+pub use scope::{ImplicationMap, ScopeHierarchy, ScopeRequirement, ScopeSet};
 pub use verifier::{Verifier, VerifierExt};

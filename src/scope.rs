@@ -200,6 +200,19 @@ impl ScopeRequirement {
         }
     }
 
+    /// Whether `granted` meets the requirement when a broader scope may stand for a narrower
+    /// one (MCP 2026-07-28: servers MUST account for scope hierarchies).
+    pub fn is_satisfied_with(&self, granted: &ScopeSet, hierarchy: &dyn ScopeHierarchy) -> bool {
+        let held = |required: &str| {
+            granted.contains(required) || granted.iter().any(|g| hierarchy.implies(g, required))
+        };
+        if self.any {
+            self.scopes.iter().any(held)
+        } else {
+            self.scopes.iter().all(held)
+        }
+    }
+
     /// The scopes to name in an `insufficient_scope` challenge. For an all-of requirement this
     /// is the full required set; for an any-of requirement, the whole list of alternatives.
     pub fn challenge_scopes(&self) -> &ScopeSet {
@@ -209,6 +222,74 @@ impl ScopeRequirement {
     /// Whether any one scope suffices.
     pub fn is_any_of(&self) -> bool {
         self.any
+    }
+}
+
+/// A scope hierarchy: whether holding one scope grants another.
+///
+/// The challenge still names the scopes an operation needs, not the broader ones; the hierarchy
+/// only decides whether the scopes a token holds are sufficient.
+pub trait ScopeHierarchy: Send + Sync + std::fmt::Debug {
+    /// Whether holding `granted` also grants `required` (`granted != required`).
+    fn implies(&self, granted: &str, required: &str) -> bool;
+}
+
+/// A scope hierarchy given as an explicit map: each scope and the scopes it implies,
+/// transitively.
+///
+/// ```
+/// use mcp_server_auth::scope::{ImplicationMap, ScopeRequirement, ScopeSet};
+///
+/// let hierarchy = ImplicationMap::new()
+///     .implies("mcp:admin", ["mcp:write"])
+///     .implies("mcp:write", ["mcp:read"]);
+/// let need = ScopeRequirement::all_of(["mcp:read"]).unwrap();
+/// let granted = ScopeSet::parse("mcp:admin").unwrap();
+/// assert!(need.is_satisfied_with(&granted, &hierarchy)); // admin → write → read
+/// assert!(!need.is_satisfied_by(&granted)); // not without the hierarchy
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ImplicationMap {
+    direct: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl ImplicationMap {
+    /// An empty map (no scope implies another).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Holding `broader` grants each of `narrower` (and, transitively, what they imply).
+    pub fn implies<I, S>(mut self, broader: impl Into<String>, narrower: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.direct
+            .entry(broader.into())
+            .or_default()
+            .extend(narrower.into_iter().map(Into::into));
+        self
+    }
+}
+
+impl ScopeHierarchy for ImplicationMap {
+    fn implies(&self, granted: &str, required: &str) -> bool {
+        // Depth-first over the implications, bounded by the number of scopes (cycles are safe).
+        let mut seen: Vec<&str> = vec![granted];
+        let mut stack: Vec<&str> = vec![granted];
+        while let Some(scope) = stack.pop() {
+            for next in self.direct.get(scope).into_iter().flatten() {
+                if next == required {
+                    return true;
+                }
+                if !seen.contains(&next.as_str()) {
+                    seen.push(next);
+                    stack.push(next);
+                }
+            }
+        }
+        false
     }
 }
 
