@@ -1,0 +1,663 @@
+//! A real authorization server for the tests: npm `oidc-provider` (see
+//! `tests/interop/as/server.mjs`) on a free port of 127.0.0.1, issuing RFC 9068 JWT access
+//! tokens for RFC 8707 resource indicators, and opaque tokens when no resource is asked for.
+//!
+//! Include it with `#[path = "common/oidc.rs"] mod oidc;` (it needs nothing from `common`).
+//! Needs `node` (20 or later) and `npm` on `PATH`; the npm packages pinned by
+//! `tests/interop/as/package-lock.json` are installed by [`ensure_npm_deps`] on first use.
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{self, BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, OnceLock},
+    thread,
+    time::{Duration, Instant},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::Value;
+
+/// The confidential client registered in the server (`client_secret_basic`; the server accepts
+/// `client_secret_post` from it too).
+pub const CLIENT_ID: &str = "mcp-test-client";
+pub const CLIENT_SECRET: &str = "mcp-test-secret";
+/// The redirect URI registered for [`CLIENT_ID`]; nothing listens there.
+pub const REDIRECT_URI: &str = "http://127.0.0.1/callback";
+/// The subject the headless login signs in.
+pub const ACCOUNT_ID: &str = "test-user";
+/// Lifetime of access tokens when not told otherwise.
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 300;
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const NPM_LOCK_WAIT: Duration = Duration::from_secs(120);
+const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `tests/interop/as`, where `server.mjs` and its `package.json` live.
+pub fn as_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/as")
+}
+
+/// Installs the server's npm packages (`npm ci`) unless `node_modules` already matches
+/// `package-lock.json`. Runs at most once per process; a lock file in the cargo target
+/// directory serialises concurrent test binaries. Blocking: from async code use
+/// [`ensure_npm_deps_async`].
+pub fn ensure_npm_deps() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    // `get_or_init` makes concurrent callers wait until the first one has finished.
+    DONE.get_or_init(install_npm_deps);
+}
+
+/// [`ensure_npm_deps`] on a blocking thread.
+pub async fn ensure_npm_deps_async() {
+    if let Err(e) = tokio::task::spawn_blocking(ensure_npm_deps).await {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// `node_modules` holds what `package-lock.json` pins: the packages are there and the stamp
+/// written after the last successful `npm ci` is a copy of the current lock file.
+fn npm_deps_up_to_date(dir: &Path) -> bool {
+    let modules = dir.join("node_modules");
+    let installed = ["oidc-provider", "jose"]
+        .iter()
+        .all(|p| modules.join(p).join("package.json").is_file());
+    let lock = fs::read(dir.join("package-lock.json"))
+        .unwrap_or_else(|e| panic!("cannot read {}/package-lock.json: {e}", dir.display()));
+    installed && fs::read(modules.join(STAMP)).is_ok_and(|stamp| stamp == lock)
+}
+
+/// Inside `node_modules`, so that `npm ci` (which starts by deleting `node_modules`) removes it.
+const STAMP: &str = ".mcp-server-auth-lock-stamp";
+
+fn install_npm_deps() {
+    let dir = as_dir();
+    if npm_deps_up_to_date(&dir) {
+        return;
+    }
+    let _lock = InstallLock::acquire();
+    // Another test binary may have installed them while this one waited for the lock.
+    if npm_deps_up_to_date(&dir) {
+        return;
+    }
+    let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-as-npm-ci.log");
+    let log = fs::File::create(&log_path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+    let started = Instant::now();
+    let mut child = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                panic!(
+                    "`npm` was not found on PATH: the interop tests need Node.js 20+ and npm \
+                     to run a real authorization server (tests/interop/as)"
+                )
+            }
+            panic!("cannot run `npm ci` in {}: {e}", dir.display())
+        });
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > NPM_CI_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`npm ci` in {} took more than {NPM_CI_TIMEOUT:?}; its output:\n{}",
+                dir.display(),
+                fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    if !status.success() {
+        panic!(
+            "`npm ci` in {} failed ({status}); its output:\n{}",
+            dir.display(),
+            fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    }
+    let lock = fs::read(dir.join("package-lock.json")).unwrap();
+    fs::write(dir.join("node_modules").join(STAMP), lock).unwrap();
+    eprintln!(
+        "npm ci in {} took {:.1} s",
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// A lock file created with `create_new`, removed on drop. A lock whose owner is gone, or that
+/// has been held for longer than [`NPM_LOCK_WAIT`], is taken over.
+struct InstallLock(PathBuf);
+
+impl InstallLock {
+    fn acquire() -> InstallLock {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        fs::create_dir_all(dir).unwrap();
+        let path = dir.join("interop-as-npm-install.lock");
+        let started = Instant::now();
+        loop {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    let _ = write!(file, "{}", std::process::id());
+                    return InstallLock(path);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if Self::owner_gone(&path) || started.elapsed() > NPM_LOCK_WAIT {
+                        eprintln!("taking over stale lock {}", path.display());
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("cannot create {}: {e}", path.display()),
+            }
+        }
+    }
+
+    /// The lock names a process that no longer exists (checked where `/proc` exists).
+    fn owner_gone(path: &Path) -> bool {
+        let Ok(pid) = fs::read_to_string(path) else {
+            return false;
+        };
+        let Ok(pid) = pid.trim().parse::<u32>() else {
+            return false;
+        };
+        Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
+    }
+}
+
+impl Drop for InstallLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// A running `oidc-provider` on 127.0.0.1; the node process is killed when this is dropped
+/// (and it also exits by itself when its stdin closes, should the test process die).
+pub struct AuthServer {
+    /// `http://127.0.0.1:PORT`, exactly as the server puts it in tokens and metadata.
+    pub issuer: String,
+    pub jwks_uri: String,
+    pub token_endpoint: String,
+    pub port: u16,
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Kills a child that never became an [`AuthServer`].
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl AuthServer {
+    /// Starts a server whose access tokens live [`DEFAULT_TOKEN_TTL_SECS`].
+    pub async fn start() -> AuthServer {
+        AuthServer::start_with(DEFAULT_TOKEN_TTL_SECS).await
+    }
+
+    /// Starts a server whose access tokens live `ttl_secs` seconds.
+    pub async fn start_with(ttl_secs: u64) -> AuthServer {
+        ensure_npm_deps_async().await;
+        let started = Instant::now();
+        let child = Command::new("node")
+            .arg("server.mjs")
+            .current_dir(as_dir())
+            .env("AS_PORT", "0")
+            .env("AS_TOKEN_TTL", ttl_secs.to_string())
+            .env_remove("AS_KEEP_STDIN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    panic!("`node` was not found on PATH: the interop tests need Node.js 20+")
+                }
+                panic!("cannot start node server.mjs: {e}")
+            });
+        let mut guard = ChildGuard(Some(child));
+        let child = guard.0.as_mut().unwrap();
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = BufReader::new(child.stderr.take().unwrap());
+        let sink = stderr.clone();
+        thread::spawn(move || {
+            let mut line = String::new();
+            while matches!(err_pipe.read_line(&mut line), Ok(n) if n > 0) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut out_pipe = BufReader::new(child.stdout.take().unwrap());
+        thread::spawn(move || {
+            let mut line = String::new();
+            let read = out_pipe.read_line(&mut line).map(|_| line);
+            let _ = tx.send(read);
+            // Nothing more is expected on stdout; keep the pipe drained all the same.
+            let _ = io::copy(&mut out_pipe, &mut io::sink());
+        });
+
+        let line = match tokio::time::timeout(START_TIMEOUT, rx).await {
+            Ok(Ok(Ok(line))) if !line.trim().is_empty() => line,
+            outcome => {
+                let status = child.try_wait().ok().flatten();
+                drop(guard);
+                // Let the stderr reader catch up with a process that just died.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                panic!(
+                    "the authorization server did not start ({}; exit status {status:?}); \
+                     its stderr:\n{}",
+                    match outcome {
+                        Err(_) => format!("no ready line within {START_TIMEOUT:?}"),
+                        Ok(Ok(Ok(_))) | Ok(Err(_)) => "stdout closed".to_owned(),
+                        Ok(Ok(Err(e))) => format!("reading stdout: {e}"),
+                    },
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("bad ready line from server.mjs ({e}): {line:?}"));
+        let field = |name: &str| {
+            ready[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("ready line without {name}: {line}"))
+                .to_owned()
+        };
+        let server = AuthServer {
+            issuer: field("issuer"),
+            jwks_uri: field("jwks_uri"),
+            token_endpoint: field("token_endpoint"),
+            port: ready["port"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap(),
+            child: guard.0.take().unwrap(),
+            stderr,
+        };
+        if std::env::var_os("AS_TIMINGS").is_some() {
+            eprintln!(
+                "authorization server {} ready in {:.2} s",
+                server.issuer,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        server
+    }
+
+    /// `issuer` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+
+    /// The node process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server wrote on stderr so far (oidc-provider's warnings, errors).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// RFC 8414 authorization server metadata (`/.well-known/oauth-authorization-server`).
+    pub async fn metadata(&self) -> Value {
+        self.get_json(&self.url("/.well-known/oauth-authorization-server"))
+            .await
+    }
+
+    /// OpenID Connect discovery (`/.well-known/openid-configuration`).
+    pub async fn openid_configuration(&self) -> Value {
+        self.get_json(&self.url("/.well-known/openid-configuration"))
+            .await
+    }
+
+    /// The JWK set the tokens are signed with.
+    pub async fn jwks(&self) -> Value {
+        self.get_json(&self.jwks_uri).await
+    }
+
+    async fn get_json(&self, url: &str) -> Value {
+        let res = http_client().get(url).send().await.unwrap();
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert_eq!(status, 200, "GET {url}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+    }
+
+    /// A raw token request, authenticated as [`CLIENT_ID`] with HTTP Basic, for tests that
+    /// expect an error.
+    pub async fn token_request(&self, params: &[(&str, &str)]) -> reqwest::Response {
+        http_client()
+            .post(&self.token_endpoint)
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form_encode(params))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A token request that must succeed: the token endpoint's JSON answer.
+    pub async fn token_response(&self, params: &[(&str, &str)]) -> Value {
+        let res = self.token_request(params).await;
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert_eq!(status, 200, "token request {params:?} refused: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("token response {e}: {body}"))
+    }
+
+    /// The full `client_credentials` token response; `resource` is sent when given.
+    pub async fn client_credentials_response(&self, resource: Option<&str>, scope: &str) -> Value {
+        let mut params = vec![("grant_type", "client_credentials"), ("scope", scope)];
+        if let Some(resource) = resource {
+            params.push(("resource", resource));
+        }
+        self.token_response(&params).await
+    }
+
+    /// A `client_credentials` access token: a JWT with `aud` = `resource` when a resource is
+    /// given, an opaque token otherwise.
+    pub async fn client_credentials(&self, resource: Option<&str>, scope: &str) -> String {
+        access_token(&self.client_credentials_response(resource, scope).await)
+    }
+
+    /// The authorization-code flow with PKCE (S256) and `resource`, without a browser: the
+    /// server's own interaction route logs in [`ACCOUNT_ID`] and consents. Returns the token
+    /// endpoint's JSON answer (`access_token`, `refresh_token`, ...).
+    pub async fn authorization_code(&self, resource: &str, scope: &str) -> Value {
+        let metadata = self.metadata().await;
+        let authorization_endpoint = metadata["authorization_endpoint"].as_str().unwrap();
+        let (verifier, challenge) = pkce_pair();
+        let state = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
+        let query = form_encode(&[
+            ("response_type", "code"),
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", REDIRECT_URI),
+            ("scope", scope),
+            ("resource", resource),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("state", &state),
+        ]);
+        let mut url = format!("{authorization_endpoint}?{query}");
+        let client = http_client();
+        let mut cookies = BTreeMap::<String, String>::new();
+        let mut hops = 0;
+        let callback = loop {
+            hops += 1;
+            assert!(
+                hops <= 12,
+                "authorization flow: too many redirects, last {url}"
+            );
+            let mut req = client.get(&url);
+            if !cookies.is_empty() {
+                let header = cookies
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                req = req.header(http::header::COOKIE, header);
+            }
+            let res = req.send().await.unwrap();
+            for value in res.headers().get_all(http::header::SET_COOKIE) {
+                let value = value.to_str().unwrap();
+                let pair = value.split(';').next().unwrap();
+                let (name, val) = pair.split_once('=').unwrap_or((pair, ""));
+                if val.is_empty()
+                    || value
+                        .to_ascii_lowercase()
+                        .contains("expires=thu, 01 jan 1970")
+                {
+                    cookies.remove(name.trim());
+                } else {
+                    cookies.insert(name.trim().to_owned(), val.to_owned());
+                }
+            }
+            let status = res.status();
+            if !status.is_redirection() {
+                let body = res.text().await.unwrap_or_default();
+                panic!("authorization flow stopped at {url}: {status}: {body}");
+            }
+            let location = res.headers()[http::header::LOCATION].to_str().unwrap();
+            let next = if location.starts_with('/') {
+                self.url(location)
+            } else {
+                location.to_owned()
+            };
+            if next.starts_with(&format!("{REDIRECT_URI}?")) {
+                break next;
+            }
+            url = next;
+        };
+        let params = parse_query(callback.split_once('?').unwrap().1);
+        if let Some(error) = params.get("error") {
+            panic!("authorization refused: {error}: {callback}");
+        }
+        assert_eq!(params.get("state"), Some(&state), "state: {callback}");
+        assert_eq!(params.get("iss"), Some(&self.issuer), "iss: {callback}");
+        let code = &params["code"];
+        self.token_response(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &verifier),
+            ("resource", resource),
+        ])
+        .await
+    }
+
+    /// A `refresh_token` grant, for the given resource.
+    pub async fn refresh(&self, refresh_token: &str, resource: &str) -> Value {
+        self.token_response(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("resource", resource),
+        ])
+        .await
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `access_token` of a token response.
+pub fn access_token(response: &Value) -> String {
+    response["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access_token in {response}"))
+        .to_owned()
+}
+
+/// Header and payload of a compact JWS, decoded without checking anything.
+pub fn jwt_parts(token: &str) -> (Value, Value) {
+    let segments: Vec<&str> = token.split('.').collect();
+    assert_eq!(segments.len(), 3, "not a compact JWS: {token}");
+    let decode = |s: &str| -> Value {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(s)
+            .unwrap_or_else(|e| panic!("segment {s} is not base64url: {e}"));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("segment {s} is not JSON: {e}"))
+    };
+    (decode(segments[0]), decode(segments[1]))
+}
+
+/// Whether `token` looks like a JWT (three dot-separated segments).
+pub fn is_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `application/x-www-form-urlencoded` (also good as a URL query).
+pub fn form_encode(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_query(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// A random PKCE `code_verifier` and its S256 `code_challenge`.
+pub fn pkce_pair() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let challenge = pkce_s256(&verifier);
+    (verifier, challenge)
+}
+
+/// RFC 7636 S256: `BASE64URL(SHA256(ASCII(code_verifier)))`.
+pub fn pkce_s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()))
+}
+
+/// FIPS 180-4 SHA-256 (no SHA-256 crate among the dev-dependencies; only PKCE needs it).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&((data.len() as u64) * 8).to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes(word.try_into().unwrap());
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (chunk, word) in out.chunks_exact_mut(4).zip(h) {
+        chunk.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}

@@ -1,0 +1,209 @@
+// A real OAuth 2.1 / OpenID Connect authorization server (npm `oidc-provider`) for the interop
+// tests of mcp-server-auth. It runs on 127.0.0.1 only and issues RFC 9068 JWT access tokens for
+// RFC 8707 resource indicators.
+//
+//   AS_PORT       port to listen on (default 0: a free port chosen by the OS)
+//   AS_TOKEN_TTL  lifetime in seconds of JWT access tokens issued for a resource (default 300)
+//   AS_KEEP_STDIN set to 1 to keep running when stdin closes (for running it by hand)
+//
+// When ready it prints exactly one line on stdout:
+//   {"issuer":"http://127.0.0.1:PORT","jwks_uri":"…","token_endpoint":"…","port":PORT}
+// Everything else (oidc-provider's notices and warnings) goes to stderr. It stops, exiting 0,
+// when stdin closes (so it never outlives the test process that spawned it) or on SIGTERM/SIGINT.
+//
+// Clients:
+//   mcp-test-client / mcp-test-secret, registered with client_secret_basic (oidc-provider accepts
+//   the same secret sent as client_secret_post too)
+// Dynamic client registration (RFC 7591) is open. The authorization-code flow needs no browser:
+// the interaction route below logs in `test-user` and consents to everything requested.
+
+import http from 'node:http';
+import { randomUUID } from 'node:crypto';
+
+// oidc-provider writes its notices with console.info; stdout carries only the ready line.
+console.log = console.info = (...args) => console.error(...args);
+
+const { exportJWK, generateKeyPair } = await import('jose');
+const { default: Provider, errors } = await import('oidc-provider');
+
+const port = Number.parseInt(process.env.AS_PORT ?? '0', 10);
+const tokenTtl = Number.parseInt(process.env.AS_TOKEN_TTL ?? '300', 10);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  throw new Error(`AS_PORT must be a port number, got ${process.env.AS_PORT}`);
+}
+if (!Number.isInteger(tokenTtl) || tokenTtl <= 0) {
+  throw new Error(`AS_TOKEN_TTL must be a positive number of seconds, got ${process.env.AS_TOKEN_TTL}`);
+}
+
+const SCOPE = 'mcp:read mcp:write';
+const ACCOUNT_ID = 'test-user';
+
+// Listen first: the issuer must contain the port, and the Provider needs the issuer.
+let app = (req, res) => {
+  res.statusCode = 503;
+  res.end();
+};
+const server = http.createServer((req, res) => app(req, res));
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(port, '127.0.0.1', resolve);
+});
+const { port: actualPort } = server.address();
+const issuer = `http://127.0.0.1:${actualPort}`;
+
+// A fresh RS256 signing key on every start.
+const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+const jwk = await exportJWK(privateKey);
+jwk.kid = `test-${randomUUID()}`;
+jwk.alg = 'RS256';
+jwk.use = 'sig';
+
+function isHttpUrl(value) {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: 'mcp-test-client',
+      client_secret: 'mcp-test-secret',
+      grant_types: ['client_credentials', 'authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      // `openid` is needed too: a client's `scope` is an allow-list for authorization requests.
+      scope: `openid ${SCOPE}`,
+    },
+  ],
+  jwks: { keys: [jwk] },
+  scopes: ['openid', 'mcp:read', 'mcp:write'],
+  // Every access token, JWT or opaque, lives AS_TOKEN_TTL seconds.
+  ttl: {
+    AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL || tokenTtl,
+    ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL || tokenTtl,
+  },
+  cookies: { keys: [randomUUID()] },
+  // Refresh tokens for every code-flow client allowed the grant, without `offline_access`
+  // (as MCP clients expect); a non-default function also enables the refresh_token grant.
+  async issueRefreshToken(ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
+  },
+  async findAccount(ctx, sub) {
+    return { accountId: sub, async claims() { return { sub }; } };
+  },
+  interactions: {
+    url(ctx, interaction) {
+      return `/interaction/${interaction.uid}`;
+    },
+  },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    registration: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // No `resource` parameter → no resource server → an opaque access token.
+      defaultResource: () => undefined,
+      useGrantedResource: () => true,
+      async getResourceServerInfo(ctx, resourceIndicator) {
+        if (!isHttpUrl(resourceIndicator)) {
+          throw new errors.InvalidTarget();
+        }
+        return {
+          scope: SCOPE,
+          audience: resourceIndicator,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: tokenTtl,
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+    },
+  },
+});
+
+// Headless login and consent: whatever the interaction asks for is granted to `test-user`.
+async function interaction(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  const { prompt, params, session, grantId } = details;
+  if (prompt.name === 'login') {
+    await provider.interactionFinished(req, res, { login: { accountId: ACCOUNT_ID } }, {
+      mergeWithLastSubmission: false,
+    });
+    return;
+  }
+  if (prompt.name === 'consent') {
+    const grant = grantId
+      ? await provider.Grant.find(grantId)
+      : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+    grant.addOIDCScope('openid');
+    if (prompt.details.missingOIDCScope) {
+      grant.addOIDCScope(prompt.details.missingOIDCScope.join(' '));
+    }
+    if (prompt.details.missingOIDCClaims) {
+      grant.addOIDCClaims(prompt.details.missingOIDCClaims);
+    }
+    const requested = [params.resource ?? []].flat().filter(isHttpUrl);
+    for (const resource of requested) {
+      grant.addResourceScope(resource, SCOPE);
+    }
+    for (const [resource, scopes] of Object.entries(prompt.details.missingResourceScopes ?? {})) {
+      grant.addResourceScope(resource, scopes.join(' '));
+    }
+    const result = { consent: { grantId: await grant.save() } };
+    await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: true });
+    return;
+  }
+  res.statusCode = 501;
+  res.end(`prompt ${prompt.name} is not implemented by the test server`);
+}
+
+const providerCallback = provider.callback();
+app = (req, res) => {
+  if (req.url.startsWith('/interaction/')) {
+    interaction(req, res).catch((err) => {
+      console.error('interaction failed:', err);
+      if (!res.headersSent) {
+        res.statusCode = 500;
+        res.setHeader('content-type', 'text/plain');
+      }
+      res.end(`interaction failed: ${err?.message ?? err}`);
+    });
+    return;
+  }
+  providerCallback(req, res);
+};
+
+let stopping = false;
+function stop(why) {
+  if (stopping) return;
+  stopping = true;
+  console.error(`authorization server stopping (${why})`);
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  // Never hang on the way out.
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
+if (process.env.AS_KEEP_STDIN !== '1') {
+  process.stdin.on('end', () => stop('stdin closed'));
+  process.stdin.on('close', () => stop('stdin closed'));
+  process.stdin.on('error', () => stop('stdin error'));
+  process.stdin.resume();
+}
+
+// Read the endpoints back from our own discovery document rather than guessing the routes.
+const discovery = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
+process.stdout.write(`${JSON.stringify({
+  issuer: discovery.issuer,
+  jwks_uri: discovery.jwks_uri,
+  token_endpoint: discovery.token_endpoint,
+  port: actualPort,
+})}\n`);
