@@ -40,7 +40,7 @@ async fn main() {
         eprintln!("set MCP_AUTH_BEARER_TOKEN (or MCP_AUTH_USER and MCP_AUTH_PASSWORD)");
         std::process::exit(2);
     }
-    let layer = config.layer().unwrap_or_else(|e| {
+    let layer = config.layer().await.unwrap_or_else(|e| {
         eprintln!("configuration error: {e}");
         std::process::exit(2);
     });

@@ -50,15 +50,16 @@ async fn main() {
 
     if config.has_credentials() {
         // Configured secrets are never printed: only their names.
-        let mut names: Vec<&str> = config.bearer_token_names().collect();
-        names.extend(config.basic_user());
+        let mut names: Vec<String> = config.bearer_token_names().map(str::to_owned).collect();
+        names.extend(config.basic_user().map(str::to_owned));
+        names.extend(config.issuer().map(|iss| format!("JWTs from {iss}")));
         println!("MCP server at {url}, accepting: {}", names.join(", "));
     } else {
         let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         config.add_bearer_token("generated", &token);
         print_connection_help(&url, &token);
     }
-    let layer = config.layer().unwrap_or_else(|e| {
+    let layer = config.layer().await.unwrap_or_else(|e| {
         eprintln!("configuration error: {e}");
         std::process::exit(2);
     });

@@ -24,7 +24,7 @@ async fn main() {
         eprintln!("set MCP_AUTH_BEARER_TOKEN (or MCP_AUTH_BEARER_TOKENS)");
         std::process::exit(2);
     }
-    let auth = config.layer().unwrap_or_else(|e| {
+    let auth = config.layer().await.unwrap_or_else(|e| {
         eprintln!("configuration error: {e}");
         std::process::exit(2);
     });

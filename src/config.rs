@@ -9,6 +9,17 @@
 //! | `MCP_AUTH_BEARER_TOKENS` | comma-separated tokens, each `token` or `name:token` | — |
 //! | `MCP_AUTH_USER`, `MCP_AUTH_PASSWORD` | one HTTP Basic user | — |
 //! | `MCP_AUTH_REALM` | the realm of the challenges | `mcp` |
+//! | `MCP_AUTH_ISSUER_URL` | JWT mode: the trusted issuer (`iss`); its keys are found by discovery | — |
+//! | `MCP_AUTH_JWKS_URL` | JWT mode: the issuer's JWKS URL (skips discovery; needs the issuer) | — |
+//! | `MCP_AUTH_AUDIENCE` | comma-separated extra accepted audiences (the resource URL always is) | — |
+//! | `MCP_AUTH_REQUIRED_SCOPES` | scopes every request needs (space- or comma-separated) | — |
+//! | `MCP_AUTH_SCOPES_SUPPORTED` | the metadata's `scopes_supported` | the required scopes |
+//! | `MCP_AUTH_AUTHORIZATION_SERVERS` | the metadata's `authorization_servers` (comma-separated) | the issuer |
+//! | `MCP_AUTH_LEEWAY_SECS` | clock leeway for `exp`, `nbf`, `iat` (at most 300) | `60` |
+//! | `MCP_AUTH_ALGORITHMS` | comma-separated JWT algorithm allow-list | RS*, PS*, ES256, ES384, EdDSA |
+//!
+//! In JWT mode the layer serves the Protected Resource Metadata document and every challenge
+//! points at it; static tokens and a Basic user, if also set, are still accepted.
 //!
 //! ```
 //! use mcp_server_auth::config::EnvConfig;
@@ -18,28 +29,35 @@
 //! ])
 //! .unwrap();
 //! assert_eq!(config.resource_url().as_str(), "http://127.0.0.1:8080/mcp");
-//! let layer = config.layer().unwrap(); // an AuthLayer accepting both tokens
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let layer = config.layer().await.unwrap(); // an AuthLayer accepting both tokens
 //! # let _ = layer;
+//! # });
 //! ```
 
 use std::{
     collections::HashMap,
     fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    str::FromStr,
+    time::Duration,
 };
 
 use crate::{
     basic::{BasicAuth, BasicUserError},
     bearer::{StaticBearer, StaticTokenError},
+    jwt::{Algorithm, Issuer, JwtConfigError, JwtVerifier},
     layer::{AuthLayer, BuildError},
+    metadata::{MetadataError, ProtectedResourceMetadata},
     resource::{ResourceUrl, ResourceUrlError},
+    scope::{ScopeError, ScopeRequirement, ScopeSet},
     verifier::{Credentials, Or, Schemes, Verdict, Verifier, VerifierExt},
 };
 
 /// The default listen address of the examples.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
-const VARS: [&str; 7] = [
+const VARS: [&str; 15] = [
     "MCP_AUTH_LISTEN",
     "MCP_AUTH_RESOURCE_URL",
     "MCP_AUTH_BEARER_TOKEN",
@@ -47,6 +65,14 @@ const VARS: [&str; 7] = [
     "MCP_AUTH_USER",
     "MCP_AUTH_PASSWORD",
     "MCP_AUTH_REALM",
+    "MCP_AUTH_ISSUER_URL",
+    "MCP_AUTH_JWKS_URL",
+    "MCP_AUTH_AUDIENCE",
+    "MCP_AUTH_REQUIRED_SCOPES",
+    "MCP_AUTH_SCOPES_SUPPORTED",
+    "MCP_AUTH_AUTHORIZATION_SERVERS",
+    "MCP_AUTH_LEEWAY_SECS",
+    "MCP_AUTH_ALGORITHMS",
 ];
 
 /// What is wrong with the configuration. No variant contains a secret.
@@ -77,6 +103,63 @@ pub enum ConfigError {
     /// The layer cannot be built.
     #[error("{0}")]
     Build(#[from] BuildError),
+    /// `MCP_AUTH_JWKS_URL` is set without `MCP_AUTH_ISSUER_URL`.
+    #[error("MCP_AUTH_JWKS_URL needs MCP_AUTH_ISSUER_URL too: tokens' `iss` is always checked")]
+    JwksWithoutIssuer,
+    /// A scope list is not acceptable.
+    #[error("{var}: {source}")]
+    Scopes {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong.
+        #[source]
+        source: ScopeError,
+    },
+    /// `MCP_AUTH_LEEWAY_SECS` is not a number of seconds.
+    #[error("MCP_AUTH_LEEWAY_SECS must be a whole number of seconds, at most 300")]
+    Leeway,
+    /// `MCP_AUTH_ALGORITHMS` names an unknown algorithm.
+    #[error("MCP_AUTH_ALGORITHMS: unknown algorithm {0:?} (use names such as RS256, ES256, EdDSA)")]
+    Algorithm(String),
+    /// The JWT verifier cannot be built.
+    #[error("JWT: {0}")]
+    Jwt(#[from] JwtConfigError),
+    /// The issuer's keys cannot be found (discovery failed).
+    #[error("JWT keys: {0}")]
+    Keys(String),
+    /// The metadata document cannot be built.
+    #[error("metadata: {0}")]
+    Metadata(#[from] MetadataError),
+}
+
+/// JWT settings read from the environment.
+#[derive(Debug, Clone)]
+struct JwtEnv {
+    issuer: String,
+    jwks_url: Option<String>,
+    audiences: Vec<String>,
+    leeway: Option<Duration>,
+    algorithms: Option<Vec<Algorithm>>,
+    authorization_servers: Vec<String>,
+}
+
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn comma_list(value: Option<String>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Settings read from `MCP_AUTH_*` variables. `Debug` never prints a secret.
@@ -87,6 +170,9 @@ pub struct EnvConfig {
     tokens: Vec<(String, String)>,
     basic: Option<(String, String)>,
     realm: String,
+    jwt: Option<JwtEnv>,
+    required_scopes: Option<ScopeRequirement>,
+    scopes_supported: Vec<String>,
 }
 
 impl fmt::Debug for EnvConfig {
@@ -98,6 +184,9 @@ impl fmt::Debug for EnvConfig {
             .field("bearer_token_names", &names)
             .field("basic_user", &self.basic.as_ref().map(|(u, _)| u))
             .field("realm", &self.realm)
+            .field("jwt", &self.jwt)
+            .field("required_scopes", &self.required_scopes)
+            .field("scopes_supported", &self.scopes_supported)
             .finish()
     }
 }
@@ -172,12 +261,81 @@ impl EnvConfig {
             _ => return Err(ConfigError::BasicPair),
         };
         let realm = take("MCP_AUTH_REALM").unwrap_or_else(|| "mcp".to_owned());
+        let scopes =
+            |var: &'static str, value: Option<String>| -> Result<Vec<String>, ConfigError> {
+                let value = value.unwrap_or_default();
+                let err = |source| ConfigError::Scopes { var, source };
+                ScopeSet::try_from_iter(list(&value))
+                    .map_err(err)?
+                    .refuse_offline_access()
+                    .map_err(err)?;
+                Ok(list(&value).map(str::to_owned).collect())
+            };
+        let required = scopes("MCP_AUTH_REQUIRED_SCOPES", take("MCP_AUTH_REQUIRED_SCOPES"))?;
+        let required_scopes = if required.is_empty() {
+            None
+        } else {
+            Some(
+                ScopeRequirement::all_of(&required).map_err(|source| ConfigError::Scopes {
+                    var: "MCP_AUTH_REQUIRED_SCOPES",
+                    source,
+                })?,
+            )
+        };
+        let mut scopes_supported = scopes(
+            "MCP_AUTH_SCOPES_SUPPORTED",
+            take("MCP_AUTH_SCOPES_SUPPORTED"),
+        )?;
+        if scopes_supported.is_empty() {
+            scopes_supported = required;
+        }
+        let issuer = take("MCP_AUTH_ISSUER_URL");
+        let jwks_url = take("MCP_AUTH_JWKS_URL");
+        let audiences = comma_list(take("MCP_AUTH_AUDIENCE"));
+        let leeway = take("MCP_AUTH_LEEWAY_SECS")
+            .map(|v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|s| *s <= 300)
+                    .ok_or(ConfigError::Leeway)
+            })
+            .transpose()?
+            .map(Duration::from_secs);
+        let algorithms = take("MCP_AUTH_ALGORITHMS")
+            .map(|v| {
+                list(&v)
+                    .map(|a| {
+                        Algorithm::from_str(a).map_err(|_| ConfigError::Algorithm(a.to_owned()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let servers = comma_list(take("MCP_AUTH_AUTHORIZATION_SERVERS"));
+        let jwt = match (issuer, jwks_url) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(ConfigError::JwksWithoutIssuer),
+            (Some(issuer), jwks_url) => Some(JwtEnv {
+                authorization_servers: if servers.is_empty() {
+                    vec![issuer.clone()]
+                } else {
+                    servers
+                },
+                issuer,
+                jwks_url,
+                audiences,
+                leeway,
+                algorithms,
+            }),
+        };
         let config = Self {
             listen,
             resource_url,
             tokens,
             basic,
             realm,
+            jwt,
+            required_scopes,
+            scopes_supported,
         };
         // Report bad tokens and users now, not at first use.
         config.static_bearer()?;
@@ -202,7 +360,60 @@ impl EnvConfig {
 
     /// Whether any token or user is configured.
     pub fn has_credentials(&self) -> bool {
-        !self.tokens.is_empty() || self.basic.is_some()
+        !self.tokens.is_empty() || self.basic.is_some() || self.jwt.is_some()
+    }
+
+    /// The trusted JWT issuer, in JWT mode.
+    pub fn issuer(&self) -> Option<&str> {
+        self.jwt.as_ref().map(|j| j.issuer.as_str())
+    }
+
+    /// The JWT verifier, in JWT mode: keys from `MCP_AUTH_JWKS_URL` (fetched on first use), or
+    /// found by discovery from `MCP_AUTH_ISSUER_URL` (fetched now).
+    pub async fn jwt_verifier(&self) -> Result<Option<JwtVerifier>, ConfigError> {
+        let Some(jwt) = &self.jwt else {
+            return Ok(None);
+        };
+        #[cfg(not(feature = "remote-jwks"))]
+        return Err(ConfigError::Keys(format!(
+            "fetching the keys of {} needs this crate's `remote-jwks` feature",
+            jwt.issuer
+        )));
+        #[cfg(feature = "remote-jwks")]
+        let options = crate::jwt::RemoteJwksOptions::default();
+        #[cfg(feature = "remote-jwks")]
+        let issuer = match &jwt.jwks_url {
+            Some(url) => Issuer::with_jwks_uri(jwt.issuer.clone(), url, options)?,
+            None => Issuer::discover(&jwt.issuer, options)
+                .await
+                .map_err(|e| ConfigError::Keys(e.to_string()))?,
+        };
+        #[cfg(feature = "remote-jwks")]
+        let mut builder = JwtVerifier::builder(self.resource_url.clone()).issuer(issuer);
+        #[cfg(feature = "remote-jwks")]
+        for audience in &jwt.audiences {
+            builder = builder.audience(audience.clone());
+        }
+        if let Some(leeway) = jwt.leeway {
+            builder = builder.leeway(leeway);
+        }
+        if let Some(algorithms) = &jwt.algorithms {
+            builder = builder.algorithms(algorithms.iter().copied());
+        }
+        Ok(Some(builder.build()?))
+    }
+
+    /// The Protected Resource Metadata document, in JWT mode.
+    pub fn metadata(&self) -> Result<Option<ProtectedResourceMetadata>, ConfigError> {
+        let Some(jwt) = &self.jwt else {
+            return Ok(None);
+        };
+        let mut builder = ProtectedResourceMetadata::builder(self.resource_url.clone())
+            .scopes_supported(self.scopes_supported.iter().cloned());
+        for server in &jwt.authorization_servers {
+            builder = builder.authorization_server(server.clone());
+        }
+        Ok(Some(builder.build()?))
     }
 
     /// The names of the configured bearer tokens.
@@ -238,25 +449,32 @@ impl EnvConfig {
         }
     }
 
-    /// A verifier accepting every configured token and user.
-    pub fn verifier(&self) -> Result<EnvVerifier, ConfigError> {
-        Ok(EnvVerifier(VerifierExt::or(
-            self.static_bearer()?,
-            self.basic_auth()?,
-        )))
+    /// A verifier accepting every configured token, user and (in JWT mode) JWT: static tokens
+    /// are tried first (a miss costs tens of nanoseconds), then the JWT verifier.
+    pub async fn verifier(&self) -> Result<EnvVerifier, ConfigError> {
+        let bearer = VerifierExt::or(self.static_bearer()?, self.jwt_verifier().await?);
+        Ok(EnvVerifier(VerifierExt::or(bearer, self.basic_auth()?)))
     }
 
-    /// A layer with [`verifier`](Self::verifier) and the configured realm.
-    pub fn layer(&self) -> Result<AuthLayer<EnvVerifier>, ConfigError> {
-        Ok(AuthLayer::builder(self.verifier()?)
-            .realm(self.realm.clone())
-            .build()?)
+    /// A layer with [`verifier`](Self::verifier), the realm, the required scopes and, in JWT
+    /// mode, the metadata document.
+    pub async fn layer(&self) -> Result<AuthLayer<EnvVerifier>, ConfigError> {
+        let mut builder = AuthLayer::builder(self.verifier().await?).realm(self.realm.clone());
+        if let Some(metadata) = self.metadata()? {
+            builder = builder.metadata(metadata);
+        }
+        if let Some(required) = &self.required_scopes {
+            builder = builder.required_scopes(required.clone());
+        }
+        Ok(builder.build()?)
     }
 }
 
+type EnvBearer = Or<Option<StaticBearer>, Option<JwtVerifier>>;
+
 /// The verifier built from the environment by [`EnvConfig::verifier`].
 #[derive(Debug, Clone)]
-pub struct EnvVerifier(Or<Option<StaticBearer>, Option<BasicAuth>>);
+pub struct EnvVerifier(Or<EnvBearer, Option<BasicAuth>>);
 
 impl Verifier for EnvVerifier {
     fn schemes(&self) -> Schemes {
@@ -303,6 +521,96 @@ mod tests {
     }
 
     #[test]
+    fn jwt_variables() {
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_ISSUER_URL", "https://auth.example.com"),
+            ("MCP_AUTH_REQUIRED_SCOPES", "mcp:read, mcp:write"),
+            (
+                "MCP_AUTH_AUDIENCE",
+                "api://mcp, https://alias.example.com/mcp",
+            ),
+            ("MCP_AUTH_LEEWAY_SECS", "30"),
+            ("MCP_AUTH_ALGORITHMS", "RS256,ES256"),
+        ])
+        .unwrap();
+        assert!(c.has_credentials());
+        assert_eq!(c.issuer(), Some("https://auth.example.com"));
+        let m = c.metadata().unwrap().unwrap();
+        assert_eq!(m.authorization_servers(), ["https://auth.example.com"]);
+        assert_eq!(m.scopes_supported(), ["mcp:read", "mcp:write"]);
+        let jwt = c.jwt.as_ref().unwrap();
+        assert_eq!(
+            jwt.audiences,
+            ["api://mcp", "https://alias.example.com/mcp"]
+        );
+        assert_eq!(jwt.leeway, Some(Duration::from_secs(30)));
+        assert_eq!(
+            jwt.algorithms.as_deref(),
+            Some(&[Algorithm::RS256, Algorithm::ES256][..])
+        );
+
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_ISSUER_URL", "https://auth.example.com"),
+            (
+                "MCP_AUTH_AUTHORIZATION_SERVERS",
+                "https://a.example.com,https://b.example.com",
+            ),
+            ("MCP_AUTH_SCOPES_SUPPORTED", "mcp:basic"),
+        ])
+        .unwrap();
+        let m = c.metadata().unwrap().unwrap();
+        assert_eq!(
+            m.authorization_servers(),
+            ["https://a.example.com", "https://b.example.com"]
+        );
+        assert_eq!(m.scopes_supported(), ["mcp:basic"]);
+        assert!(
+            EnvConfig::from_vars::<_, &str, &str>([])
+                .unwrap()
+                .metadata()
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn jwt_variable_errors() {
+        let err = |vars: &[(&str, &str)]| EnvConfig::from_vars(vars.iter().copied()).unwrap_err();
+        assert_eq!(
+            err(&[("MCP_AUTH_JWKS_URL", "https://a/jwks")]),
+            ConfigError::JwksWithoutIssuer
+        );
+        assert_eq!(
+            err(&[
+                ("MCP_AUTH_ISSUER_URL", "https://a"),
+                ("MCP_AUTH_LEEWAY_SECS", "301")
+            ]),
+            ConfigError::Leeway
+        );
+        assert_eq!(
+            err(&[
+                ("MCP_AUTH_ISSUER_URL", "https://a"),
+                ("MCP_AUTH_ALGORITHMS", "RS256,none")
+            ]),
+            ConfigError::Algorithm("none".into())
+        );
+        assert!(matches!(
+            err(&[("MCP_AUTH_REQUIRED_SCOPES", "mcp:read offline_access")]),
+            ConfigError::Scopes {
+                var: "MCP_AUTH_REQUIRED_SCOPES",
+                source: ScopeError::OfflineAccess
+            }
+        ));
+        assert!(matches!(
+            err(&[("MCP_AUTH_SCOPES_SUPPORTED", "bad\"scope")]),
+            ConfigError::Scopes {
+                var: "MCP_AUTH_SCOPES_SUPPORTED",
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn debug_redacts() {
         let c = EnvConfig::from_vars([
             ("MCP_AUTH_BEARER_TOKENS", "ci:c2VjcmV0LXRva2VuLWZvci1jaQ"),
@@ -310,7 +618,7 @@ mod tests {
             ("MCP_AUTH_PASSWORD", "hunter2-hunter2"),
         ])
         .unwrap();
-        let d = format!("{c:?} {:?}", c.verifier().unwrap());
+        let d = format!("{c:?} {:?}", c.static_bearer().unwrap());
         assert!(!d.contains("c2VjcmV0LXRva2VuLWZvci1jaQ") && !d.contains("hunter2"));
         assert!(d.contains("ci") && d.contains("alice"));
     }
