@@ -34,6 +34,17 @@ pub async fn serve_axum(app: axum::Router) -> TestServer {
     TestServer { addr, handle }
 }
 
+/// Serves an axum router on a listener bound earlier (when the app must know its own URL).
+pub fn serve_axum_on(listener: std::net::TcpListener, app: axum::Router) -> TestServer {
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = TcpListener::from_std(listener).unwrap();
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    TestServer { addr, handle }
+}
+
 /// Binds 127.0.0.1:0 and runs `serve(listener)` in a task.
 pub async fn serve_with<F, Fut>(serve: F) -> TestServer
 where
