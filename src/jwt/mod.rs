@@ -305,7 +305,11 @@ impl Inner {
         let typ_ok = match header.typ.as_deref() {
             None => !self.strict,
             Some(t) => {
-                let t = t.strip_prefix("application/").unwrap_or(t);
+                // A media type: case-insensitive, `application/` optional (RFC 7515 §4.1.9).
+                let t = match t.get(..12) {
+                    Some(p) if p.eq_ignore_ascii_case("application/") => &t[12..],
+                    _ => t,
+                };
                 t.eq_ignore_ascii_case("at+jwt") || (!self.strict && t.eq_ignore_ascii_case("jwt"))
             }
         };
