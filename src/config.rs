@@ -136,6 +136,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 struct JwtEnv {
     issuer: String,
+    #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
     jwks_url: Option<String>,
     audiences: Vec<String>,
     leeway: Option<Duration>,
@@ -374,23 +375,8 @@ impl EnvConfig {
         let Some(jwt) = &self.jwt else {
             return Ok(None);
         };
-        #[cfg(not(feature = "remote-jwks"))]
-        return Err(ConfigError::Keys(format!(
-            "fetching the keys of {} needs this crate's `remote-jwks` feature",
-            jwt.issuer
-        )));
-        #[cfg(feature = "remote-jwks")]
-        let options = crate::jwt::RemoteJwksOptions::default();
-        #[cfg(feature = "remote-jwks")]
-        let issuer = match &jwt.jwks_url {
-            Some(url) => Issuer::with_jwks_uri(jwt.issuer.clone(), url, options)?,
-            None => Issuer::discover(&jwt.issuer, options)
-                .await
-                .map_err(|e| ConfigError::Keys(e.to_string()))?,
-        };
-        #[cfg(feature = "remote-jwks")]
+        let issuer = remote_issuer(jwt).await?;
         let mut builder = JwtVerifier::builder(self.resource_url.clone()).issuer(issuer);
-        #[cfg(feature = "remote-jwks")]
         for audience in &jwt.audiences {
             builder = builder.audience(audience.clone());
         }
@@ -468,6 +454,27 @@ impl EnvConfig {
         }
         Ok(builder.build()?)
     }
+}
+
+/// The issuer, with its keys fetched from `MCP_AUTH_JWKS_URL` (lazily) or found by discovery.
+#[cfg(feature = "remote-jwks")]
+async fn remote_issuer(jwt: &JwtEnv) -> Result<Issuer, ConfigError> {
+    let options = crate::jwt::RemoteJwksOptions::default();
+    Ok(match &jwt.jwks_url {
+        Some(url) => Issuer::with_jwks_uri(jwt.issuer.clone(), url, options)?,
+        None => Issuer::discover(&jwt.issuer, options)
+            .await
+            .map_err(|e| ConfigError::Keys(e.to_string()))?,
+    })
+}
+
+/// Without the `remote-jwks` feature, keys cannot be fetched.
+#[cfg(not(feature = "remote-jwks"))]
+async fn remote_issuer(jwt: &JwtEnv) -> Result<Issuer, ConfigError> {
+    Err(ConfigError::Keys(format!(
+        "fetching the keys of {} needs this crate's `remote-jwks` feature",
+        jwt.issuer
+    )))
 }
 
 type EnvBearer = Or<Option<StaticBearer>, Option<JwtVerifier>>;

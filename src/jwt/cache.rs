@@ -124,10 +124,10 @@ impl TokenCache {
             let before: usize = shard.values().map(|e| e.bytes).sum();
             shard.retain(|_, e| e.expires > now && !e.key.is_retired());
             // Still full: make room by dropping an arbitrary entry of this shard.
-            if shard.len() >= self.per_shard {
-                if let Some(victim) = shard.keys().next().copied() {
-                    shard.remove(&victim);
-                }
+            if shard.len() >= self.per_shard
+                && let Some(victim) = shard.keys().next().copied()
+            {
+                shard.remove(&victim);
             }
             let after: usize = shard.values().map(|e| e.bytes).sum();
             self.bytes.fetch_sub(before - after, Ordering::Relaxed);

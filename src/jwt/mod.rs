@@ -37,6 +37,8 @@
 
 mod cache;
 mod keys;
+#[cfg(feature = "remote-jwks")]
+mod remote;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -45,6 +47,8 @@ use serde_json::{Map, Value};
 
 pub use cache::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, TokenCacheConfig};
 pub use keys::{Algorithm, JwtKey, KeyError, KeySet, MIN_HMAC_SECRET_BYTES};
+#[cfg(feature = "remote-jwks")]
+pub use remote::{RemoteJwksOptions, RemoteKeysError};
 
 use crate::{
     identity::{AuthInfo, AuthMethod},
@@ -98,6 +102,17 @@ pub enum JwtConfigError {
     /// A scope claim name is empty.
     #[error("a scope claim name is empty")]
     ScopeClaim,
+    /// A JWKS URL (or an issuer URL to discover it from) cannot be used.
+    #[error("the URL {url:?} cannot be used: {reason}")]
+    JwksUri {
+        /// The URL.
+        url: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// Remote key options are inconsistent.
+    #[error("remote key options: {0}")]
+    RemoteOptions(&'static str),
 }
 
 /// Installs the crypto backend chosen by this crate's features as jsonwebtoken's process-wide
@@ -142,6 +157,10 @@ pub(crate) trait KeySource: Send + Sync + fmt::Debug {
     fn lookup(&self, kid: Option<&str>, alg: Algorithm, may_refresh: bool) -> Lookup;
     /// The algorithms the keys known now use (for the allow-list check at build time).
     fn algorithms(&self) -> Vec<Algorithm>;
+    /// The URL keys are fetched from, if they are fetched.
+    fn jwks_uri(&self) -> Option<&str> {
+        None
+    }
 }
 
 #[derive(Debug)]
@@ -186,6 +205,12 @@ impl Issuer {
     /// The issuer identifier (`iss`).
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// The JWKS URL this issuer's keys are fetched from (configured, or found by discovery);
+    /// `None` for keys given in the configuration.
+    pub fn jwks_uri(&self) -> Option<&str> {
+        self.source.jwks_uri()
     }
 }
 
@@ -320,11 +345,39 @@ impl Inner {
         }
     }
 
-    /// Looks the key up across issuers: the issuer whose source has it.
-    fn find_key(&self, kid: Option<&str>, alg: Algorithm, may_refresh: bool) -> KeyFound {
+    /// Looks the key up among the keys of the issuer(s) that may have signed `token`.
+    ///
+    /// With one trusted issuer, that is its keys. With several, the token's own (not yet
+    /// verified) `iss` names the one issuer whose keys may verify it: key ids are only unique
+    /// within an issuer. The signature and `iss` are verified afterwards as usual.
+    fn find_key(
+        &self,
+        token: &str,
+        kid: Option<&str>,
+        alg: Algorithm,
+        may_refresh: bool,
+    ) -> KeyFound {
+        let only = if self.issuers.len() > 1 {
+            #[derive(serde::Deserialize)]
+            struct Iss {
+                iss: Option<String>,
+            }
+            let iss = jsonwebtoken::dangerous::insecure_decode_claims::<Iss>(token)
+                .ok()
+                .and_then(|c| c.iss);
+            match iss.and_then(|iss| self.issuers.iter().position(|i| i.issuer == iss)) {
+                Some(i) => Some(i),
+                None => return KeyFound::WrongIssuer,
+            }
+        } else {
+            None
+        };
         let mut unavailable = None;
         let mut refreshes = Vec::new();
         for (i, issuer) in self.issuers.iter().enumerate() {
+            if only.is_some_and(|only| only != i) {
+                continue;
+            }
             match issuer.source.lookup(kid, alg, may_refresh) {
                 Lookup::Found(key) => return KeyFound::Key(i, key),
                 Lookup::Missing => {}
@@ -385,12 +438,12 @@ impl Inner {
             }
         }
         let string = |name: &str| claims.get(name).and_then(Value::as_str);
-        if self.strict
-            && ["sub", "client_id", "jti"]
-                .iter()
-                .any(|c| string(c).is_none())
-            || self.strict && number("iat").is_none()
-        {
+        // Strict RFC 9068 (§2.2): these claims are required too.
+        let incomplete = ["sub", "client_id", "jti"]
+            .iter()
+            .any(|c| string(c).is_none())
+            || number("iat").is_none();
+        if self.strict && incomplete {
             return Err(refuse(Invalid::Claims));
         }
         if let Some(check) = &self.check {
@@ -425,8 +478,9 @@ impl Inner {
         if let Err(e) = self.check_header(&header) {
             return Verdict::Ready(Err(e));
         }
-        match self.find_key(header.kid.as_deref(), header.alg, may_refresh) {
+        match self.find_key(token, header.kid.as_deref(), header.alg, may_refresh) {
             KeyFound::Key(i, key) => Verdict::Ready(self.finish_and_cache(token, i, key)),
+            KeyFound::WrongIssuer => Verdict::Ready(Err(refuse(Invalid::WrongIssuer))),
             KeyFound::Missing => Verdict::Ready(Err(refuse(Invalid::UnknownKey))),
             KeyFound::Unavailable(retry_after) => {
                 Verdict::Ready(Err(Rejection::Unavailable { retry_after }))
@@ -465,6 +519,8 @@ impl Inner {
 
 enum KeyFound {
     Key(usize, Arc<JwtKey>),
+    /// Several issuers are trusted and the token names none of them.
+    WrongIssuer,
     Missing,
     Unavailable(Duration),
     Refreshing(Vec<futures_util::future::BoxFuture<'static, ()>>),
