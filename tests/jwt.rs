@@ -1557,11 +1557,10 @@ fn configuration_errors() {
 /// carry none: each issuer's valid tokens must still be accepted, and neither issuer's key may
 /// vouch for a token naming the other.
 ///
-/// BUG (ignored until fixed): `Inner::find_key` (src/jwt/mod.rs) returns the key of the FIRST
-/// issuer whose key set has a key for (`kid`, `alg`), without regard to the token's `iss`; the
-/// signature is then checked with issuer A's key only, so issuer B's valid tokens are refused
-/// with 401 (`BadSignature`). Expected: the key is looked up in the key set of the issuer the
-/// token names (`iss`), so both issuers' tokens are accepted.
+/// Regression test: `Inner::find_key` (src/jwt/mod.rs) used to return the key of the FIRST
+/// issuer with a key for (`kid`, `alg`), whatever the token's `iss`, so issuer B's valid tokens
+/// were refused (401, bad signature) when its kid collided with issuer A's or was absent. The
+/// key is now looked up among the keys of the issuer the token names.
 #[tokio::test]
 async fn multi_issuer_key_ids_are_per_issuer() {
     bounded(async {
