@@ -1,23 +1,49 @@
 #!/usr/bin/env bash
-# Instructions per request for each case of benches/static_auth.rs, counted by valgrind's
-# callgrind: deterministic for the same binary and inputs, unlike wall-clock time on a shared
-# machine. Each case runs twice (0 and N requests, same setup); the difference divided by N is
-# its cost, compared with the no-auth baseline. Usage: benches/instructions.sh [N]
+# Instructions per request for each case of benches/static_auth.rs (default) or benches/jwt.rs,
+# counted by valgrind's callgrind: deterministic for the same binary and inputs, unlike
+# wall-clock time on a shared machine. Each case runs twice (0 and N requests, same setup); the
+# difference divided by N is its cost, compared with the no-auth baseline (and, for jwt, the
+# layer cases with the raw jsonwebtoken::decode of the same algorithm).
+# Usage: benches/instructions.sh [N] [static_auth|jwt]   (N defaults to 2000; 200 for jwt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-2000}
+bench=${2:-static_auth}
+case $bench in
+  static_auth) n=${1:-2000} ;;
+  jwt) n=${1:-200} ;;
+  *) echo "unknown bench: $bench (static_auth or jwt)" >&2; exit 2 ;;
+esac
 command -v valgrind >/dev/null || { echo "valgrind not installed: skipping instruction counts"; exit 0; }
-bin=$(cargo bench --bench static_auth --no-run --message-format=json 2>/dev/null \
-  | grep -o '"executable":"[^"]*static_auth[^"]*"' | tail -1 | cut -d'"' -f4)
+bin=$(cargo bench --bench "$bench" --no-run --message-format=json 2>/dev/null \
+  | grep -o "\"executable\":\"[^\"]*$bench[^\"]*\"" | tail -1 | cut -d'"' -f4)
 count() { # case iterations -> instructions
   BENCH_COUNT="$1:$2" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" 2>&1 \
     | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
-cases="baseline/no_auth bearer/1_token/accepted bearer/1_token/rejected bearer/1000_tokens/accepted bearer/1000_tokens/rejected basic/accepted basic/rejected"
-printf '%-30s %12s %12s %8s\n' case "instr/req" "Δ baseline" ratio
-base=""
-for c in $cases; do
-  per=$(( ( $(count "$c" "$n") - $(count "$c" 0) ) / n ))
-  [ -z "$base" ] && base=$per
-  printf '%-30s %12d %+12d %7.2fx\n' "$c" "$per" $(( per - base )) "$(awk "BEGIN{printf \"%.2f\", $per/$base}")"
+if [ "$bench" = static_auth ]; then
+  cases="baseline/no_auth bearer/1_token/accepted bearer/1_token/rejected bearer/1000_tokens/accepted bearer/1000_tokens/rejected basic/accepted basic/rejected"
+  printf '%-30s %12s %12s %8s\n' case "instr/req" "Δ baseline" ratio
+  base=""
+  for c in $cases; do
+    per=$(( ( $(count "$c" "$n") - $(count "$c" 0) ) / n ))
+    [ -z "$base" ] && base=$per
+    printf '%-30s %12d %+12d %7.2fx\n' "$c" "$per" $(( per - base )) "$(awk "BEGIN{printf \"%.2f\", $per/$base}")"
+  done
+  exit 0
+fi
+# jwt: per algorithm, raw decode (a), layer without cache (b), layer on a cache hit (c).
+printf '%-28s %12s %12s %10s\n' case "instr/req" "Δ baseline" "vs raw"
+c=jwt/baseline/no_auth
+base=$(( ( $(count "$c" "$n") - $(count "$c" 0) ) / n ))
+printf '%-28s %12d %12s %10s\n' "$c" "$base" "—" ""
+for alg in hs256 rs256 es256 eddsa; do
+  raw=""
+  for kind in raw layer_nocache cache_hit; do
+    c=jwt/$alg/$kind
+    per=$(( ( $(count "$c" "$n") - $(count "$c" 0) ) / n ))
+    [ -z "$raw" ] && raw=$per
+    vs=""
+    [ "$kind" = layer_nocache ] && vs=$(awk "BEGIN{printf \"%.3fx\", $per/$raw}")
+    printf '%-28s %12d %+12d %10s\n' "$c" "$per" $(( per - base )) "$vs"
+  done
 done

@@ -49,7 +49,7 @@
 //!
 //! # Features
 //! - `axum`: [`AuthInfo`] as an axum extractor, and a metadata router.
-//! - `rmcp`: reading the [`AuthInfo`] from an rmcp tool ([`rmcp`](crate::rmcp) module).
+//! - `rmcp`: reading the [`AuthInfo`] from an rmcp tool (`rmcp` module).
 //! - `tonic`: reading the [`AuthInfo`] from a `tonic::Request`.
 
 #![forbid(unsafe_code)]
