@@ -38,34 +38,31 @@
 //! `benches/instructions.sh 200 jwt` under callgrind (`BENCH_POOL` sets the pool size there).
 //! `cargo test --benches` runs each case once and prints no table; so does `--profile-time`.
 
+mod common;
+
 use std::{
     convert::Infallible,
     env,
-    future::{Future, Ready, ready},
+    future::{Ready, ready},
     hint::black_box,
     path::PathBuf,
-    pin::pin,
     sync::{
         Barrier,
         atomic::{AtomicBool, Ordering},
     },
-    task::{Context, Poll, Waker},
     thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use criterion::Criterion;
-use http::{
-    HeaderValue, Method, Request, Response, StatusCode,
-    header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE},
-};
+use http::{Request, Response, StatusCode, header::AUTHORIZATION};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use mcp_server_auth::{
     AuthInfo, AuthLayer, ResourceUrl,
     jwt::{Issuer, JwtVerifier, KeySet},
 };
 use serde_json::{Map, Value, json};
-use tower::{Layer, Service, service_fn};
+use tower::{Layer, service_fn};
 
 /// The criterion group holding every case.
 const GROUP: &str = "jwt";
@@ -103,40 +100,9 @@ fn inner_check(req: Request<()>) -> Ready<Result<Response<()>, Infallible>> {
     ready(Ok(Response::new(())))
 }
 
-/// One request through `svc`: `poll_ready`, `call`, one poll with a no-op waker. Returns the
-/// status; the response is dropped here.
-#[inline(always)]
-fn once<S, B>(svc: &mut S, req: Request<()>) -> StatusCode
-where
-    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(e)) => match e {},
-        Poll::Pending => panic!("the service is not ready"),
-    }
-    let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(res)) => black_box(res).status(),
-        Poll::Ready(Err(e)) => match e {},
-        Poll::Pending => panic!("static keys must give a verdict on the first poll"),
-    }
-}
-
-/// A typical MCP request (`POST /mcp`, JSON) with a bearer token.
+/// A typical MCP request with `token` as its bearer token.
 fn request(token: &str) -> Request<()> {
-    Request::builder()
-        .method(Method::POST)
-        .uri("/mcp")
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT, "application/json, text/event-stream")
-        .header(
-            AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-        )
-        .body(())
-        .unwrap()
+    common::request(&format!("Bearer {token}"))
 }
 
 /// One algorithm under test: its keys and its token pool.
@@ -304,7 +270,7 @@ fn baseline(token: &str) -> Case {
         name: "baseline/no_auth".to_owned(),
         alg: 0,
         kind: Kind::Baseline,
-        run: Box::new(move || once(&mut svc, black_box(&req).clone()) == StatusCode::OK),
+        run: Box::new(move || common::once(&mut svc, black_box(&req).clone()) == StatusCode::OK),
     }
 }
 
@@ -339,7 +305,7 @@ fn alg_cases(index: usize, a: &Alg) -> Vec<Case> {
     let mut check = layer.layer(service_fn(inner_check));
     for req in &a.requests {
         assert_eq!(
-            once(&mut check, req.clone()),
+            common::once(&mut check, req.clone()),
             StatusCode::OK,
             "{}: (b)",
             a.name
@@ -354,7 +320,7 @@ fn alg_cases(index: usize, a: &Alg) -> Vec<Case> {
         if i == n {
             i = 0;
         }
-        once(&mut svc, req) == StatusCode::OK
+        common::once(&mut svc, req) == StatusCode::OK
     });
 
     // (c) the layer, cache on, the same token every time.
@@ -362,13 +328,13 @@ fn alg_cases(index: usize, a: &Alg) -> Vec<Case> {
     let req = a.requests[n / 2].clone();
     let mut check = layer.layer(service_fn(inner_check));
     assert_eq!(
-        once(&mut check, req.clone()),
+        common::once(&mut check, req.clone()),
         StatusCode::OK,
         "{}: (c)",
         a.name
     );
     assert_eq!(
-        once(&mut check, req.clone()),
+        common::once(&mut check, req.clone()),
         StatusCode::OK,
         "{}: (c)",
         a.name
@@ -380,7 +346,8 @@ fn alg_cases(index: usize, a: &Alg) -> Vec<Case> {
         a.name
     );
     let mut svc = layer.layer(service_fn(inner_ok));
-    let hit: Run = Box::new(move || once(&mut svc, black_box(&req).clone()) == StatusCode::OK);
+    let hit: Run =
+        Box::new(move || common::once(&mut svc, black_box(&req).clone()) == StatusCode::OK);
 
     vec![
         Case {
@@ -668,7 +635,10 @@ fn print_scaling(es: &Alg, short: bool) {
     // Warm the cache with every token a thread of the cache-hit cases uses.
     let mut warm = hit.layer(service_fn(inner_ok));
     for t in 0..cores {
-        assert_eq!(once(&mut warm, es.requests[t].clone()), StatusCode::OK);
+        assert_eq!(
+            common::once(&mut warm, es.requests[t].clone()),
+            StatusCode::OK
+        );
     }
     // Every thread builds its own requests: clones of one `Request` share the header values'
     // reference counts, which would make the threads contend in `Bytes::clone` (a benchmark
@@ -683,7 +653,7 @@ fn print_scaling(es: &Alg, short: bool) {
             scaling(cores, wall, rounds, |t| {
                 let mut svc = service_fn(inner_ok);
                 let req = request(&tokens[t]);
-                move || once(&mut svc, black_box(&req).clone()) == StatusCode::OK
+                move || common::once(&mut svc, black_box(&req).clone()) == StatusCode::OK
             }),
         ),
         (
@@ -692,7 +662,7 @@ fn print_scaling(es: &Alg, short: bool) {
             scaling(cores, wall, rounds, |_| {
                 let mut svc = hit.layer(service_fn(inner_ok));
                 let req = request(&tokens[0]);
-                move || once(&mut svc, black_box(&req).clone()) == StatusCode::OK
+                move || common::once(&mut svc, black_box(&req).clone()) == StatusCode::OK
             }),
         ),
         (
@@ -701,7 +671,7 @@ fn print_scaling(es: &Alg, short: bool) {
             scaling(cores, wall, rounds, |t| {
                 let mut svc = hit.layer(service_fn(inner_ok));
                 let req = request(&tokens[t]);
-                move || once(&mut svc, black_box(&req).clone()) == StatusCode::OK
+                move || common::once(&mut svc, black_box(&req).clone()) == StatusCode::OK
             }),
         ),
         (
@@ -724,7 +694,7 @@ fn print_scaling(es: &Alg, short: bool) {
                     if i == n {
                         i = 0;
                     }
-                    once(&mut svc, req) == StatusCode::OK
+                    common::once(&mut svc, req) == StatusCode::OK
                 }
             }),
         ),

@@ -28,14 +28,14 @@
 //! `cargo test --benches` runs each case once and prints no table; so does `--profile-time`
 //! (for profilers: only the chosen case runs).
 
+mod common;
+
 use std::{
     convert::Infallible,
     env,
-    future::{Future, Ready, ready},
+    future::{Ready, ready},
     hint::black_box,
     path::PathBuf,
-    pin::pin,
-    task::{Context, Poll, Waker},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -44,12 +44,9 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
 use criterion::Criterion;
-use http::{
-    HeaderValue, Method, Request, Response, StatusCode,
-    header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE},
-};
+use http::{Request, Response, StatusCode, header::AUTHORIZATION};
 use mcp_server_auth::{AuthInfo, AuthLayer, Verifier, basic::BasicAuth, bearer::StaticBearer};
-use tower::{Layer, Service, service_fn};
+use tower::{Layer, service_fn};
 
 /// The criterion group holding every case.
 const GROUP: &str = "static_auth";
@@ -76,39 +73,6 @@ fn inner_check(req: Request<()>) -> Ready<Result<Response<()>, Infallible>> {
     ready(Ok(Response::new(())))
 }
 
-/// One request through `svc`: `poll_ready`, `call`, one poll with a no-op waker. Returns the
-/// status; the response is dropped here.
-#[inline(always)]
-fn once<S, B>(svc: &mut S, req: Request<()>) -> StatusCode
-where
-    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    match svc.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(e)) => match e {},
-        Poll::Pending => panic!("the service is not ready"),
-    }
-    let fut = pin!(svc.call(req));
-    match fut.poll(&mut cx) {
-        Poll::Ready(Ok(res)) => black_box(res).status(),
-        Poll::Ready(Err(e)) => match e {},
-        Poll::Pending => panic!("a static verifier must answer on the first poll"),
-    }
-}
-
-/// A typical MCP request (`POST /mcp`, JSON) with the given `Authorization` header.
-fn request(authorization: &str) -> Request<()> {
-    Request::builder()
-        .method(Method::POST)
-        .uri("/mcp")
-        .header(CONTENT_TYPE, "application/json")
-        .header(ACCEPT, "application/json, text/event-stream")
-        .header(AUTHORIZATION, HeaderValue::from_str(authorization).unwrap())
-        .body(())
-        .unwrap()
-}
-
 type Run = Box<dyn FnMut() -> StatusCode>;
 
 struct Case {
@@ -120,11 +84,11 @@ struct Case {
 impl Case {
     fn baseline(authorization: &str) -> Self {
         let mut svc = service_fn(inner_ok);
-        let req = request(authorization);
+        let req = common::request(authorization);
         Self {
             name: "baseline/no_auth",
             expect: StatusCode::OK,
-            run: Box::new(move || once(&mut svc, black_box(&req).clone())),
+            run: Box::new(move || common::once(&mut svc, black_box(&req).clone())),
         }
     }
 
@@ -135,15 +99,15 @@ impl Case {
         authorization: &str,
         expect: StatusCode,
     ) -> Self {
-        let req = request(authorization);
+        let req = common::request(authorization);
         let mut check = layer.layer(service_fn(inner_check));
-        let status = once(&mut check, req.clone());
+        let status = common::once(&mut check, req.clone());
         assert_eq!(status, expect, "{name}: unexpected status before measuring");
         let mut svc = layer.layer(service_fn(inner_ok));
         Self {
             name,
             expect,
-            run: Box::new(move || once(&mut svc, black_box(&req).clone())),
+            run: Box::new(move || common::once(&mut svc, black_box(&req).clone())),
         }
     }
 }
