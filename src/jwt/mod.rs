@@ -51,6 +51,7 @@ pub use keys::{Algorithm, JwtKey, KeyError, KeySet, MIN_HMAC_SECRET_BYTES};
 #[cfg(feature = "remote-jwks")]
 pub use remote::{RemoteJwksOptions, RemoteKeysError};
 
+use crate::secret::SecretTag;
 use crate::{
     identity::{AuthInfo, AuthMethod},
     resource::ResourceUrl,
@@ -283,7 +284,7 @@ impl JwtVerifier {
         self.0.cache.as_ref().map(|c| (c.len(), c.bytes()))
     }
 
-    /// Verifies `token` without the cache (what the layer does on a cache miss).
+    /// Verifies `token` as the layer does (through the verified-token cache, when it is on).
     pub async fn verify_token(&self, token: &str) -> Result<AuthInfo, Rejection> {
         self.verify(&Credentials::Bearer(token)).resolve().await
     }
@@ -506,7 +507,13 @@ impl Inner {
     }
 
     /// The whole check, after the cache: header, key, signature, claims; caches the result.
-    fn verify_uncached(self: &Arc<Self>, token: &str, may_refresh: bool) -> Verdict {
+    /// `tag` is the token's cache key, when the cache is on (computed once per request).
+    fn verify_uncached(
+        self: &Arc<Self>,
+        token: &str,
+        tag: Option<SecretTag>,
+        may_refresh: bool,
+    ) -> Verdict {
         let header = match jsonwebtoken::decode_header(token) {
             Ok(h) => h,
             Err(_) => return Verdict::Ready(Err(refuse(Invalid::Malformed))),
@@ -515,7 +522,7 @@ impl Inner {
             return Verdict::Ready(Err(e));
         }
         match self.find_key(token, header.kid.as_deref(), header.alg, may_refresh) {
-            KeyFound::Key(i, key) => Verdict::Ready(self.finish_and_cache(token, i, key)),
+            KeyFound::Key(i, key) => Verdict::Ready(self.finish_and_cache(token, tag, i, key)),
             KeyFound::WrongIssuer => Verdict::Ready(Err(refuse(Invalid::WrongIssuer))),
             KeyFound::Missing => Verdict::Ready(Err(refuse(Invalid::UnknownKey))),
             KeyFound::Unavailable(retry_after) => {
@@ -527,7 +534,7 @@ impl Inner {
                 Verdict::Pending(Box::pin(async move {
                     futures_util::future::join_all(refreshes).await;
                     // Look again, without starting another refresh.
-                    this.verify_uncached(&token, false).resolve().await
+                    this.verify_uncached(&token, tag, false).resolve().await
                 }))
             }
         }
@@ -536,18 +543,19 @@ impl Inner {
     fn finish_and_cache(
         &self,
         token: &str,
+        tag: Option<SecretTag>,
         i: usize,
         key: Arc<JwtKey>,
     ) -> Result<AuthInfo, Rejection> {
         let info = self.finish(token, i, key.clone())?;
-        if let Some(cache) = &self.cache {
+        if let (Some(cache), Some(tag)) = (&self.cache, tag) {
             let exp = info
                 .expires_at()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs());
             // The claims as parsed take about as much as the token, twice over; plus overhead.
             let bytes = token.len() * 2 + 256;
-            cache.insert(cache.tag(token), info.clone(), exp, key, bytes);
+            cache.insert(tag, info.clone(), exp, key, bytes);
         }
         Ok(info)
     }
@@ -571,12 +579,13 @@ impl Verifier for JwtVerifier {
         let Credentials::Bearer(token) = credentials else {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };
-        if let Some(cache) = &self.0.cache
-            && let Some(info) = cache.get(&cache.tag(token))
+        let tag = self.0.cache.as_ref().map(|cache| cache.tag(token));
+        if let (Some(cache), Some(tag)) = (&self.0.cache, &tag)
+            && let Some(info) = cache.get(tag)
         {
             return Verdict::Ready(Ok(info));
         }
-        self.0.verify_uncached(token, true)
+        self.0.verify_uncached(token, tag, true)
     }
 }
 
