@@ -2,8 +2,9 @@
 # Instructions per request for each case of benches/static_auth.rs (default) or benches/jwt.rs,
 # counted by valgrind's callgrind: deterministic for the same binary and inputs, unlike
 # wall-clock time on a shared machine. Each case runs twice (0 and N requests, same setup); the
-# difference divided by N is its cost, compared with the no-auth baseline (and, for jwt, the
-# layer cases with the raw jsonwebtoken::decode of the same algorithm).
+# difference divided by N is its cost (for jwt, only the measured loop is counted), compared
+# with the no-auth baseline (and, for jwt, the layer cases with the raw jsonwebtoken::decode of
+# the same algorithm).
 # Usage: benches/instructions.sh [N] [static_auth|jwt]   (N defaults to 2000; 200 for jwt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,12 @@ esac
 command -v valgrind >/dev/null || { echo "valgrind not installed: skipping instruction counts"; exit 0; }
 bin=$(cargo bench --bench "$bench" --no-run --message-format=json 2>/dev/null \
   | grep -o "\"executable\":\"[^\"]*$bench[^\"]*\"" | tail -1 | cut -d'"' -f4)
+# jwt: count inside the measured loop only (its setup signs with random nonces and blinding, so
+# its instruction count varies from run to run).
+collect=()
+[ "$bench" = jwt ] && collect=(--collect-atstart=no "--toggle-collect=jwt::measured")
 count() { # case iterations -> instructions
-  BENCH_COUNT="$1:$2" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" 2>&1 \
+  BENCH_COUNT="$1:$2" valgrind --tool=callgrind --callgrind-out-file=/dev/null "${collect[@]}" "$bin" 2>&1 \
     | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 if [ "$bench" = static_auth ]; then
