@@ -626,9 +626,9 @@ where
 fn print_scaling(es: &Alg, short: bool) {
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     let (wall, rounds) = if short {
-        (Duration::from_millis(500), 2)
+        (Duration::from_millis(300), 3)
     } else {
-        (Duration::from_secs(2), 3)
+        (Duration::from_secs(1), 5)
     };
     let hit = es.layer(true);
     let nocache = es.layer(false);
@@ -840,10 +840,12 @@ fn main() {
     if !benchmarking {
         return;
     }
+    // Many short rounds: on a shared machine their minimum filters out bursts of other load
+    // better than a few long ones, and (a) and (b) of one algorithm run milliseconds apart.
     let (round, rounds) = if short {
-        (Duration::from_millis(25), 5)
+        (Duration::from_millis(5), 40)
     } else {
-        (Duration::from_millis(200), 7)
+        (Duration::from_millis(20), 60)
     };
     let ns = manual(&mut cases, round, rounds);
     let dir = criterion_dir();
