@@ -417,52 +417,6 @@ fn manual(cases: &mut [Case], round: Duration, rounds: u32) -> Vec<f64> {
     best
 }
 
-/// Where criterion writes its results, found as criterion finds it.
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    let from_metadata = env::var_os("CARGO").and_then(|cargo| {
-        let out = std::process::Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .output()
-            .ok()?;
-        let meta: Value = serde_json::from_slice(&out.stdout).ok()?;
-        Some(PathBuf::from(meta.get("target_directory")?.as_str()?))
-    });
-    from_metadata
-        .unwrap_or_else(|| PathBuf::from("target"))
-        .join("criterion")
-}
-
-/// Criterion's estimate for `case` in ns (the one it prints: slope, else mean), if this run
-/// wrote it (not a stale file of an earlier run).
-fn criterion_mean(dir: &std::path::Path, case: &str, since: SystemTime) -> Option<f64> {
-    let safe: String = case
-        .chars()
-        .map(|c| match c {
-            '?' | '"' | '/' | '\\' | '*' | '<' | '>' | ':' | '|' | '^' => '_',
-            c => c,
-        })
-        .collect();
-    let path = dir
-        .join(GROUP)
-        .join(safe)
-        .join("new")
-        .join("estimates.json");
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < since {
-        return None;
-    }
-    let json: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    ["slope", "mean"]
-        .iter()
-        .find_map(|k| json.get(k)?.get("point_estimate")?.as_f64())
-}
-
 fn verdict(pass: bool) -> &'static str {
     if pass { "PASS" } else { "FAIL" }
 }
@@ -848,10 +802,10 @@ fn main() {
         (Duration::from_millis(20), 60)
     };
     let ns = manual(&mut cases, round, rounds);
-    let dir = criterion_dir();
+    let dir = common::criterion_dir();
     let crit: Vec<Option<f64>> = cases
         .iter()
-        .map(|c| criterion_mean(&dir, &c.name, started))
+        .map(|c| common::criterion_mean(&dir, GROUP, &c.name, started))
         .collect();
     print_table(&algs, &cases, &ns, &crit, round, rounds);
     let es = algs.iter().find(|a| a.name == "es256").expect("ES256");

@@ -35,7 +35,6 @@ use std::{
     env,
     future::{Ready, ready},
     hint::black_box,
-    path::PathBuf,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -244,53 +243,6 @@ fn manual(cases: &mut [Case], iters: u32, rounds: u32) -> Vec<f64> {
     best
 }
 
-/// Where criterion writes its results, found as criterion finds it.
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    let from_metadata = env::var_os("CARGO").and_then(|cargo| {
-        let out = std::process::Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .output()
-            .ok()?;
-        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        Some(PathBuf::from(meta.get("target_directory")?.as_str()?))
-    });
-    from_metadata
-        .unwrap_or_else(|| PathBuf::from("target"))
-        .join("criterion")
-}
-
-/// Criterion's estimate for `case` in ns (the one it prints: slope, else mean), if this run
-/// wrote it (not a stale file of an earlier run).
-fn criterion_mean(dir: &std::path::Path, case: &str, since: SystemTime) -> Option<f64> {
-    let safe: String = case
-        .chars()
-        .map(|c| match c {
-            '?' | '"' | '/' | '\\' | '*' | '<' | '>' | ':' | '|' | '^' => '_',
-            c => c,
-        })
-        .collect();
-    let path = dir
-        .join(GROUP)
-        .join(safe)
-        .join("new")
-        .join("estimates.json");
-    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if modified < since {
-        return None;
-    }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    // The estimate criterion prints: the slope when it has one, else the mean.
-    ["slope", "mean"]
-        .iter()
-        .find_map(|k| json.get(k)?.get("point_estimate")?.as_f64())
-}
-
 fn print_table(
     cases: &[Case],
     manual_ns: &[f64],
@@ -438,10 +390,10 @@ fn main() {
     // One untimed pass, so that every case starts warm.
     manual(&mut cases, iters / 10, 1);
     let manual_ns = manual(&mut cases, iters, rounds);
-    let dir = criterion_dir();
+    let dir = common::criterion_dir();
     let criterion_ns: Vec<Option<f64>> = cases
         .iter()
-        .map(|c| criterion_mean(&dir, c.name, started))
+        .map(|c| common::criterion_mean(&dir, GROUP, c.name, started))
         .collect();
     print_table(&cases, &manual_ns, &criterion_ns, iters, rounds);
 }

@@ -35,7 +35,7 @@ use crate::{
     identity::AuthInfo,
     metadata::{DEFAULT_MAX_AGE, MetadataEndpoint, ProtectedResourceMetadata},
     scope::{ScopeError, ScopeHierarchy, ScopeRequirement, ScopeSet},
-    verifier::{Credentials, Rejection, Verdict, Verifier, VerifyFuture},
+    verifier::{Credentials, Rejection, Schemes, Verdict, Verifier, VerifyFuture},
 };
 
 /// What is wrong with a layer's configuration.
@@ -81,6 +81,8 @@ impl<V: std::fmt::Debug> std::fmt::Debug for AuthLayer<V> {
 
 struct Shared<V> {
     verifier: V,
+    /// `verifier.schemes()`, fixed at construction.
+    schemes: Schemes,
     metadata: Option<MetadataEndpoint>,
     max_header_bytes: usize,
     policy: Arc<Policy>,
@@ -416,6 +418,7 @@ impl<V: Verifier> AuthLayerBuilder<V> {
         Ok(AuthLayer {
             shared: Arc::new(Shared {
                 verifier: self.verifier,
+                schemes,
                 metadata,
                 max_header_bytes: self.max_header_bytes,
                 policy: Arc::new(Policy {
@@ -461,7 +464,7 @@ impl<V: Verifier> Shared<V> {
             Ok(None) => return (None, Verdict::Ready(Err(Rejection::NoCredentials))),
             Err(e) => return (None, refuse(e)),
         };
-        let schemes = self.verifier.schemes();
+        let schemes = self.schemes;
         let scheme = Some(auth.scheme());
         let verdict = match auth.scheme() {
             Scheme::Bearer if schemes.bearer() => {

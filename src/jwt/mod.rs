@@ -476,12 +476,13 @@ impl Inner {
             Some(Some(_)) => {}
         }
         let string = |name: &str| claims.get(name).and_then(Value::as_str);
-        // Strict RFC 9068 (§2.2): these claims are required too.
-        let incomplete = ["sub", "client_id", "jti"]
-            .iter()
-            .any(|c| string(c).is_none())
-            || number("iat").is_none();
-        if self.strict && incomplete {
+        // Strict RFC 9068 (§2.2): these claims are required too (looked up only in strict mode).
+        if self.strict
+            && (["sub", "client_id", "jti"]
+                .iter()
+                .any(|c| string(c).is_none())
+                || number("iat").is_none())
+        {
             return Err(refuse(Invalid::Claims));
         }
         if let Some(check) = &self.check {
