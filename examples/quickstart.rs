@@ -10,25 +10,39 @@
 //! `MCP_AUTH_USER` + `MCP_AUTH_PASSWORD` (HTTP Basic), `MCP_AUTH_REALM`.
 //! With no token and no user configured, a random token is generated and printed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use mcp_server_auth::{config::EnvConfig, rmcp::Caller};
+use mcp_server_auth::{
+    config::{ConfigError, EnvConfig},
+    rmcp::Caller,
+};
 use rmcp::{
-    tool, tool_router,
+    handler::server::wrapper::Parameters,
+    schemars, tool, tool_router,
     transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     },
 };
+use tokio_util::sync::CancellationToken;
 
-/// The MCP server: one tool.
+/// The arguments of `echo` and `write_note`.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct TextArgs {
+    /// The text.
+    pub text: String,
+}
+
+/// The MCP server: three tools, sharing one notebook.
 #[derive(Debug, Clone, Default)]
-struct Server;
+pub struct Server {
+    notes: Arc<Mutex<Vec<String>>>,
+}
 
 #[tool_router(server_handler)]
 impl Server {
-    #[tool(description = "Returns who you are, as the server sees it")]
+    #[tool(description = "Returns who you are, as the server sees it: subject, scopes, client id")]
     async fn whoami(&self, Caller(who): Caller) -> String {
         serde_json::json!({
             "subject": who.subject(),
@@ -38,8 +52,52 @@ impl Server {
         })
         .to_string()
     }
+
+    #[tool(description = "Returns the text it is given (needs scope mcp:read)")]
+    async fn echo(&self, Parameters(args): Parameters<TextArgs>) -> String {
+        args.text
+    }
+
+    #[tool(description = "Saves a note (needs scope mcp:write)")]
+    async fn write_note(
+        &self,
+        Parameters(args): Parameters<TextArgs>,
+        Caller(who): Caller,
+    ) -> String {
+        let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        notes.push(args.text);
+        format!("note {} saved for {}", notes.len(), who.subject())
+    }
 }
 
+/// The unprotected MCP service at `/mcp`, and the token that ends its sessions and streams.
+pub fn mcp_router(config: &EnvConfig) -> (Router, CancellationToken) {
+    // rmcp checks the Host header (DNS rebinding protection): allow the resource URL's host.
+    let mut mcp_config = StreamableHttpServerConfig::default();
+    let host = config
+        .resource_url()
+        .host()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    mcp_config.allowed_hosts.push(host);
+    let shutdown = mcp_config.cancellation_token.clone();
+    let server = Server::default();
+    let mcp = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+    (Router::new().nest_service("/mcp", mcp), shutdown)
+}
+
+/// The example server: the MCP service with the protection the configuration asks for.
+pub async fn app(config: &EnvConfig) -> Result<(Router, CancellationToken), ConfigError> {
+    let (router, shutdown) = mcp_router(config);
+    let auth = config.layer().await?;
+    Ok((router.layer(auth), shutdown))
+}
+
+#[allow(dead_code)] // Tests include this file as a module and call `app`.
 #[tokio::main]
 async fn main() {
     let mut config = EnvConfig::from_env().unwrap_or_else(|e| {
@@ -59,27 +117,10 @@ async fn main() {
         config.add_bearer_token("generated", &token);
         print_connection_help(&url, &token);
     }
-    let layer = config.layer().await.unwrap_or_else(|e| {
+    let (app, shutdown) = app(&config).await.unwrap_or_else(|e| {
         eprintln!("configuration error: {e}");
         std::process::exit(2);
     });
-
-    // rmcp checks the Host header (DNS rebinding protection): allow the resource URL's host.
-    let mut mcp_config = StreamableHttpServerConfig::default();
-    let host = config
-        .resource_url()
-        .host()
-        .trim_matches(['[', ']'])
-        .to_owned();
-    mcp_config.allowed_hosts.push(host);
-    let shutdown = mcp_config.cancellation_token.clone();
-
-    let mcp = StreamableHttpService::new(
-        || Ok(Server),
-        Arc::new(LocalSessionManager::default()),
-        mcp_config,
-    );
-    let app = Router::new().nest_service("/mcp", mcp).layer(layer);
 
     let listener = tokio::net::TcpListener::bind(config.listen())
         .await
@@ -98,6 +139,7 @@ async fn main() {
         .unwrap();
 }
 
+#[allow(dead_code)]
 fn print_connection_help(url: &str, token: &str) {
     let client_config = serde_json::json!({
         "mcpServers": {

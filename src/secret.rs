@@ -9,7 +9,7 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use siphasher::sip128::{Hasher128, SipHasher24};
+use siphasher::sip128::SipHasher24;
 
 /// The random key under which a verifier tags its secrets.
 #[derive(Clone)]
@@ -25,9 +25,7 @@ impl TagKey {
 
     /// The tag of `secret`.
     pub(crate) fn tag(&self, secret: &[u8]) -> SecretTag {
-        let mut h = self.0;
-        h.write(secret);
-        let t = h.finish128();
+        let t = self.0.hash(secret);
         SecretTag(t.h1, t.h2)
     }
 }
