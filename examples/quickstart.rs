@@ -16,6 +16,8 @@ use axum::Router;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use mcp_server_auth::{
     config::{ConfigError, EnvConfig},
+    mcp::McpScopes,
+    origin::OriginLayer,
     rmcp::Caller,
 };
 use rmcp::{
@@ -90,11 +92,30 @@ pub fn mcp_router(config: &EnvConfig) -> (Router, CancellationToken) {
     (Router::new().nest_service("/mcp", mcp), shutdown)
 }
 
+/// The per-tool scopes in JWT mode when `MCP_AUTH_TOOL_SCOPES` is not set.
+pub const DEFAULT_TOOL_SCOPES: &str = "echo=mcp:read,write_note=mcp:write";
+
+/// The per-tool scopes: `MCP_AUTH_TOOL_SCOPES`, or in JWT mode [`DEFAULT_TOOL_SCOPES`]. (Static
+/// tokens and Basic users carry no scopes unless configured with some, so with them the tools
+/// are open to every authenticated caller unless `MCP_AUTH_TOOL_SCOPES` says otherwise.)
+pub fn tool_scopes(config: &EnvConfig) -> Result<Option<McpScopes>, ConfigError> {
+    Ok(match config.tool_scopes() {
+        Some(scopes) => Some(scopes.clone()),
+        None if config.issuer().is_some() => Some(McpScopes::parse(DEFAULT_TOOL_SCOPES)?),
+        None => None,
+    })
+}
+
 /// The example server: the MCP service with the protection the configuration asks for.
+/// Outermost first: Origin check → authentication → per-tool scopes → MCP service.
 pub async fn app(config: &EnvConfig) -> Result<(Router, CancellationToken), ConfigError> {
-    let (router, shutdown) = mcp_router(config);
+    let (mut router, shutdown) = mcp_router(config);
     let auth = config.layer().await?;
-    Ok((router.layer(auth), shutdown))
+    if let Some(scopes) = tool_scopes(config)? {
+        router = router.layer(auth.mcp_scopes(scopes));
+    }
+    let origin = OriginLayer::new(config.allowed_origins().clone());
+    Ok((router.layer(auth).layer(origin), shutdown))
 }
 
 #[allow(dead_code)] // Tests include this file as a module and call `app`.

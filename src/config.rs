@@ -17,6 +17,8 @@
 //! | `MCP_AUTH_AUTHORIZATION_SERVERS` | the metadata's `authorization_servers` (comma-separated) | the issuer |
 //! | `MCP_AUTH_LEEWAY_SECS` | clock leeway for `exp`, `nbf`, `iat` (at most 300) | `60` |
 //! | `MCP_AUTH_ALGORITHMS` | comma-separated JWT algorithm allow-list | RS*, PS*, ES256, ES384, EdDSA |
+//! | `MCP_AUTH_ALLOWED_ORIGINS` | browser origins allowed besides localhost (comma-separated `scheme://host[:port]`; `*` allows any) | localhost only |
+//! | `MCP_AUTH_TOOL_SCOPES` | per-tool scopes, `tool=scope [scope…]`, comma-separated (see [`McpScopes::parse`]) | — |
 //!
 //! In JWT mode the layer serves the Protected Resource Metadata document and every challenge
 //! points at it; static tokens and a Basic user, if also set, are still accepted.
@@ -48,7 +50,9 @@ use crate::{
     bearer::{StaticBearer, StaticTokenError},
     jwt::{Algorithm, Issuer, JwtConfigError, JwtVerifier},
     layer::{AuthLayer, BuildError},
+    mcp::{McpScopes, McpScopesError},
     metadata::{MetadataError, ProtectedResourceMetadata},
+    origin::{AllowedOrigins, OriginError},
     resource::{ResourceUrl, ResourceUrlError},
     scope::{ScopeError, ScopeRequirement, ScopeSet},
     verifier::{Credentials, Or, Schemes, Verdict, Verifier, VerifierExt},
@@ -57,7 +61,7 @@ use crate::{
 /// The default listen address of the examples.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
-const VARS: [&str; 15] = [
+const VARS: [&str; 17] = [
     "MCP_AUTH_LISTEN",
     "MCP_AUTH_RESOURCE_URL",
     "MCP_AUTH_BEARER_TOKEN",
@@ -73,6 +77,8 @@ const VARS: [&str; 15] = [
     "MCP_AUTH_AUTHORIZATION_SERVERS",
     "MCP_AUTH_LEEWAY_SECS",
     "MCP_AUTH_ALGORITHMS",
+    "MCP_AUTH_TOOL_SCOPES",
+    "MCP_AUTH_ALLOWED_ORIGINS",
 ];
 
 /// What is wrong with the configuration. No variant contains a secret.
@@ -130,6 +136,12 @@ pub enum ConfigError {
     /// The metadata document cannot be built.
     #[error("metadata: {0}")]
     Metadata(#[from] MetadataError),
+    /// An origin of `MCP_AUTH_ALLOWED_ORIGINS` is not acceptable.
+    #[error("MCP_AUTH_ALLOWED_ORIGINS: {0}")]
+    Origin(#[from] OriginError),
+    /// `MCP_AUTH_TOOL_SCOPES` is not acceptable.
+    #[error("MCP_AUTH_TOOL_SCOPES: {0}")]
+    ToolScopes(#[from] McpScopesError),
 }
 
 /// JWT settings read from the environment.
@@ -174,6 +186,8 @@ pub struct EnvConfig {
     jwt: Option<JwtEnv>,
     required_scopes: Option<ScopeRequirement>,
     scopes_supported: Vec<String>,
+    tool_scopes: Option<McpScopes>,
+    allowed_origins: AllowedOrigins,
 }
 
 impl fmt::Debug for EnvConfig {
@@ -188,6 +202,8 @@ impl fmt::Debug for EnvConfig {
             .field("jwt", &self.jwt)
             .field("required_scopes", &self.required_scopes)
             .field("scopes_supported", &self.scopes_supported)
+            .field("tool_scopes", &self.tool_scopes)
+            .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
 }
@@ -328,7 +344,20 @@ impl EnvConfig {
                 algorithms,
             }),
         };
+        let tool_scopes = take("MCP_AUTH_TOOL_SCOPES")
+            .map(|v| McpScopes::parse(&v))
+            .transpose()?
+            .filter(|p| !p.is_empty());
+        let allowed_origins = match take("MCP_AUTH_ALLOWED_ORIGINS") {
+            None => AllowedOrigins::localhost(),
+            Some(v) if v.trim() == "*" => AllowedOrigins::any(),
+            Some(v) => comma_list(Some(v))
+                .iter()
+                .try_fold(AllowedOrigins::localhost(), |a, o| a.allow(o))?,
+        };
         let config = Self {
+            tool_scopes,
+            allowed_origins,
             listen,
             resource_url,
             tokens,
@@ -342,6 +371,18 @@ impl EnvConfig {
         config.static_bearer()?;
         config.basic_auth()?;
         Ok(config)
+    }
+
+    /// The per-operation scopes of `MCP_AUTH_TOOL_SCOPES`, if set: give them to
+    /// [`AuthLayer::mcp_scopes`].
+    pub fn tool_scopes(&self) -> Option<&McpScopes> {
+        self.tool_scopes.as_ref()
+    }
+
+    /// The browser origins to admit (`MCP_AUTH_ALLOWED_ORIGINS` besides localhost): give them
+    /// to [`OriginLayer::new`](crate::origin::OriginLayer::new).
+    pub fn allowed_origins(&self) -> &AllowedOrigins {
+        &self.allowed_origins
     }
 
     /// The address to bind.

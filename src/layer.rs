@@ -90,21 +90,33 @@ struct Shared<V> {
 
 /// What happens after verification; shared with pending futures, so not generic.
 #[derive(Debug)]
-struct Policy {
+pub(crate) struct Policy {
     required: Option<ScopeRequirement>,
     hierarchy: Option<Arc<dyn ScopeHierarchy>>,
     forward_authorization: bool,
     responder: Responder,
 }
 
+/// The scheme an authenticated identity presented, for the challenges of a later refusal.
+pub(crate) fn presented_scheme(info: &AuthInfo) -> Scheme {
+    match info.method() {
+        crate::AuthMethod::Basic => Scheme::Basic,
+        _ => Scheme::Bearer,
+    }
+}
+
 impl Policy {
-    /// Checks `required` against the identity's scopes, honouring the hierarchy.
-    fn check_scopes(&self, required: &ScopeRequirement, info: &AuthInfo) -> Result<(), Rejection> {
-        let ok = match &self.hierarchy {
+    /// Whether the identity's scopes meet `required`, honouring the hierarchy.
+    pub(crate) fn satisfies(&self, required: &ScopeRequirement, info: &AuthInfo) -> bool {
+        match &self.hierarchy {
             Some(h) => required.is_satisfied_with(info.scopes(), h.as_ref()),
             None => required.is_satisfied_by(info.scopes()),
-        };
-        if ok {
+        }
+    }
+
+    /// Checks `required` against the identity's scopes, honouring the hierarchy.
+    fn check_scopes(&self, required: &ScopeRequirement, info: &AuthInfo) -> Result<(), Rejection> {
+        if self.satisfies(required, info) {
             return Ok(());
         }
         tracing::debug!(subject = info.subject(), "refused: insufficient scope");
@@ -125,7 +137,7 @@ impl Policy {
         Ok(())
     }
 
-    fn refuse<B>(
+    pub(crate) fn refuse<B>(
         &self,
         rejection: &Rejection,
         presented: Option<Scheme>,
@@ -202,6 +214,14 @@ impl<V: Verifier> AuthLayer<V> {
             policy: self.shared.policy.clone(),
         }
     }
+
+    /// A layer requiring the scopes each MCP operation needs (per tool, prompt, resource or
+    /// method) of requests this layer has authenticated. Put it inside this layer, in front of
+    /// the MCP service; its `403` challenges point at the same metadata and honour the same
+    /// scope hierarchy. See [`crate::mcp`].
+    pub fn mcp_scopes(&self, scopes: crate::mcp::McpScopes) -> crate::mcp::McpScopeLayer {
+        crate::mcp::McpScopeLayer::new(scopes, self.shared.policy.clone())
+    }
 }
 
 /// Requires scopes of requests an [`AuthLayer`] has authenticated; built by
@@ -249,10 +269,7 @@ where
         let verdict = match req.extensions().get::<AuthInfo>() {
             None => Err((Rejection::NoCredentials, None)),
             Some(info) => {
-                let presented = match info.method() {
-                    crate::AuthMethod::Basic => Scheme::Basic,
-                    _ => Scheme::Bearer,
-                };
+                let presented = presented_scheme(info);
                 self.policy
                     .check_scopes(&self.requirement, info)
                     .map_err(|r| (r, Some(presented)))

@@ -65,7 +65,9 @@ pub mod credentials;
 pub mod identity;
 pub mod jwt;
 pub mod layer;
+pub mod mcp;
 pub mod metadata;
+pub mod origin;
 pub mod resource;
 pub mod scope;
 mod secret;
@@ -85,6 +87,7 @@ pub use layer::{
     ResponseFuture,
 };
 pub use metadata::{MetadataService, ProtectedResourceMetadata};
+pub use origin::{AllowedOrigins, OriginLayer};
 pub use resource::ResourceUrl;
 pub use scope::{ImplicationMap, ScopeHierarchy, ScopeRequirement, ScopeSet};
 pub use verifier::{Verifier, VerifierExt};

@@ -1,0 +1,440 @@
+//! The MCP operation scope layer: [`McpScopeLayer`], built by [`AuthLayer::mcp_scopes`].
+//!
+//! [`AuthLayer::mcp_scopes`]: crate::AuthLayer::mcp_scopes
+
+use std::{
+    future::Future,
+    mem,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{
+    HeaderValue, Method, Request, Response, StatusCode,
+    header::{CACHE_CONTROL, CONTENT_TYPE},
+    request::Parts,
+};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use serde_json::value::RawValue;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{
+    operation::{self, Operation, OperationError},
+    policy::McpScopes,
+};
+use crate::{
+    body::ResponseBody,
+    identity::AuthInfo,
+    layer::{Policy, presented_scheme},
+    scope::ScopeSet,
+    verifier::Rejection,
+};
+
+/// The default limit on a JSON-RPC body this layer reads: 4 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Requires the scopes each MCP operation needs ([`McpScopes`]) of requests an
+/// [`AuthLayer`](crate::AuthLayer) has authenticated. Build it with
+/// [`AuthLayer::mcp_scopes`](crate::AuthLayer::mcp_scopes) and put it inside the auth layer,
+/// in front of the MCP service; see the [module documentation](crate::mcp).
+#[derive(Debug, Clone)]
+pub struct McpScopeLayer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Clone)]
+struct Shared {
+    scopes: McpScopes,
+    policy: Arc<Policy>,
+    max_body_bytes: usize,
+    verify_headers: bool,
+}
+
+impl McpScopeLayer {
+    pub(crate) fn new(scopes: McpScopes, policy: Arc<Policy>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                scopes,
+                policy,
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                verify_headers: false,
+            }),
+        }
+    }
+
+    /// The largest body read to find the operation (default 4 MiB). A larger one is refused
+    /// with `413 Payload Too Large`.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.shared).max_body_bytes = limit;
+        self
+    }
+
+    /// Reads the body even when the `Mcp-Method` / `Mcp-Name` headers could be trusted, and
+    /// refuses a request whose headers disagree with it (`400`, JSON-RPC `-32020`). Turn this
+    /// on when the MCP service behind does not check that its headers match its body (rmcp
+    /// does, for protocol 2026-07-28 and later).
+    pub fn verify_headers(mut self, verify: bool) -> Self {
+        Arc::make_mut(&mut self.shared).verify_headers = verify;
+        self
+    }
+
+    /// The policy.
+    pub fn scopes(&self) -> &McpScopes {
+        &self.shared.scopes
+    }
+
+    /// Whether `info` may perform `op`, honouring the scope hierarchy of the auth layer. For
+    /// example, to list only the tools a caller may call.
+    pub fn permits(&self, op: &Operation, info: &AuthInfo) -> bool {
+        self.shared
+            .scopes
+            .requirement(op)
+            .is_none_or(|r| self.shared.policy.satisfies(r, info))
+    }
+}
+
+impl<S> Layer<S> for McpScopeLayer {
+    type Service = McpScope<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        McpScope {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service built by [`McpScopeLayer`].
+#[derive(Debug, Clone)]
+pub struct McpScope<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl Shared {
+    /// Checks every operation; on refusal, the challenge names every scope all of them need.
+    fn authorize(&self, ops: &[Operation], info: &AuthInfo) -> Result<(), Rejection> {
+        let mut refused = None;
+        for op in ops {
+            if let Some(r) = self.scopes.requirement(op)
+                && !self.policy.satisfies(r, info)
+            {
+                refused.get_or_insert(op);
+            }
+        }
+        let Some(op) = refused else {
+            return Ok(());
+        };
+        tracing::debug!(subject = info.subject(), operation = %op, "refused: insufficient scope");
+        let required = ScopeSet::from_iter_lossy(
+            ops.iter()
+                .filter_map(|op| self.scopes.requirement(op))
+                .flat_map(|r| r.challenge_scopes().iter()),
+        );
+        Err(Rejection::InsufficientScope { required })
+    }
+
+    fn refuse<B>(
+        &self,
+        rejection: &Rejection,
+        info: Option<&AuthInfo>,
+    ) -> Response<ResponseBody<B>> {
+        self.policy
+            .refuse(rejection, info.map(presented_scheme), false)
+    }
+}
+
+/// A `400`/`413` answer with a JSON-RPC error body (no `WWW-Authenticate`: this is not an
+/// authorization failure).
+fn jsonrpc_error<B>(
+    status: StatusCode,
+    code: i32,
+    message: &str,
+    id: Option<&RawValue>,
+) -> Response<ResponseBody<B>> {
+    #[derive(serde::Serialize)]
+    struct Error<'a> {
+        code: i32,
+        message: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        jsonrpc: &'static str,
+        id: Option<&'a RawValue>,
+        error: Error<'a>,
+    }
+    let body = serde_json::to_vec(&Body {
+        jsonrpc: "2.0",
+        id,
+        error: Error { code, message },
+    })
+    .unwrap_or_default();
+    let mut res = Response::new(ResponseBody::full(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn operation_error<B>(e: &OperationError, id: Option<&RawValue>) -> Response<ResponseBody<B>> {
+    tracing::debug!(reason = %e, "refused: MCP operation unreadable");
+    jsonrpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string(), id)
+}
+
+fn too_large<B>(limit: usize) -> Response<ResponseBody<B>> {
+    tracing::debug!(limit, "refused: MCP request body too large");
+    jsonrpc_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        -32600,
+        &format!("the request body is larger than {limit} bytes"),
+        None,
+    )
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for McpScope<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ReqBody: Body + From<Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let shared = &*self.shared;
+        // Only POSTs carry JSON-RPC messages; GET (event streams) and DELETE need what the auth
+        // layer already required.
+        if req.method() != Method::POST || shared.scopes.is_empty() {
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+        let Some(info) = req.extensions().get::<AuthInfo>() else {
+            // Not behind the auth layer: fail closed.
+            return ResponseFuture::done(shared.refuse(&Rejection::NoCredentials, None));
+        };
+        let header = match operation::read_headers(req.headers()) {
+            Ok(header) => header,
+            Err(e) => return ResponseFuture::done(operation_error(&e, None)),
+        };
+        if let Some(h) = &header
+            && h.validated_by_server
+            && !shared.verify_headers
+        {
+            // 2026-07-28 and later: the server must refuse a body that disagrees with these
+            // headers, so they can be trusted without reading the body.
+            if h.operation.name().is_none() && operation::name_field(h.operation.method()).is_some()
+            {
+                let e = OperationError::MissingName(h.operation.method().to_owned());
+                return ResponseFuture::done(operation_error(&e, None));
+            }
+            return match shared.authorize(std::slice::from_ref(&h.operation), info) {
+                Ok(()) => ResponseFuture::inner(self.inner.call(req)),
+                Err(rejection) => ResponseFuture::done(shared.refuse(&rejection, Some(info))),
+            };
+        }
+        let (parts, body) = req.into_parts();
+        if body.size_hint().lower() > shared.max_body_bytes as u64 {
+            return ResponseFuture::done(too_large(shared.max_body_bytes));
+        }
+        // Take the service that was driven to readiness; leave a clone in its place.
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        ResponseFuture {
+            state: State::Reading {
+                body,
+                reading: Some(Box::new(Reading {
+                    parts,
+                    buf: BytesMut::new(),
+                    header: header.map(|h| h.operation),
+                    inner,
+                    shared: self.shared.clone(),
+                })),
+            },
+        }
+    }
+}
+
+/// A request whose body is being read.
+struct Reading<S> {
+    parts: Parts,
+    buf: BytesMut,
+    header: Option<Operation>,
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Reading<S> {
+    /// Decides on the complete body: refuse, or hand the same bytes on.
+    fn finish<ReqBody, ResBody>(self) -> State<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        ReqBody: From<Bytes>,
+    {
+        let Reading {
+            parts,
+            buf,
+            header,
+            mut inner,
+            shared,
+        } = self;
+        let bytes = buf.freeze();
+        match shared.decide(&bytes, header.as_ref(), &parts) {
+            None => State::Inner {
+                fut: inner.call(Request::from_parts(parts, ReqBody::from(bytes))),
+            },
+            Some(response) => State::Done {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl Shared {
+    /// Decides on a complete body: `None` admits the request, `Some` is the refusal.
+    fn decide<B>(
+        &self,
+        body: &[u8],
+        header: Option<&Operation>,
+        parts: &Parts,
+    ) -> Option<Response<ResponseBody<B>>> {
+        let ops = match operation::from_body(body) {
+            Ok(ops) => ops,
+            Err(e) => return Some(operation_error(&e, None)),
+        };
+        if let Some(header) = header
+            && let Err(e) = operation::check_match(header, &ops)
+        {
+            return Some(operation_error(&e, ops.id()));
+        }
+        let info = parts.extensions.get::<AuthInfo>();
+        let verdict = match info {
+            None => Err(Rejection::NoCredentials),
+            Some(info) => self.authorize(ops.operations(), info),
+        };
+        verdict.err().map(|rejection| self.refuse(&rejection, info))
+    }
+}
+
+pin_project! {
+    /// The response future of [`McpScope`].
+    pub struct ResponseFuture<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, ResBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Inner { #[pin] fut: S::Future },
+        Done { response: Option<Response<ResponseBody<ResBody>>> },
+        Reading {
+            #[pin]
+            body: ReqBody,
+            reading: Option<Box<Reading<S>>>,
+        },
+    }
+}
+
+impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn inner(fut: S::Future) -> Self {
+        Self {
+            state: State::Inner { fut },
+        }
+    }
+
+    fn done(response: Response<ResponseBody<ResBody>>) -> Self {
+        Self {
+            state: State::Done {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: Body + From<Bytes>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            let next = match state.as_mut().project() {
+                StateProj::Inner { fut } => {
+                    return fut.poll(cx).map_ok(|res| res.map(ResponseBody::inner));
+                }
+                StateProj::Done { response } => {
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .expect("ResponseFuture polled after completion")));
+                }
+                StateProj::Reading { body, reading } => {
+                    let r = reading
+                        .as_mut()
+                        .expect("ResponseFuture polled after completion");
+                    match ready!(body.poll_frame(cx)) {
+                        Some(Ok(frame)) => {
+                            if let Ok(mut data) = frame.into_data() {
+                                use bytes::Buf as _;
+                                let limit = r.shared.max_body_bytes;
+                                if r.buf.len().saturating_add(data.remaining()) > limit {
+                                    State::Done {
+                                        response: Some(too_large(limit)),
+                                    }
+                                } else {
+                                    while data.has_remaining() {
+                                        let chunk = data.chunk();
+                                        let n = chunk.len();
+                                        r.buf.put_slice(chunk);
+                                        data.advance(n);
+                                    }
+                                    continue;
+                                }
+                            } else {
+                                // Trailers carry no JSON-RPC.
+                                continue;
+                            }
+                        }
+                        Some(Err(_)) => {
+                            tracing::debug!("refused: the request body could not be read");
+                            State::Done {
+                                response: Some(jsonrpc_error(
+                                    StatusCode::BAD_REQUEST,
+                                    -32600,
+                                    "the request body could not be read",
+                                    None,
+                                )),
+                            }
+                        }
+                        None => match reading.take() {
+                            Some(r) => (*r).finish(),
+                            None => unreachable!("checked above"),
+                        },
+                    }
+                }
+            };
+            state.set(next);
+        }
+    }
+}
