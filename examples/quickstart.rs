@@ -1,14 +1,21 @@
-//! An MCP server (rmcp, streamable HTTP) at `/mcp`, protected by a bearer token.
+//! An MCP server (rmcp, streamable HTTP) at `/mcp` with three tools, protected by this crate:
+//! `whoami` (any authenticated caller), `echo` (needs `mcp:read`) and `write_note` (needs
+//! `mcp:write`).
 //!
 //! ```sh
 //! cargo run --example quickstart
 //! ```
 //!
-//! Configuration, all optional (see `mcp_server_auth::config`):
-//! `MCP_AUTH_LISTEN` (default `127.0.0.1:8080`), `MCP_AUTH_RESOURCE_URL` (the public URL of
-//! `/mcp`), `MCP_AUTH_BEARER_TOKEN`, `MCP_AUTH_BEARER_TOKENS` (`name:token,...`),
-//! `MCP_AUTH_USER` + `MCP_AUTH_PASSWORD` (HTTP Basic), `MCP_AUTH_REALM`.
-//! With no token and no user configured, a random token is generated and printed.
+//! Configuration, all optional (see `mcp_server_auth::config`): `MCP_AUTH_LISTEN` (default
+//! `127.0.0.1:8080`), `MCP_AUTH_RESOURCE_URL` (the public URL of `/mcp`),
+//! `MCP_AUTH_BEARER_TOKEN`, `MCP_AUTH_BEARER_TOKENS` (`name:token,...`), `MCP_AUTH_USER` +
+//! `MCP_AUTH_PASSWORD` (HTTP Basic), `MCP_AUTH_REALM`, `MCP_AUTH_ISSUER_URL` /
+//! `MCP_AUTH_JWKS_URL` (JWT mode, with the other `MCP_AUTH_*` JWT variables),
+//! `MCP_AUTH_TOOL_SCOPES` (per-tool scopes; in JWT mode the default is
+//! `echo=mcp:read,write_note=mcp:write`) and `MCP_AUTH_ALLOWED_ORIGINS`.
+//! With no token, user or issuer configured, a random token is generated and printed.
+//!
+//! The stack, outermost first: Origin check → authentication → per-tool scopes → MCP service.
 
 use std::sync::{Arc, Mutex};
 
@@ -133,6 +140,14 @@ async fn main() {
         names.extend(config.basic_user().map(str::to_owned));
         names.extend(config.issuer().map(|iss| format!("JWTs from {iss}")));
         println!("MCP server at {url}, accepting: {}", names.join(", "));
+        if let Ok(Some(scopes)) = tool_scopes(&config) {
+            let mut tools: Vec<String> = scopes
+                .tools()
+                .map(|(tool, r)| format!("{tool} needs {}", r.challenge_scopes()))
+                .collect();
+            tools.sort();
+            println!("Per-tool scopes: {}", tools.join("; "));
+        }
     } else {
         let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         config.add_bearer_token("generated", &token);

@@ -538,6 +538,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tool_scopes_and_origins() {
+        use crate::mcp::Operation;
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_TOOL_SCOPES", "echo=mcp:read, write_note=mcp:write"),
+            (
+                "MCP_AUTH_ALLOWED_ORIGINS",
+                "https://app.example.com, http://10.0.0.5:8080",
+            ),
+        ])
+        .unwrap();
+        let scopes = c.tool_scopes().unwrap();
+        let needs = |tool| {
+            scopes
+                .requirement(&Operation::tool(tool))
+                .map(|r| r.challenge_scopes().to_string())
+        };
+        assert_eq!(needs("write_note").as_deref(), Some("mcp:write"));
+        assert_eq!(needs("whoami"), None);
+        let allowed = |o: &'static str| c.allowed_origins().is_allowed(&o.parse().unwrap());
+        assert!(allowed("https://app.example.com"));
+        assert!(allowed("http://10.0.0.5:8080"));
+        assert!(allowed("http://localhost:6274"));
+        assert!(!allowed("https://evil.example"));
+        // Defaults: no tool scopes, localhost origins only; `*` opts out.
+        let c = EnvConfig::from_vars::<_, &str, &str>([]).unwrap();
+        assert!(c.tool_scopes().is_none());
+        assert!(!c.allowed_origins().is_allowed(&"https://evil.example".parse().unwrap()));
+        let c = EnvConfig::from_vars([("MCP_AUTH_ALLOWED_ORIGINS", "*")]).unwrap();
+        assert!(c.allowed_origins().is_allowed(&"https://evil.example".parse().unwrap()));
+        // Clear errors.
+        let e = EnvConfig::from_vars([("MCP_AUTH_TOOL_SCOPES", "echo")]).unwrap_err();
+        assert!(matches!(e, ConfigError::ToolScopes(_)), "{e}");
+        assert!(e.to_string().starts_with("MCP_AUTH_TOOL_SCOPES: "), "{e}");
+        let e = EnvConfig::from_vars([("MCP_AUTH_ALLOWED_ORIGINS", "https://a.example/")])
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Origin(_)), "{e}");
+    }
+
+    #[test]
     fn defaults_and_errors() {
         let c = EnvConfig::from_vars::<_, &str, &str>([]).unwrap();
         assert_eq!(c.listen(), DEFAULT_LISTEN);
