@@ -76,6 +76,8 @@
 //!         CONTENT_TYPE,
 //!         ACCEPT,
 //!         HeaderName::from_static("mcp-protocol-version"),
+//!         HeaderName::from_static("mcp-method"),
+//!         HeaderName::from_static("mcp-name"),
 //!         HeaderName::from_static("mcp-session-id"),
 //!     ])
 //!     .expose_headers([WWW_AUTHENTICATE, HeaderName::from_static("mcp-session-id")]);

@@ -7,10 +7,13 @@
 //! `tests/interop/as/package-lock.json` are installed by [`ensure_npm_deps`] on first use.
 #![allow(dead_code)]
 
+#[path = "install.rs"]
+mod install;
+
 use std::{
     collections::BTreeMap,
     fs,
-    io::{self, BufRead, BufReader, Write},
+    io::{self, BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex, OnceLock},
@@ -19,6 +22,7 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use install::InstallLock;
 use serde_json::Value;
 
 /// The confidential client registered in the server (`client_secret_basic`; the server accepts
@@ -78,7 +82,7 @@ fn install_npm_deps() {
     if npm_deps_up_to_date(&dir) {
         return;
     }
-    let _lock = InstallLock::acquire();
+    let _lock = InstallLock::acquire("interop-as-npm-install.lock", NPM_LOCK_WAIT);
     // Another test binary may have installed them while this one waited for the lock.
     if npm_deps_up_to_date(&dir) {
         return;
@@ -134,56 +138,6 @@ fn install_npm_deps() {
     );
 }
 
-/// A lock file created with `create_new`, removed on drop. A lock whose owner is gone, or that
-/// has been held for longer than [`NPM_LOCK_WAIT`], is taken over.
-struct InstallLock(PathBuf);
-
-impl InstallLock {
-    fn acquire() -> InstallLock {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        fs::create_dir_all(dir).unwrap();
-        let path = dir.join("interop-as-npm-install.lock");
-        let started = Instant::now();
-        loop {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    let _ = write!(file, "{}", std::process::id());
-                    return InstallLock(path);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if Self::owner_gone(&path) || started.elapsed() > NPM_LOCK_WAIT {
-                        eprintln!("taking over stale lock {}", path.display());
-                        let _ = fs::remove_file(&path);
-                        continue;
-                    }
-                    thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("cannot create {}: {e}", path.display()),
-            }
-        }
-    }
-
-    /// The lock names a process that no longer exists (checked where `/proc` exists).
-    fn owner_gone(path: &Path) -> bool {
-        let Ok(pid) = fs::read_to_string(path) else {
-            return false;
-        };
-        let Ok(pid) = pid.trim().parse::<u32>() else {
-            return false;
-        };
-        Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
-    }
-}
-
-impl Drop for InstallLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
-}
 
 /// A running `oidc-provider` on 127.0.0.1; the node process is killed when this is dropped
 /// (and it also exits by itself when its stdin closes, should the test process die).
