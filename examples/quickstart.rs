@@ -102,24 +102,26 @@ pub fn mcp_router(config: &EnvConfig) -> (Router, CancellationToken) {
 /// The per-tool scopes in JWT mode when `MCP_AUTH_TOOL_SCOPES` is not set.
 pub const DEFAULT_TOOL_SCOPES: &str = "echo=mcp:read,write_note=mcp:write";
 
-/// The per-tool scopes: `MCP_AUTH_TOOL_SCOPES`, or in JWT mode [`DEFAULT_TOOL_SCOPES`]. (Static
-/// tokens and Basic users carry no scopes unless configured with some, so with them the tools
-/// are open to every authenticated caller unless `MCP_AUTH_TOOL_SCOPES` says otherwise.)
-pub fn tool_scopes(config: &EnvConfig) -> Result<Option<McpScopes>, ConfigError> {
-    Ok(match config.tool_scopes() {
-        Some(scopes) => Some(scopes.clone()),
-        None if config.issuer().is_some() => Some(McpScopes::parse(DEFAULT_TOOL_SCOPES)?),
-        None => None,
-    })
+/// The configuration with the example's defaults: in JWT mode, when `MCP_AUTH_TOOL_SCOPES` is
+/// not set, [`DEFAULT_TOOL_SCOPES`] (which the metadata then advertises). Static tokens and
+/// Basic users carry no scopes, so with them the tools are open to every authenticated caller
+/// unless `MCP_AUTH_TOOL_SCOPES` says otherwise.
+pub fn with_defaults(config: &EnvConfig) -> Result<EnvConfig, ConfigError> {
+    let mut config = config.clone();
+    if config.tool_scopes().is_none() && config.issuer().is_some() {
+        config.set_tool_scopes(McpScopes::parse(DEFAULT_TOOL_SCOPES)?);
+    }
+    Ok(config)
 }
 
 /// The example server: the MCP service with the protection the configuration asks for.
 /// Outermost first: Origin check → authentication → per-tool scopes → MCP service.
 pub async fn app(config: &EnvConfig) -> Result<(Router, CancellationToken), ConfigError> {
-    let (mut router, shutdown) = mcp_router(config);
+    let config = with_defaults(config)?;
+    let (mut router, shutdown) = mcp_router(&config);
     let auth = config.layer().await?;
-    if let Some(scopes) = tool_scopes(config)? {
-        router = router.layer(auth.mcp_scopes(scopes));
+    if let Some(scopes) = config.tool_scopes() {
+        router = router.layer(auth.mcp_scopes(scopes.clone()));
     }
     let origin = OriginLayer::new(config.allowed_origins().clone());
     Ok((router.layer(auth).layer(origin), shutdown))
@@ -140,7 +142,11 @@ async fn main() {
         names.extend(config.basic_user().map(str::to_owned));
         names.extend(config.issuer().map(|iss| format!("JWTs from {iss}")));
         println!("MCP server at {url}, accepting: {}", names.join(", "));
-        if let Ok(Some(scopes)) = tool_scopes(&config) {
+        if let Some(scopes) = with_defaults(&config)
+            .ok()
+            .as_ref()
+            .and_then(EnvConfig::tool_scopes)
+        {
             let mut tools: Vec<String> = scopes
                 .tools()
                 .map(|(tool, r)| format!("{tool} needs {}", r.challenge_scopes()))

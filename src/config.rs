@@ -13,7 +13,7 @@
 //! | `MCP_AUTH_JWKS_URL` | JWT mode: the issuer's JWKS URL (skips discovery; needs the issuer) | — |
 //! | `MCP_AUTH_AUDIENCE` | comma-separated extra accepted audiences (the resource URL always is) | — |
 //! | `MCP_AUTH_REQUIRED_SCOPES` | scopes every request needs (space- or comma-separated) | — |
-//! | `MCP_AUTH_SCOPES_SUPPORTED` | the metadata's `scopes_supported` | the required scopes |
+//! | `MCP_AUTH_SCOPES_SUPPORTED` | the metadata's `scopes_supported` | the required scopes, else every scope of `MCP_AUTH_TOOL_SCOPES` |
 //! | `MCP_AUTH_AUTHORIZATION_SERVERS` | the metadata's `authorization_servers` (comma-separated) | the issuer |
 //! | `MCP_AUTH_LEEWAY_SECS` | clock leeway for `exp`, `nbf`, `iat` (at most 300) | `60` |
 //! | `MCP_AUTH_ALGORITHMS` | comma-separated JWT algorithm allow-list | RS*, PS*, ES256, ES384, EdDSA |
@@ -379,6 +379,13 @@ impl EnvConfig {
         self.tool_scopes.as_ref()
     }
 
+    /// Sets the per-operation scopes (for example a program's default when
+    /// `MCP_AUTH_TOOL_SCOPES` is not set). Without `MCP_AUTH_SCOPES_SUPPORTED` and
+    /// `MCP_AUTH_REQUIRED_SCOPES`, the metadata then advertises every scope they name.
+    pub fn set_tool_scopes(&mut self, scopes: McpScopes) {
+        self.tool_scopes = Some(scopes).filter(|s| !s.is_empty());
+    }
+
     /// The browser origins to admit (`MCP_AUTH_ALLOWED_ORIGINS` besides localhost): give them
     /// to [`OriginLayer::new`](crate::origin::OriginLayer::new).
     pub fn allowed_origins(&self) -> &AllowedOrigins {
@@ -435,8 +442,13 @@ impl EnvConfig {
         let Some(jwt) = &self.jwt else {
             return Ok(None);
         };
+        let supported: Vec<String> = match (&self.tool_scopes, self.scopes_supported.is_empty()) {
+            // Nothing said: advertise what the tools need, so that clients ask for it at once.
+            (Some(tools), true) => tools.all_scopes().iter().map(str::to_owned).collect(),
+            _ => self.scopes_supported.clone(),
+        };
         let mut builder = ProtectedResourceMetadata::builder(self.resource_url.clone())
-            .scopes_supported(self.scopes_supported.iter().cloned());
+            .scopes_supported(supported);
         for server in &jwt.authorization_servers {
             builder = builder.authorization_server(server.clone());
         }
@@ -541,7 +553,10 @@ mod tests {
     fn tool_scopes_and_origins() {
         use crate::mcp::Operation;
         let c = EnvConfig::from_vars([
-            ("MCP_AUTH_TOOL_SCOPES", "echo=mcp:read, write_note=mcp:write"),
+            (
+                "MCP_AUTH_TOOL_SCOPES",
+                "echo=mcp:read, write_note=mcp:write",
+            ),
             (
                 "MCP_AUTH_ALLOWED_ORIGINS",
                 "https://app.example.com, http://10.0.0.5:8080",
@@ -549,6 +564,8 @@ mod tests {
         ])
         .unwrap();
         let scopes = c.tool_scopes().unwrap();
+        // Nothing else configured: no metadata without JWT mode.
+        assert!(c.metadata().unwrap().is_none());
         let needs = |tool| {
             scopes
                 .requirement(&Operation::tool(tool))
@@ -564,15 +581,21 @@ mod tests {
         // Defaults: no tool scopes, localhost origins only; `*` opts out.
         let c = EnvConfig::from_vars::<_, &str, &str>([]).unwrap();
         assert!(c.tool_scopes().is_none());
-        assert!(!c.allowed_origins().is_allowed(&"https://evil.example".parse().unwrap()));
+        assert!(
+            !c.allowed_origins()
+                .is_allowed(&"https://evil.example".parse().unwrap())
+        );
         let c = EnvConfig::from_vars([("MCP_AUTH_ALLOWED_ORIGINS", "*")]).unwrap();
-        assert!(c.allowed_origins().is_allowed(&"https://evil.example".parse().unwrap()));
+        assert!(
+            c.allowed_origins()
+                .is_allowed(&"https://evil.example".parse().unwrap())
+        );
         // Clear errors.
         let e = EnvConfig::from_vars([("MCP_AUTH_TOOL_SCOPES", "echo")]).unwrap_err();
         assert!(matches!(e, ConfigError::ToolScopes(_)), "{e}");
         assert!(e.to_string().starts_with("MCP_AUTH_TOOL_SCOPES: "), "{e}");
-        let e = EnvConfig::from_vars([("MCP_AUTH_ALLOWED_ORIGINS", "https://a.example/")])
-            .unwrap_err();
+        let e =
+            EnvConfig::from_vars([("MCP_AUTH_ALLOWED_ORIGINS", "https://a.example/")]).unwrap_err();
         assert!(matches!(e, ConfigError::Origin(_)), "{e}");
     }
 
@@ -651,6 +674,26 @@ mod tests {
             ["https://a.example.com", "https://b.example.com"]
         );
         assert_eq!(m.scopes_supported(), ["mcp:basic"]);
+        // Tool scopes fill an empty scopes_supported; an explicit one wins.
+        let mut c = EnvConfig::from_vars([
+            ("MCP_AUTH_ISSUER_URL", "https://auth.example.com"),
+            ("MCP_AUTH_TOOL_SCOPES", "echo=mcp:read,write_note=mcp:write"),
+        ])
+        .unwrap();
+        let m = c.metadata().unwrap().unwrap();
+        assert_eq!(m.scopes_supported(), ["mcp:read", "mcp:write"]);
+        c.set_tool_scopes(McpScopes::parse("a=x:y").unwrap());
+        assert_eq!(c.metadata().unwrap().unwrap().scopes_supported(), ["x:y"]);
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_ISSUER_URL", "https://auth.example.com"),
+            ("MCP_AUTH_TOOL_SCOPES", "echo=mcp:read,write_note=mcp:write"),
+            ("MCP_AUTH_SCOPES_SUPPORTED", "mcp:read"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.metadata().unwrap().unwrap().scopes_supported(),
+            ["mcp:read"]
+        );
         assert!(
             EnvConfig::from_vars::<_, &str, &str>([])
                 .unwrap()

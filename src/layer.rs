@@ -95,6 +95,10 @@ pub(crate) struct Policy {
     hierarchy: Option<Arc<dyn ScopeHierarchy>>,
     forward_authorization: bool,
     responder: Responder,
+    /// The scopes this server asks for anywhere: required, challenged or advertised.
+    known: ScopeSet,
+    /// Whether `insufficient_scope` challenges also name the known scopes already granted.
+    challenge_granted: bool,
 }
 
 /// The scheme an authenticated identity presented, for the challenges of a later refusal.
@@ -120,9 +124,29 @@ impl Policy {
             return Ok(());
         }
         tracing::debug!(subject = info.subject(), "refused: insufficient scope");
-        Err(Rejection::InsufficientScope {
-            required: required.challenge_scopes().clone(),
-        })
+        Err(self.insufficient(required.challenge_scopes().iter(), info, None))
+    }
+
+    /// The refusal for an identity lacking scopes: the challenge names `required` and, unless
+    /// switched off, the scopes the identity already holds that this server uses (in `known` or
+    /// `also_known`), so that a client which replaces its scopes with the challenged ones
+    /// (MCP 2025-11-25 and older clients) keeps what it had. Never `offline_access`.
+    pub(crate) fn insufficient<'a>(
+        &self,
+        required: impl Iterator<Item = &'a str>,
+        info: &AuthInfo,
+        also_known: Option<&ScopeSet>,
+    ) -> Rejection {
+        let granted = info.scopes().iter().filter(|s| {
+            self.challenge_granted
+                && *s != "offline_access"
+                && (self.known.contains(s) || also_known.is_some_and(|k| k.contains(s)))
+        });
+        let mut scopes: Vec<&str> = required.collect();
+        scopes.extend(granted);
+        Rejection::InsufficientScope {
+            required: ScopeSet::from_iter_lossy(scopes),
+        }
     }
 
     fn admit<B>(&self, info: AuthInfo, req: &mut Request<B>) -> Result<(), Rejection> {
@@ -184,6 +208,7 @@ impl<V: Verifier> AuthLayer<V> {
             descriptions: false,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             forward_authorization: false,
+            challenge_granted: true,
         }
     }
 
@@ -310,6 +335,7 @@ pub struct AuthLayerBuilder<V> {
     descriptions: bool,
     max_header_bytes: usize,
     forward_authorization: bool,
+    challenge_granted: bool,
 }
 
 impl<V: Verifier> AuthLayerBuilder<V> {
@@ -386,6 +412,17 @@ impl<V: Verifier> AuthLayerBuilder<V> {
         self
     }
 
+    /// Whether a `403 insufficient_scope` challenge also names the scopes the caller already
+    /// holds that this server uses (required, challenged, advertised or per-operation ones).
+    /// On by default: MCP clients of 2025-11-25 and before (the TypeScript SDK 1.x among them)
+    /// *replace* their scopes with the challenged ones when they re-authorize, and would lose
+    /// what they had; MCP 2026-07-28 clients take the union either way, and the spec allows
+    /// either form. Turn off to name only what the operation needs.
+    pub fn challenge_granted_scopes(mut self, yes: bool) -> Self {
+        self.challenge_granted = yes;
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<AuthLayer<V>, BuildError> {
         let schemes = self.verifier.schemes();
@@ -417,6 +454,21 @@ impl<V: Verifier> AuthLayerBuilder<V> {
         if let Some(s) = &scope {
             s.refuse_offline_access()?;
         }
+        let known = ScopeSet::from_iter_lossy(
+            scope
+                .iter()
+                .flat_map(ScopeSet::iter)
+                .chain(
+                    self.required
+                        .iter()
+                        .flat_map(|r| r.challenge_scopes().iter()),
+                )
+                .chain(
+                    self.metadata
+                        .iter()
+                        .flat_map(|m| m.scopes_supported().iter().map(String::as_str)),
+                ),
+        );
         let responder = Responder::new(ChallengeSettings {
             schemes,
             realm: self.realm,
@@ -443,6 +495,8 @@ impl<V: Verifier> AuthLayerBuilder<V> {
                     hierarchy: self.hierarchy,
                     forward_authorization: self.forward_authorization,
                     responder,
+                    known,
+                    challenge_granted: self.challenge_granted,
                 }),
             }),
         })

@@ -179,7 +179,8 @@ async fn refusals_are_readable_cross_origin() {
         (
             Some(format!("Bearer {READER}")),
             403,
-            format!(r#"{CHALLENGE}, error="insufficient_scope""#),
+            // The required scope plus the advertised one the reader already holds.
+            r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="mcp:read mcp:write", error="insufficient_scope""#.to_owned(),
         ),
     ];
     for (auth, status, challenge) in cases {

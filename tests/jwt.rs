@@ -1159,10 +1159,12 @@ async fn jwt_table() {
                     } else {
                         METADATA_URL
                     };
-                    let scope = if row.path == "/write" {
-                        "mcp:write"
-                    } else {
-                        "mcp:read"
+                    // A 403 also names the advertised scope the token holds (mcp:read), which
+                    // every 403 row on /write has.
+                    let scope = match (row.path, *status) {
+                        ("/write", 403) => "mcp:read mcp:write",
+                        ("/write", _) => "mcp:write",
+                        _ => "mcp:read",
                     };
                     let challenge = format!(
                         r#"Bearer resource_metadata="{meta}", scope="{scope}", error="{code}""#

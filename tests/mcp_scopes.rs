@@ -24,6 +24,7 @@ const READER: &str = "cmVhZGVyLXRva2VuLWZvci10aGUtdGVzdHM";
 const WRITER: &str = "d3JpdGVyLXRva2VuLWZvci10aGUtdGVzdHM";
 const ADMIN: &str = "YWRtaW4tdG9rZW4tZm9yLXRoZS10ZXN0cw";
 const NOBODY: &str = "bm9ib2R5LXRva2VuLWZvci10aGUtdGVzdHM";
+const STRANGER: &str = "c3RyYW5nZXItdG9rZW4tZm9yLXRoZS10ZXN0cw";
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const RM: &str =
     r#"resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#;
@@ -38,6 +39,11 @@ fn tokens() -> StaticBearer {
         .token_with_scopes("writer", WRITER, scoped("mcp:read mcp:write"))
         .token_with_scopes("admin", ADMIN, scoped("mcp:admin"))
         .token("nobody", NOBODY)
+        .token_with_scopes(
+            "stranger",
+            STRANGER,
+            scoped("openid offline_access other:read"),
+        )
         .build()
         .unwrap()
 }
@@ -51,6 +57,14 @@ fn policy() -> McpScopes {
 async fn serve(
     tune: impl FnOnce(mcp_server_auth::mcp::McpScopeLayer) -> mcp_server_auth::mcp::McpScopeLayer,
 ) -> TestServer {
+    serve_granted(tune, true).await
+}
+
+/// [`serve`], choosing whether challenges also name the scopes already granted.
+async fn serve_granted(
+    tune: impl FnOnce(mcp_server_auth::mcp::McpScopeLayer) -> mcp_server_auth::mcp::McpScopeLayer,
+    granted: bool,
+) -> TestServer {
     let config = EnvConfig::from_vars([("MCP_AUTH_RESOURCE_URL", RESOURCE)]).unwrap();
     let (router, _shutdown) = quickstart::mcp_router(&config);
     let metadata = ProtectedResourceMetadata::builder(ResourceUrl::parse(RESOURCE).unwrap())
@@ -61,6 +75,7 @@ async fn serve(
     let auth = AuthLayer::builder(tokens())
         .metadata(metadata)
         .scope_hierarchy(ImplicationMap::new().implies("mcp:admin", ["mcp:read", "mcp:write"]))
+        .challenge_granted_scopes(granted)
         .build()
         .unwrap();
     let app: Router = router.layer(tune(auth.mcp_scopes(policy()))).layer(auth);
@@ -203,7 +218,7 @@ async fn modern_requests_are_decided_on_their_headers() {
             .send()
             .await
             .unwrap();
-        assert_insufficient(res, "mcp:write").await;
+        assert_insufficient(res, "mcp:read mcp:write").await;
         let res = modern(&s, WRITER, "tools/call", Some("write_note"))
             .send()
             .await
@@ -229,7 +244,7 @@ async fn encoded_and_malformed_names() {
             .send()
             .await
             .unwrap();
-        assert_insufficient(res, "mcp:write").await;
+        assert_insufficient(res, "mcp:read mcp:write").await;
         // …and rmcp agrees with the decoded value: the writer's call runs.
         let res = modern_named(&s, WRITER, "tools/call", Some("write_note"), Some(&encoded))
             .send()
@@ -272,6 +287,19 @@ async fn encoded_and_malformed_names() {
     .await;
 }
 
+#[tokio::test]
+async fn challenges_can_name_only_what_the_operation_needs() {
+    timed(async {
+        let s = serve_granted(|l| l, false).await;
+        let res = modern(&s, READER, "tools/call", Some("write_note"))
+            .send()
+            .await
+            .unwrap();
+        assert_insufficient(res, "mcp:write").await;
+    })
+    .await;
+}
+
 /// A modern request whose headers name `echo` while its body calls `write_note`.
 fn smuggled(s: &TestServer) -> reqwest::RequestBuilder {
     let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
@@ -306,7 +334,7 @@ async fn header_body_mismatch_never_runs_the_tool() {
             .send()
             .await
             .unwrap();
-        assert_insufficient(res, "mcp:write").await;
+        assert_insufficient(res, "mcp:read mcp:write").await;
     })
     .await;
 }
@@ -354,7 +382,7 @@ async fn legacy_requests_are_decided_on_their_bodies() {
         let res = legacy(&s, READER, &session, &call(2, "echo", &text)).send().await.unwrap();
         assert_eq!(tool_text(res).await, text);
         let res = legacy(&s, READER, &session, &call(3, "write_note", "x")).send().await.unwrap();
-        assert_insufficient(res, "mcp:write").await;
+        assert_insufficient(res, "mcp:read mcp:write").await;
         // Escaped names are read as the server reads them.
         let body = r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"write\u005fnote","arguments":{"text":"x"}}}"#;
         let res = post(&s, READER, body)
@@ -363,7 +391,7 @@ async fn legacy_requests_are_decided_on_their_bodies() {
             .send()
             .await
             .unwrap();
-        assert_insufficient(res, "mcp:write").await;
+        assert_insufficient(res, "mcp:read mcp:write").await;
         // A legacy request that does carry Mcp-Method is checked against its body.
         let res = legacy(&s, READER, &session, &call(5, "write_note", "x"))
             .header("mcp-method", "tools/list")

@@ -95,7 +95,8 @@ async fn tokens_from_a_real_authorization_server() {
         assert_eq!(body, "mcp-test-client mcp-test-client mcp:read mcp:write");
         assert_eq!(send(&server.url("/mcp/write"), &token).await.0, 200);
 
-        // A read-only token: accepted on /mcp, 403 naming mcp:write on /mcp/write.
+        // A read-only token: accepted on /mcp, 403 naming mcp:write (and mcp:read, which it
+        // holds) on /mcp/write.
         let read_only = auth_server
             .client_credentials(Some(&resource), "mcp:read")
             .await;
@@ -106,7 +107,7 @@ async fn tokens_from_a_real_authorization_server() {
         assert_eq!(
             challenges,
             [format!(
-                r#"Bearer {rm}, scope="mcp:write", error="insufficient_scope""#
+                r#"Bearer {rm}, scope="mcp:read mcp:write", error="insufficient_scope""#
             )]
         );
 

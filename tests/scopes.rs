@@ -100,7 +100,9 @@ async fn per_route_requirements_without_hierarchy() {
             r#"Bearer {RM}, scope="mcp:read", error="insufficient_scope""#
         )]
     );
-    // Any-of: either scope suffices; the challenge lists the alternatives.
+    // Any-of: either scope suffices; the challenge lists the alternatives, plus the advertised
+    // scope the caller already holds (mcp:read), so a client that replaces its scopes with the
+    // challenged ones keeps it.
     assert_eq!(call(&server, "/either", WRITER).await.0, 200);
     assert_eq!(call(&server, "/either", ADMIN).await.0, 200);
     let (status, _, challenges) = call(&server, "/either", READER).await;
@@ -108,7 +110,7 @@ async fn per_route_requirements_without_hierarchy() {
     assert_eq!(
         challenges,
         [format!(
-            r#"Bearer {RM}, scope="mcp:admin mcp:write", error="insufficient_scope""#
+            r#"Bearer {RM}, scope="mcp:admin mcp:read mcp:write", error="insufficient_scope""#
         )]
     );
     // Authentication still comes first: a bad token is 401 on every route.

@@ -49,6 +49,8 @@ pub struct McpScopeLayer {
 #[derive(Debug, Clone)]
 struct Shared {
     scopes: McpScopes,
+    /// Every scope `scopes` names.
+    known: ScopeSet,
     policy: Arc<Policy>,
     max_body_bytes: usize,
     verify_headers: bool,
@@ -58,6 +60,7 @@ impl McpScopeLayer {
     pub(crate) fn new(scopes: McpScopes, policy: Arc<Policy>) -> Self {
         Self {
             shared: Arc::new(Shared {
+                known: scopes.all_scopes(),
                 scopes,
                 policy,
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -130,12 +133,11 @@ impl Shared {
             return Ok(());
         };
         tracing::debug!(subject = info.subject(), operation = %op, "refused: insufficient scope");
-        let required = ScopeSet::from_iter_lossy(
-            ops.iter()
-                .filter_map(|op| self.scopes.requirement(op))
-                .flat_map(|r| r.challenge_scopes().iter()),
-        );
-        Err(Rejection::InsufficientScope { required })
+        let required = ops
+            .iter()
+            .filter_map(|op| self.scopes.requirement(op))
+            .flat_map(|r| r.challenge_scopes().iter());
+        Err(self.policy.insufficient(required, info, Some(&self.known)))
     }
 
     fn refuse<B>(

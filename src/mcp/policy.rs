@@ -22,7 +22,7 @@ use std::{
 };
 
 use super::operation::Operation;
-use crate::scope::{ScopeError, ScopeRequirement};
+use crate::scope::{ScopeError, ScopeRequirement, ScopeSet};
 
 /// What is wrong with an [`McpScopes`] configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,6 +172,18 @@ impl McpScopes {
         self.names.is_empty()
             && self.default.is_none()
             && self.methods.values().all(Option::is_none)
+    }
+
+    /// Every scope the policy names.
+    pub fn all_scopes(&self) -> ScopeSet {
+        ScopeSet::from_iter_lossy(
+            self.names
+                .values()
+                .flat_map(|names| names.values())
+                .chain(self.methods.values().flatten())
+                .chain(&self.default)
+                .flat_map(|r| r.challenge_scopes().iter()),
+        )
     }
 
     /// The tools that have an entry of their own, with what they need.
