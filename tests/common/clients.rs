@@ -14,8 +14,7 @@ mod install;
 
 use std::{
     ffi::OsStr,
-    fs,
-    io,
+    fs, io,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
@@ -214,7 +213,6 @@ where
     }
     eprintln!("{what} took {:.1} s", started.elapsed().as_secs_f64());
 }
-
 
 /// Runs the TypeScript client (`node client.mjs ARGS`) and returns its JSON line.
 pub async fn run_ts(args: &[&str]) -> Value {

@@ -138,7 +138,6 @@ fn install_npm_deps() {
     );
 }
 
-
 /// A running `oidc-provider` on 127.0.0.1; the node process is killed when this is dropped
 /// (and it also exits by itself when its stdin closes, should the test process die).
 pub struct AuthServer {
