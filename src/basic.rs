@@ -29,7 +29,8 @@ pub enum BasicUserError {
     /// No user was configured.
     #[error("no Basic user is configured: add at least one")]
     NoUsers,
-    /// A user-id is empty, contains a colon (RFC 7617 forbids it) or control characters.
+    /// A user-id is empty, contains a colon (RFC 7617 forbids it) or control characters. Holds
+    /// the user-id up to its first colon only: what follows may be a password pasted there.
     #[error("the Basic user-id {0:?} is empty or contains ':' or control characters")]
     InvalidUser(String),
     /// A password is empty or has control characters.
@@ -132,7 +133,11 @@ impl BasicAuthBuilder {
         let password = password.as_ref();
         let digest = if user.is_empty() || user.contains(':') || user.chars().any(char::is_control)
         {
-            Err(BasicUserError::InvalidUser(user.clone()))
+            let shown = match user.split_once(':') {
+                Some((name, _)) => format!("{name}:…"),
+                None => user.chars().filter(|c| !c.is_control()).collect(),
+            };
+            Err(BasicUserError::InvalidUser(shown))
         } else if password.is_empty() || password.chars().any(char::is_control) {
             Err(BasicUserError::InvalidPassword(user.clone()))
         } else {

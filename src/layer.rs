@@ -46,7 +46,10 @@ pub enum BuildError {
     #[error("the verifier accepts no credentials at all (no token, user or key is configured)")]
     NoScheme,
     /// The realm is empty or not printable ASCII.
-    #[error("the realm must be non-empty printable ASCII without '\"' or '\\\\'")]
+    #[error(
+        "the realm must be non-empty printable ASCII without '\"' or '\\\\', and must not contain \
+         `scope=`, `error=` or `resource_metadata=` (MCP clients would misread the challenge)"
+    )]
     Realm,
     /// A scope is invalid, or `offline_access` would be advertised.
     #[error("challenge scope: {0}")]
@@ -434,6 +437,7 @@ impl<V: Verifier> AuthLayerBuilder<V> {
                 .realm
                 .bytes()
                 .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+            || crate::challenge::mimics_challenge_param(&self.realm)
         {
             return Err(BuildError::Realm);
         }

@@ -321,7 +321,7 @@ impl fmt::Display for Entry {
 
 impl Entry {
     fn parse(value: &str) -> Result<Self, OriginError> {
-        let owned = || value.to_owned();
+        let owned = || crate::resource::redact_userinfo(value);
         match value {
             "null" => return Err(OriginError::Null),
             "*" => return Err(OriginError::Wildcard),
@@ -834,7 +834,7 @@ mod tests {
         assert_eq!(err("ws://h"), OriginError::Scheme("ws://h".into()));
         assert_eq!(
             err("https://u:p@h"),
-            OriginError::Userinfo("https://u:p@h".into())
+            OriginError::Userinfo("https://…@h".into())
         );
         for s in [
             "https://",

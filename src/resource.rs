@@ -22,7 +22,21 @@ use std::{fmt, net::IpAddr};
 /// The well-known URI suffix of RFC 9728 §3.
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
-/// What is wrong with a resource URL.
+/// `url` with any user information (`user:password@`) replaced by `…@`, for error messages:
+/// a password pasted into a URL must not reach a log.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}…{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// What is wrong with a resource URL. Messages repeat the URL with any user information
+/// (`user:password@`) redacted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResourceUrlError {
@@ -44,6 +58,13 @@ pub enum ResourceUrlError {
          Use the public https URL (behind a TLS-terminating proxy, that is the proxy's URL)"
     )]
     InsecureHttp(String),
+    /// It contains `scope=`, `error=`, `error_description=` or `resource_metadata=`, which the
+    /// official MCP clients would misread as a parameter of the challenges that carry the URL.
+    #[error(
+        "{0:?} contains `scope=`, `error=` or `resource_metadata=`, which MCP clients would \
+         misread in challenges; choose another path or query"
+    )]
+    ChallengeParam(String),
 }
 
 /// An absolute `https` (or loopback `http`) URL in canonical form: lowercase scheme and host, no
@@ -64,7 +85,7 @@ impl ResourceUrl {
     pub fn parse(url: &str) -> Result<Self, ResourceUrlError> {
         let r = Self::parse_allowing_plain_http(url)?;
         if r.scheme() == "http" && !r.loopback {
-            return Err(ResourceUrlError::InsecureHttp(url.to_owned()));
+            return Err(ResourceUrlError::InsecureHttp(redact_userinfo(url)));
         }
         Ok(r)
     }
@@ -72,20 +93,20 @@ impl ResourceUrl {
     /// Like [`parse`](Self::parse) but also accepts plain `http` on any host. **An explicit
     /// opt-out**: only for a network where nothing can read the traffic.
     pub fn parse_allowing_plain_http(url: &str) -> Result<Self, ResourceUrlError> {
-        let bad = || ResourceUrlError::NotAbsolute(url.to_owned());
+        let bad = || ResourceUrlError::NotAbsolute(redact_userinfo(url));
         if url.contains('#') {
-            return Err(ResourceUrlError::Fragment(url.to_owned()));
+            return Err(ResourceUrlError::Fragment(redact_userinfo(url)));
         }
         let uri: http::Uri = url.parse().map_err(|_| bad())?;
         let scheme = uri.scheme_str().ok_or_else(bad)?.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "https" => 443,
             "http" => 80,
-            _ => return Err(ResourceUrlError::Scheme(url.to_owned())),
+            _ => return Err(ResourceUrlError::Scheme(redact_userinfo(url))),
         };
         let authority = uri.authority().ok_or_else(bad)?;
         if authority.as_str().contains('@') {
-            return Err(ResourceUrlError::UserInfo(url.to_owned()));
+            return Err(ResourceUrlError::UserInfo(redact_userinfo(url)));
         }
         let host = authority.host().to_ascii_lowercase();
         if host.is_empty() {
@@ -106,6 +127,9 @@ impl ResourceUrl {
         if let Some(q) = query {
             canonical.push('?');
             canonical.push_str(q);
+        }
+        if crate::challenge::mimics_challenge_param(&canonical) {
+            return Err(ResourceUrlError::ChallengeParam(redact_userinfo(url)));
         }
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let loopback = bare == "localhost"
@@ -217,6 +241,26 @@ impl std::str::FromStr for ResourceUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_never_repeat_a_password() {
+        assert_eq!(
+            redact_userinfo("https://u:hunter2@h/p@q"),
+            "https://…@h/p@q"
+        );
+        assert_eq!(redact_userinfo("https://h/p"), "https://h/p");
+        assert_eq!(redact_userinfo("u:hunter2@h"), "…@h");
+        for url in [
+            "https://u:hunter2@h/mcp",
+            "ftp://u:hunter2@h/mcp",
+            "http://u:hunter2@example.com/mcp",
+            "https://u:hunter2@h/mcp#f",
+            "u:hunter2@h/mcp",
+        ] {
+            let e = ResourceUrl::parse(url).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
 
     #[test]
     fn path_insertion() {

@@ -33,6 +33,13 @@ pub enum ScopeError {
         "`offline_access` must not be advertised by a resource server (MCP 2026-07-28); remove it"
     )]
     OfflineAccess,
+    /// A configured scope contains `scope=`, `error=` or `resource_metadata=`, which MCP clients
+    /// would misread as a parameter of the challenge that names it.
+    #[error(
+        "scope {0:?} contains `scope=`, `error=` or `resource_metadata=`, which MCP clients would \
+         misread in a challenge; rename it"
+    )]
+    ChallengeParam(String),
     /// A requirement was built from no scopes at all.
     #[error("a scope requirement needs at least one scope")]
     Empty,
@@ -74,6 +81,9 @@ impl ScopeSet {
             let s = s.as_ref();
             if !is_scope_token(s) {
                 return Err(ScopeError::Invalid(s.to_owned()));
+            }
+            if crate::challenge::mimics_challenge_param(s) {
+                return Err(ScopeError::ChallengeParam(s.to_owned()));
             }
             v.push(s.to_owned());
         }

@@ -16,6 +16,8 @@
 #[path = "common/clients.rs"]
 mod clients;
 mod common;
+#[path = "common/install.rs"]
+mod install;
 #[path = "common/oidc.rs"]
 mod oidc;
 #[path = "../examples/quickstart.rs"]

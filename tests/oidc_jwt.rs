@@ -5,6 +5,8 @@
 //! refused where writing is required, an opaque token refused.
 
 mod common;
+#[path = "common/install.rs"]
+mod install;
 #[path = "common/oidc.rs"]
 mod oidc;
 

@@ -1,6 +1,8 @@
 //! Smoke tests of the test harness itself: a real authorization server (npm `oidc-provider`,
 //! `tests/interop/as/server.mjs`) starts on 127.0.0.1 and hands out real tokens.
 
+#[path = "common/install.rs"]
+mod install;
 #[path = "common/oidc.rs"]
 mod oidc;
 

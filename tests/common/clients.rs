@@ -2,15 +2,13 @@
 //! `tests/interop/clients/client.mjs`) and the Python SDK (`mcp`, `tests/interop/clients/client.py`),
 //! both driven from the command line and both printing one JSON line (see the scripts' headers).
 //!
-//! Include it with `#[path = "common/clients.rs"] mod clients;` (it needs nothing from `common`).
+//! Include it with `#[path = "common/clients.rs"] mod clients;` and `#[path =
+//! "common/install.rs"] mod install;` (it needs nothing else from `common`).
 //! Needs `node` (20 or later), `npm` and `python3` (3.11 or later, with `venv`) on `PATH`. The
 //! packages are installed on first use by [`ensure_installed`], from committed lock files only:
 //! `npm ci` from `package-lock.json`, and `pip install --require-hashes -r requirements.txt`
 //! into a virtual environment in the cargo target directory.
 #![allow(dead_code)]
-
-#[path = "install.rs"]
-mod install;
 
 use std::{
     ffi::OsStr,
@@ -22,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use install::InstallLock;
+use super::install::InstallLock;
 use serde_json::Value;
 
 /// The longest one client run may take before it is killed.

@@ -1,5 +1,6 @@
 //! A cross-process install lock for the test tooling (npm and pip installs), shared by
-//! `oidc.rs` and `clients.rs`: include it with `#[path = "install.rs"] mod install;`.
+//! `oidc.rs` and `clients.rs`: a test that includes either includes this too, once, as
+//! `#[path = "common/install.rs"] mod install;`.
 #![allow(dead_code)]
 
 use std::{

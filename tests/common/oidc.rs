@@ -2,13 +2,11 @@
 //! `tests/interop/as/server.mjs`) on a free port of 127.0.0.1, issuing RFC 9068 JWT access
 //! tokens for RFC 8707 resource indicators, and opaque tokens when no resource is asked for.
 //!
-//! Include it with `#[path = "common/oidc.rs"] mod oidc;` (it needs nothing from `common`).
+//! Include it with `#[path = "common/oidc.rs"] mod oidc;` and `#[path = "common/install.rs"] mod
+//! install;` (it needs nothing else from `common`).
 //! Needs `node` (20 or later) and `npm` on `PATH`; the npm packages pinned by
 //! `tests/interop/as/package-lock.json` are installed by [`ensure_npm_deps`] on first use.
 #![allow(dead_code)]
-
-#[path = "install.rs"]
-mod install;
 
 use std::{
     collections::BTreeMap,
@@ -21,8 +19,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::install::InstallLock;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use install::InstallLock;
 use serde_json::Value;
 
 /// The confidential client registered in the server (`client_secret_basic`; the server accepts
