@@ -244,7 +244,8 @@ where
             };
         }
         let (parts, body) = req.into_parts();
-        if body.size_hint().lower() > shared.max_body_bytes as u64 {
+        let announced = body.size_hint().lower();
+        if announced > shared.max_body_bytes as u64 {
             return ResponseFuture::done(too_large(shared.max_body_bytes));
         }
         // Take the service that was driven to readiness; leave a clone in its place.
@@ -255,7 +256,8 @@ where
                 body,
                 reading: Some(Box::new(Reading {
                     parts,
-                    buf: BytesMut::new(),
+                    // At most the limit, so the announced size is a usize.
+                    buf: BytesMut::with_capacity(announced as usize),
                     header: header.map(|h| h.operation),
                     inner,
                     shared: self.shared.clone(),
