@@ -28,8 +28,9 @@ use mcp_server_auth::{
     rmcp::Caller,
 };
 use rmcp::{
-    handler::server::wrapper::Parameters,
-    schemars, tool, tool_router,
+    ServerHandler,
+    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
+    schemars, tool, tool_handler, tool_router,
     transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     },
@@ -43,13 +44,27 @@ pub struct TextArgs {
     pub text: String,
 }
 
-/// The MCP server: three tools, sharing one notebook.
-#[derive(Debug, Clone, Default)]
+/// The MCP server: three tools, sharing one notebook. The tool router (with the tools' JSON
+/// schemas) is built once and shared, not rebuilt for every request.
+#[derive(Debug, Clone)]
 pub struct Server {
     notes: Arc<Mutex<Vec<String>>>,
+    tools: Arc<ToolRouter<Server>>,
 }
 
-#[tool_router(server_handler)]
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            notes: Arc::default(),
+            tools: Arc::new(Self::tool_router()),
+        }
+    }
+}
+
+#[tool_handler(router = self.tools)]
+impl ServerHandler for Server {}
+
+#[tool_router]
 impl Server {
     #[tool(description = "Returns who you are, as the server sees it: subject, scopes, client id")]
     async fn whoami(&self, Caller(who): Caller) -> String {
