@@ -58,7 +58,10 @@ type Shard = HashMap<SecretTag, Entry, TagHasher>;
 pub(crate) struct TokenCache {
     key: TagKey,
     shards: Box<[RwLock<Shard>]>,
+    /// Every shard holds `per_shard` entries, and the first `extra` shards one more, so that
+    /// the shards together hold exactly `max_entries`.
     per_shard: usize,
+    extra: usize,
     max_bytes: usize,
     bytes: AtomicUsize,
 }
@@ -83,7 +86,8 @@ impl TokenCache {
         Self {
             key: TagKey::random(),
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            per_shard: config.max_entries.div_ceil(SHARDS).max(1),
+            per_shard: config.max_entries / SHARDS,
+            extra: config.max_entries % SHARDS,
             max_bytes: config.max_bytes,
             bytes: AtomicUsize::new(0),
         }
@@ -93,8 +97,17 @@ impl TokenCache {
         self.key.tag(token.as_bytes())
     }
 
+    fn index(tag: &SecretTag) -> usize {
+        (tag.low() as usize) % SHARDS
+    }
+
     fn shard(&self, tag: &SecretTag) -> &RwLock<Shard> {
-        &self.shards[(tag.low() as usize) % SHARDS]
+        &self.shards[Self::index(tag)]
+    }
+
+    /// How many entries shard `i` may hold.
+    fn capacity(&self, i: usize) -> usize {
+        self.per_shard + usize::from(i < self.extra)
     }
 
     /// The cached identity for this token, if still valid.
@@ -113,18 +126,17 @@ impl TokenCache {
         key: Arc<JwtKey>,
         bytes: usize,
     ) {
-        if bytes > self.max_bytes / SHARDS {
+        let capacity = self.capacity(Self::index(&tag));
+        if bytes > self.max_bytes / SHARDS || capacity == 0 {
             return;
         }
         let mut shard = self.shard(&tag).write().unwrap_or_else(|e| e.into_inner());
-        if shard.len() >= self.per_shard
-            || self.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes
-        {
+        if shard.len() >= capacity || self.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes {
             let now = now_secs();
             let before: usize = shard.values().map(|e| e.bytes).sum();
             shard.retain(|_, e| e.expires > now && !e.key.is_retired());
             // Still full: make room by dropping an arbitrary entry of this shard.
-            if shard.len() >= self.per_shard
+            if shard.len() >= capacity
                 && let Some(victim) = shard.keys().next().copied()
             {
                 shard.remove(&victim);

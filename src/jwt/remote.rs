@@ -108,7 +108,9 @@ pub struct RemoteJwksOptions {
     /// fetch is due sooner). Default 30 s.
     pub retry_after: Duration,
     /// How long a key id still unknown after a successful fetch is refused without another
-    /// fetch. Default 5 min; zero switches this off.
+    /// fetch. Default 30 s, the default cooldown: longer saves the JWKS endpoint nothing (fetches
+    /// are limited to one per cooldown anyway) and delays a new key that a token used before
+    /// the JWKS published it. Zero switches this off.
     pub unknown_kid_ttl: Duration,
     /// How long past their expiry keys keep working while they cannot be fetched again. After
     /// that, tokens get `503` until a fetch succeeds. Default 24 h.
@@ -133,7 +135,7 @@ impl Default for RemoteJwksOptions {
             max_max_age: Duration::from_secs(24 * 60 * 60),
             default_max_age: Duration::from_secs(10 * 60),
             retry_after: Duration::from_secs(30),
-            unknown_kid_ttl: Duration::from_secs(5 * 60),
+            unknown_kid_ttl: Duration::from_secs(30),
             max_stale: Duration::from_secs(24 * 60 * 60),
             allow_plain_http_non_loopback: false,
             client: None,
