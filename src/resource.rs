@@ -109,7 +109,15 @@ impl ResourceUrl {
             return Err(ResourceUrlError::UserInfo(redact_userinfo(url)));
         }
         let host = authority.host().to_ascii_lowercase();
-        if host.is_empty() {
+        if host.is_empty() || !valid_host(&host) {
+            return Err(bad());
+        }
+        // `http` reads `h:99999` and `h:[x]:443` as host `h` without a port, and `[::1]x` as host
+        // `[::1]`: whatever follows the host must be a valid port, never silently dropped.
+        let port = &authority.as_str()[host.len()..];
+        if !port.strip_prefix(':').map_or(port.is_empty(), |p| {
+            p.is_empty() || (p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok())
+        }) {
             return Err(bad());
         }
         let mut canonical = format!("{scheme}://{host}");
@@ -216,6 +224,17 @@ impl ResourceUrl {
     /// "Canonical Server URI"). Any other difference, including a path prefix, is a mismatch.
     pub fn matches(&self, other: &str) -> bool {
         ResourceUrl::parse_allowing_plain_http(other).is_ok_and(|o| o.canonical == self.canonical)
+    }
+}
+
+/// A host `http` accepted is usable: a bracketed IPv6 address, or a name or IPv4 address with no
+/// bracket in it (`http` lets `2[` or `[zz]` through).
+fn valid_host(host: &str) -> bool {
+    match host.strip_prefix('[') {
+        Some(rest) => rest
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => !host.contains(['[', ']']),
     }
 }
 

@@ -163,6 +163,10 @@ impl KeySet {
         struct Raw {
             keys: Vec<serde_json::Value>,
         }
+        // A JWKS is a JSON object (RFC 7517 §5); serde would also read `[[…]]` as `Raw`.
+        if !json.trim_ascii_start().starts_with('{') {
+            return Err(KeyError::Jwks("not a JSON object".into()));
+        }
         let raw: Raw = serde_json::from_str(json).map_err(|e| KeyError::Jwks(e.to_string()))?;
         let mut set = KeySet::new();
         let mut skipped = 0;

@@ -1,0 +1,165 @@
+//! Inputs the fuzz targets (`fuzz/`) crashed on, kept as plain tests: each calls the same
+//! functions as its target, on the crashing input written as bytes.
+
+use mcp_server_auth::{
+    ProtectedResourceMetadata, ResourceUrl,
+    jwt::{Algorithm, KeySet},
+    mcp::operation::{self, Operation},
+};
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap()
+}
+
+/// `resource_url`, crash-6edefd26…: an `@` in the path is not user information. (The target's
+/// invariant was wrong; the library was right.)
+#[test]
+fn resource_url_at_sign_in_path() {
+    let input = text(b"http://[::1]:3000/0000000000000@c");
+    let r = ResourceUrl::parse(input).unwrap();
+    assert_eq!(r.as_str(), input);
+    assert_eq!(r.origin(), "http://[::1]:3000");
+    assert_eq!(r.path(), "/0000000000000@c");
+    assert_eq!(
+        r.metadata_url(),
+        "http://[::1]:3000/.well-known/oauth-protected-resource/0000000000000@c"
+    );
+    assert!(r.matches(input));
+    assert_eq!(ResourceUrl::parse(r.as_str()).unwrap(), r);
+}
+
+/// `resource_url`, crash-99472ca7…: `http::Uri` accepts the authority `2[:YYYYYYYyY:1]:3000`
+/// and reads its host as `2[`; `ResourceUrl` used to accept it with the canonical form
+/// `http://2[:3000`, which does not parse. The same leniency let junk after the host vanish
+/// (`[::1]x`, `h:[x]:443`, an out-of-range port), so that, for example, a token with
+/// `aud` `https://mcp.example.com:99999/mcp` matched the resource `https://mcp.example.com/mcp`.
+/// All are refused now.
+#[test]
+fn resource_url_malformed_host_or_port_is_refused() {
+    for input in [
+        &b"http://2[:YYYYYYYyY:1]:3000/"[..],
+        b"https://2[:YYYYYYYyY:1]:3000/",
+        b"https://good.example:[x]:443/mcp",
+        b"https://[::1]x/mcp",
+        b"http://[::1]x:8080/mcp",
+        b"https://h[1]/",
+        b"https://[zz]/",
+        b"https://h:99999/",
+        b"https://h:65536/mcp",
+    ] {
+        let input = text(input);
+        assert!(ResourceUrl::parse(input).is_err(), "{input}");
+        assert!(
+            ResourceUrl::parse_allowing_plain_http(input).is_err(),
+            "{input}"
+        );
+    }
+    let r = ResourceUrl::parse("https://mcp.example.com/mcp").unwrap();
+    assert!(!r.matches("https://mcp.example.com:99999/mcp"));
+    assert!(!r.matches("https://mcp.example.com:[x]:443/mcp"));
+    assert!(
+        ProtectedResourceMetadata::builder(r.clone())
+            .authorization_server("https://auth.example.com:[x]:443")
+            .build()
+            .is_err()
+    );
+    // Still accepted: an empty port (the default), leading zeros, IPv6 literals.
+    assert_eq!(
+        ResourceUrl::parse("https://h:/mcp").unwrap().as_str(),
+        "https://h/mcp"
+    );
+    assert_eq!(
+        ResourceUrl::parse("https://h:0443/mcp").unwrap().as_str(),
+        "https://h/mcp"
+    );
+    assert_eq!(
+        ResourceUrl::parse("https://[2001:DB8::1]:8443/mcp")
+            .unwrap()
+            .as_str(),
+        "https://[2001:db8::1]:8443/mcp"
+    );
+    assert!(ResourceUrl::parse("http://[::1]:3000/mcp").is_ok());
+}
+
+/// `jwks`, crash-19cb237f…: a JWK with its member `n` three times. (The target's cross-check
+/// was wrong: it compared with jsonwebtoken's typed `JwkSet` parsed straight from the text,
+/// which does not keep the last duplicate.) `from_jwks_json` reads the last one, as RFC 7517 §4
+/// allows, and the typed path agrees when given the same parsed document.
+#[test]
+fn jwks_duplicate_member_uses_the_last() {
+    let input = text(
+        br#"{"keys":[{"kty":"RSA","kid":"r1","alg":"PS256","n":"sXchDaQebHnPiGvyDOAT4saG256","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrJCpkv4:Kj&TAumiGUIuQhrNhZLu256","n":"sXchDaQeVTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw","e":"AQAB"}]}"#,
+    );
+    let (set, skipped) = KeySet::from_jwks_json_counting(input).unwrap();
+    assert_eq!((set.len(), skipped), (1, 0));
+    let key = set.iter().next().unwrap();
+    assert_eq!((key.kid(), key.algorithm()), (Some("r1"), Algorithm::PS256));
+    let value: serde_json::Value = serde_json::from_str(input).unwrap();
+    let typed: jsonwebtoken::jwk::JwkSet = serde_json::from_value(value).unwrap();
+    assert_eq!(KeySet::from_jwk_set(&typed).len(), 1);
+    // With the last `n` unreadable instead, the key is skipped: the last duplicate is read.
+    let last_bad = input.replace(
+        r#""n":"sXchDaQeVTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw""#,
+        r#""n":"!!""#,
+    );
+    assert_eq!(
+        KeySet::from_jwks_json_counting(&last_bad)
+            .map(|(s, n)| (s.len(), n))
+            .unwrap(),
+        (0, 1)
+    );
+}
+
+/// `jwks`, crash-1376774b…: `[[]]` was read as a JWKS (serde reads a struct from a sequence
+/// too). A JWKS is a JSON object (RFC 7517 §5): anything else is refused now.
+#[test]
+fn jwks_must_be_an_object() {
+    for input in [
+        &b"[[]]"[..],
+        b" [[{\"kty\":\"OKP\"}]]",
+        b"\"keys\"",
+        b"null",
+    ] {
+        assert!(KeySet::from_jwks_json(text(input)).is_err(), "{input:?}");
+    }
+    assert_eq!(KeySet::from_jwks_json(" \n{\"keys\":[]}").unwrap().len(), 0);
+}
+
+/// `jsonrpc_body`, crash-36031649… and crash-50d23bdd…: a member the layer does not read holds
+/// a number `Value` cannot hold, or a lone surrogate escape. The layer reads the operation (none: no `method`) as a typed server would,
+/// skipping that member; only `serde_json::Value` refuses the body. (The target's cross-check
+/// was too strict.) Same for nesting deeper than `Value`'s recursion limit, which the layer
+/// skips without recursing.
+#[test]
+fn jsonrpc_body_skips_members_it_does_not_read() {
+    let input = br#" [{"mmthod":4550000000000008152539E090909,"":{"9mne":"a"}}]"#;
+    let ops = operation::from_body(input).unwrap();
+    assert!(ops.is_batch() && ops.operations().is_empty());
+    assert!(serde_json::from_slice::<serde_json::Value>(input).is_err());
+
+    // crash-50d23bdd…: a lone UTF-16 surrogate escape (`\uDBBB` not followed by `\u`) in a
+    // member the layer does not read.
+    let input =
+        br#"{"so*rpc":"ite\uBBBBBBBBBBBBBBRBBBitLe\uBBBBBBBBRlite\uDBBBBBme5flite\u00BB#"}"#;
+    assert!(operation::from_body(input).unwrap().operations().is_empty());
+    assert!(serde_json::from_slice::<serde_json::Value>(input).is_err());
+    // In a member it reads, the same escape makes the body unreadable.
+    for body in [
+        &br#"{"method":"tools/\uDBBB/call"}"#[..],
+        br#"{"method":"tools/call","params":{"name":"\uDBBBx"}}"#,
+    ] {
+        assert!(operation::from_body(body).is_err());
+    }
+
+    let deep = |inner: &str| {
+        let n = 100_000;
+        format!("{}{}{}", "[".repeat(n), inner, "]".repeat(n))
+    };
+    let body = format!(
+        r#"{{"method":"tools/call","params":{{"name":"a","x":{}}}}}"#,
+        deep("")
+    );
+    let ops = operation::from_body(body.as_bytes()).unwrap();
+    assert_eq!(ops.operations(), [Operation::tool("a")]);
+    assert!(operation::from_body(deep("").as_bytes()).is_err());
+}
