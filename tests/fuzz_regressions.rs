@@ -163,3 +163,36 @@ fn jsonrpc_body_skips_members_it_does_not_read() {
     assert_eq!(ops.operations(), [Operation::tool("a")]);
     assert!(operation::from_body(deep("").as_bytes()).is_err());
 }
+
+/// `jsonrpc_body`, crash-1d64d9ea…: `{"$serde_json::private::RawValue":""}`. With serde_json's
+/// `raw_value` feature, which this crate turns on for every crate in the build,
+/// `serde_json::Value` reads an object whose first member has that name as the JSON inside the
+/// string. A server that reads bodies as `Value` (axum's `Json<Value>`, say) then saw a
+/// `tools/call` that the scope layer, seeing a message without a method, let through with no
+/// per-tool scope check. Such bodies are refused now (rmcp refuses them too).
+#[test]
+fn jsonrpc_body_serde_json_marker_keys_are_refused() {
+    let smuggled = br#"{"$serde_json::private::RawValue":"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"admin_tool\"}}"}"#;
+    let seen: serde_json::Value = serde_json::from_slice(smuggled).unwrap();
+    assert_eq!(
+        seen["method"], "tools/call",
+        "what a server reading Value sees"
+    );
+    for body in [
+        &br#"{"$serde_json::private::RawValue":""}"#[..],
+        smuggled,
+        // Escaped, in a batch, with a null value, or the arbitrary_precision marker.
+        br#"[{"method":"tools/list"},{"\u0024serde_json::private::RawValue":"{\"method\":\"tools/call\",\"params\":{\"name\":\"admin_tool\"}}"}]"#,
+        br#"{"method":"tools/list","$serde_json::private::RawValue":null}"#,
+        br#"{"$serde_json::private::Number":"1"}"#,
+    ] {
+        assert!(
+            matches!(
+                operation::from_body(body),
+                Err(operation::OperationError::NotJsonRpc(_))
+            ),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}

@@ -103,7 +103,10 @@ fuzz_target!(|data: &[u8]| {
             let joined = format!("{}:{}", c.user(), c.password());
             assert!(!joined.chars().any(char::is_control));
             // Strict base64: the credentials are the one canonical encoding.
-            assert_eq!(base64::engine::general_purpose::STANDARD.encode(&joined), creds);
+            assert_eq!(
+                base64::engine::general_purpose::STANDARD.encode(&joined),
+                creds
+            );
             // Debug never shows the password.
             let debug = format!("{c:?}");
             assert!(debug.contains("<redacted>"));

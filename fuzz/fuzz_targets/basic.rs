@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     match credentials::basic(input) {
         Ok(c) => {
             let joined = format!("{}:{}", c.user(), c.password());
-            assert_eq!(base64::engine::general_purpose::STANDARD.encode(&joined), input);
+            assert_eq!(
+                base64::engine::general_purpose::STANDARD.encode(&joined),
+                input
+            );
             assert!(!c.user().contains(':'));
             assert_eq!(decoded.unwrap(), joined.as_bytes());
             assert!(!joined.chars().any(char::is_control));

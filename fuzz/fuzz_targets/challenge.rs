@@ -34,7 +34,11 @@ fn sanitize(name: &str, value: &str) -> Option<String> {
             ' '..='~' => Some(c),
             _ => None,
         })
-        .take(if description { MAX_DESCRIPTION_BYTES } else { usize::MAX })
+        .take(if description {
+            MAX_DESCRIPTION_BYTES
+        } else {
+            usize::MAX
+        })
         .collect();
     let v = if description { v.trim().to_owned() } else { v };
     (!v.is_empty()).then_some(v)
@@ -63,7 +67,10 @@ fn parse(s: &str) -> Option<(&str, Vec<(&str, &str)>)> {
         let after = rest[eq + 1..].strip_prefix('"')?;
         let close = after.find('"')?;
         let value = &after[..close];
-        if !value.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'\\') {
+        if !value
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'\\')
+        {
             return None;
         }
         params.push((name, value));
@@ -103,7 +110,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(header.to_str().unwrap(), text);
     assert!(!text.contains(['\r', '\n', '\\']));
     assert!(text.bytes().all(|b| (b' '..=b'~').contains(&b)));
-    assert_eq!(text.matches('"').count() % 2, 0, "unbalanced quotes: {text}");
+    assert_eq!(
+        text.matches('"').count() % 2,
+        0,
+        "unbalanced quotes: {text}"
+    );
     let (s, params) = parse(&text).unwrap_or_else(|| panic!("does not parse back: {text:?}"));
     assert_eq!(s, scheme);
     let expected: Vec<(&str, &str)> = expected.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -111,7 +122,10 @@ fuzz_target!(|data: &[u8]| {
     for (name, value) in &params {
         if *name == "error_description" {
             assert!(value.len() <= MAX_DESCRIPTION_BYTES);
-            assert!(!value.contains('='), "a description must not mimic a parameter");
+            assert!(
+                !value.contains('='),
+                "a description must not mimic a parameter"
+            );
         }
     }
 });

@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
     let body = match operation::from_body(data) {
         Ok(b) => b,
         Err(e) => {
-            assert!(matches!(e, OperationError::NotJson | OperationError::NotJsonRpc(_)));
+            assert!(matches!(
+                e,
+                OperationError::NotJson | OperationError::NotJsonRpc(_)
+            ));
             assert!(matches!(e.code(), -32700 | -32600));
             return;
         }
@@ -61,7 +64,9 @@ fuzz_target!(|data: &[u8]| {
         }
         single => {
             assert!(!body.is_batch());
-            let id = body.id().map(|raw| serde_json::from_str::<Value>(raw.get()).unwrap());
+            let id = body
+                .id()
+                .map(|raw| serde_json::from_str::<Value>(raw.get()).unwrap());
             // `"id": null` reads as no id.
             assert_eq!(id.as_ref(), single.get("id").filter(|v| !v.is_null()));
             value_op(single).into_iter().collect()
@@ -78,18 +83,21 @@ fuzz_target!(|data: &[u8]| {
                 operation::check_match(&other_method, &body),
                 Err(OperationError::Mismatch("Mcp-Method"))
             );
-            let other_name = Operation::new(op.method(), Some(format!("{}x", op.name().unwrap_or(""))));
+            let other_name =
+                Operation::new(op.method(), Some(format!("{}x", op.name().unwrap_or(""))));
             assert!(operation::check_match(&other_name, &body).is_err());
-            if let Some(name) = op.name() {
+            if op.name().is_some() {
                 assert_eq!(
                     operation::check_match(&Operation::new(op.method(), None::<String>), &body),
                     Err(OperationError::MissingName(op.method().to_owned()))
                 );
-                let _ = name;
             }
         }
         (_, ops) => {
-            let header = ops.first().cloned().unwrap_or_else(|| Operation::new("tools/list", None::<String>));
+            let header = ops
+                .first()
+                .cloned()
+                .unwrap_or_else(|| Operation::new("tools/list", None::<String>));
             assert!(operation::check_match(&header, &body).is_err());
         }
     }

@@ -28,10 +28,17 @@ fuzz_target!(|data: &[u8]| {
         .get("keys")
         .and_then(Value::as_array)
         .expect("an accepted JWKS has a keys array");
-    assert_eq!(set.len() + skipped, keys.len(), "every key is read or skipped");
+    assert_eq!(
+        set.len() + skipped,
+        keys.len(),
+        "every key is read or skipped"
+    );
     for key in set.iter() {
         assert!(
-            !matches!(key.algorithm(), Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512),
+            !matches!(
+                key.algorithm(),
+                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+            ),
             "a JWKS key became an HMAC secret"
         );
         let _ = (key.kid(), format!("{key:?}"));
@@ -51,10 +58,14 @@ fuzz_target!(|data: &[u8]| {
         .build()
         .expect("a verifier builds from any non-empty JWKS key set");
     // A token naming the first key: it is looked up, and the answer comes at once.
-    let token = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2F1dGguZXhhbXBsZS5jb20ifQ.c2ln";
+    let token =
+        "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2F1dGguZXhhbXBsZS5jb20ifQ.c2ln";
     let mut f = pin!(verifier.verify_token(token));
     match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(Err(Rejection::Invalid(_))) => {}
-        other => panic!("unexpected {:?}", other.map(|r| r.map(|i| i.subject().to_owned()))),
+        other => panic!(
+            "unexpected {:?}",
+            other.map(|r| r.map(|i| i.subject().to_owned()))
+        ),
     }
 });

@@ -27,9 +27,9 @@ fn signers() -> &'static Signers {
     S.get_or_init(|| {
         mcp_server_auth::jwt::install_crypto_provider().unwrap();
         Signers {
-        hs: EncodingKey::from_secret(common::HMAC_SECRET),
-        ed: EncodingKey::from_ed_pem(common::ED_PRIVATE).unwrap(),
-        es: EncodingKey::from_ec_pem(common::EC_PRIVATE).unwrap(),
+            hs: EncodingKey::from_secret(common::HMAC_SECRET),
+            ed: EncodingKey::from_ed_pem(common::ED_PRIVATE).unwrap(),
+            es: EncodingKey::from_ec_pem(common::EC_PRIVATE).unwrap(),
         }
     })
 }
@@ -39,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
     let header = parts.next().unwrap_or_default();
     let claims = parts.next().unwrap_or_default();
     let mode = parts.next().unwrap_or_default();
-    let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
     let s = signers();
     let signed = match mode {
         b"hs" => Some((&s.hs, Algorithm::HS256, "hs-1")),
@@ -48,7 +52,9 @@ fuzz_target!(|data: &[u8]| {
         _ => None,
     };
     let signature = match (signed, mode.strip_prefix(b"raw:")) {
-        (Some((key, alg, _)), _) => jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap(),
+        (Some((key, alg, _)), _) => {
+            jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap()
+        }
         (None, Some(raw)) => String::from_utf8_lossy(raw).into_owned(),
         (None, None) => URL_SAFE_NO_PAD.encode(mode),
     };

@@ -15,20 +15,27 @@ use mcp_server_auth::mcp::operation::{
 
 fn check_decode(value: &str) {
     let decoded = operation::decode_name(value);
-    let encoded = value.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?="));
+    let encoded = value
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="));
     match (encoded, decoded) {
         (None, Ok(s)) => assert_eq!(s, value, "a plain name is taken as is"),
         (None, Err(e)) => panic!("a plain name refused: {e:?}"),
         (Some(enc), Ok(s)) => {
             // Padding optional, but otherwise canonical: re-encoding gives the same text.
-            assert_eq!(STANDARD_NO_PAD.encode(s.as_bytes()), enc.trim_end_matches('='));
+            assert_eq!(
+                STANDARD_NO_PAD.encode(s.as_bytes()),
+                enc.trim_end_matches('=')
+            );
         }
         (Some(_), Err(e)) => assert_eq!(e, OperationError::InvalidHeader("Mcp-Name")),
     }
 }
 
 fn visible(v: &HeaderValue) -> Option<&str> {
-    let s = std::str::from_utf8(v.as_bytes()).ok().filter(|s| s.is_ascii())?;
+    let s = std::str::from_utf8(v.as_bytes())
+        .ok()
+        .filter(|s| s.is_ascii())?;
     Some(s.trim_matches([' ', '\t'])).filter(|s| !s.is_empty())
 }
 
@@ -54,7 +61,9 @@ fuzz_target!(|data: &[u8]| {
     let result = operation::read_headers(&headers);
     let name_ok = match mcp_names.as_slice() {
         [] => Some(None),
-        [v] => visible(v).and_then(|t| operation::decode_name(t).ok()).map(Some),
+        [v] => visible(v)
+            .and_then(|t| operation::decode_name(t).ok())
+            .map(Some),
         _ => None,
     };
     match result {
@@ -77,13 +86,19 @@ fuzz_target!(|data: &[u8]| {
             let method = visible(&methods[0]).expect("a readable method");
             assert_eq!(h.operation.method(), method);
             let names_something = operation::name_field(method).is_some();
-            assert_eq!(h.operation.name(), name.as_deref().filter(|_| names_something));
+            assert_eq!(
+                h.operation.name(),
+                name.as_deref().filter(|_| names_something)
+            );
             let trusted = match versions.as_slice() {
                 [v] => visible(v).is_some_and(|v| v.len() == 10 && v >= HEADERS_VALIDATED_SINCE),
                 _ => false,
             };
             assert_eq!(h.validated_by_server, trusted);
-            assert_eq!(operation::from_headers(&headers).unwrap().as_ref(), Some(&h.operation));
+            assert_eq!(
+                operation::from_headers(&headers).unwrap().as_ref(),
+                Some(&h.operation)
+            );
         }
     }
 });

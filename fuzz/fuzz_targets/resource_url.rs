@@ -24,7 +24,10 @@ fn check(r: &ResourceUrl, input: &str) {
     assert_eq!(again.as_str(), canonical, "input {input:?}");
     assert_eq!(&again, r);
     assert!(r.matches(canonical));
-    assert!(r.matches(input), "{input:?} should match its own canonical form {canonical:?}");
+    assert!(
+        r.matches(input),
+        "{input:?} should match its own canonical form {canonical:?}"
+    );
     assert!(matches!(r.scheme(), "https" | "http"));
     // No fragment; no user information (an `@` in the path or query is fine).
     assert!(!canonical.contains('#') && !r.origin().contains('@'));
@@ -48,7 +51,9 @@ fn check(r: &ResourceUrl, input: &str) {
     assert!(path.starts_with(WELL_KNOWN));
     assert!(url.contains("/.well-known/oauth-protected-resource"));
     assert_eq!(url, format!("{}{}", r.origin(), path));
-    let uri: http::Uri = url.parse().unwrap_or_else(|e| panic!("metadata URL {url:?}: {e}"));
+    let uri: http::Uri = url
+        .parse()
+        .unwrap_or_else(|e| panic!("metadata URL {url:?}: {e}"));
     assert_eq!(uri.scheme_str(), Some(r.scheme()));
     assert!(uri.authority().is_some());
     let m = ResourceUrl::parse_allowing_plain_http(&url)
@@ -66,7 +71,9 @@ fn check(r: &ResourceUrl, input: &str) {
     let json = serde_json::to_string(&doc).unwrap();
     let back: ProtectedResourceMetadata = serde_json::from_str(&json).unwrap();
     assert_eq!(back.resource(), canonical);
-    let uri: http::Uri = path.parse().unwrap_or_else(|e| panic!("metadata path {path:?}: {e}"));
+    let uri: http::Uri = path
+        .parse()
+        .unwrap_or_else(|e| panic!("metadata path {path:?}: {e}"));
     let mut service = doc.clone().into_service().serve_at_root(&doc);
     let req = Request::builder()
         .method(Method::GET)
@@ -85,14 +92,19 @@ fn check(r: &ResourceUrl, input: &str) {
 fn metadata_field(input: &str) {
     // The same text as an authorization server or a URL field of the document.
     let base = || {
-        ProtectedResourceMetadata::builder(ResourceUrl::parse("https://mcp.example.com/mcp").unwrap())
+        ProtectedResourceMetadata::builder(
+            ResourceUrl::parse("https://mcp.example.com/mcp").unwrap(),
+        )
     };
     let issuer: MetadataBuilder = base().authorization_server(input);
     if issuer.build().is_ok() {
         let r = ResourceUrl::parse(input).expect("an accepted issuer is a resource URL");
         assert!(r.query().is_none());
     }
-    let jwks = base().authorization_server("https://a.example").jwks_uri(input).build();
+    let jwks = base()
+        .authorization_server("https://a.example")
+        .jwks_uri(input)
+        .build();
     assert_eq!(jwks.is_ok(), ResourceUrl::parse(input).is_ok());
 }
 

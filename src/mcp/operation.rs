@@ -258,6 +258,16 @@ struct Message<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     params: Option<&'a RawValue>,
+    // serde_json's private marker keys. With its `raw_value` feature (which this crate turns on
+    // for the whole build) `serde_json::Value` reads `{"$serde_json::private::RawValue":"…"}` as
+    // the JSON inside the string: a server reading `Value` would see a message this layer does
+    // not. Refused.
+    #[serde(borrow, default, deserialize_with = "present")]
+    #[serde(rename = "$serde_json::private::RawValue")]
+    raw_marker: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    #[serde(rename = "$serde_json::private::Number")]
+    number_marker: Option<&'a RawValue>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -320,6 +330,11 @@ fn message(json: &str) -> Result<Parsed, OperationError> {
     }
     let msg: Message<'_> = serde_json::from_str(json)
         .map_err(|_| OperationError::NotJsonRpc("a member has the wrong type or repeats"))?;
+    if msg.raw_marker.is_some() || msg.number_marker.is_some() {
+        return Err(OperationError::NotJsonRpc(
+            "a member name is reserved by serde_json",
+        ));
+    }
     let id = msg.id.map(RawValue::to_owned);
     let Some(method) = msg.method else {
         return Ok((None, id));

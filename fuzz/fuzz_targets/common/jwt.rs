@@ -121,7 +121,10 @@ fn check_accepted(info: &AuthInfo, strict: bool) {
         _ => false,
     };
     assert!(aud_ok, "accepted a token for another audience: {claims:?}");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let exp = info.expires_at().expect("exp");
     let exp = exp.duration_since(UNIX_EPOCH).unwrap().as_secs();
     let leeway = if strict { 0 } else { 60 };
@@ -140,7 +143,11 @@ fn check_accepted(info: &AuthInfo, strict: bool) {
         assert_ne!(claims.get("blocked"), Some(&Value::Bool(true)));
     }
     // Every scope granted is written in one of the scope claims.
-    let names: &[&str] = if strict { &["scope", "scp", "roles"] } else { &["scope", "scp"] };
+    let names: &[&str] = if strict {
+        &["scope", "scp", "roles"]
+    } else {
+        &["scope", "scp"]
+    };
     for s in info.scopes().iter() {
         let written = names.iter().any(|n| match claims.get(*n) {
             Some(Value::String(v)) => v.split(' ').any(|x| x == s),
