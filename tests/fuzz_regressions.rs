@@ -196,3 +196,24 @@ fn jsonrpc_body_serde_json_marker_keys_are_refused() {
         );
     }
 }
+
+/// Found while fuzzing `jsonrpc_body`: the serde_json marker inside `params`. A server reading
+/// `Value` replaces params made only of the marker with the JSON in its string (`write_note`);
+/// with other members beside it, `Value` fails to parse. Either way the layer refuses (defence in
+/// depth: the first case also lacks a `name` for a typed reader).
+#[test]
+fn jsonrpc_body_marker_inside_params_is_refused() {
+    let only = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"$serde_json::private::RawValue":"{\"name\":\"write_note\"}"}}"#;
+    let seen: serde_json::Value = serde_json::from_slice(only).unwrap();
+    assert_eq!(
+        seen["params"]["name"], "write_note",
+        "what a server reading Value sees"
+    );
+    let beside = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","$serde_json::private::RawValue":"{}"}}"#;
+    for body in [&only[..], beside] {
+        assert!(matches!(
+            operation::from_body(body),
+            Err(operation::OperationError::NotJsonRpc(_))
+        ));
+    }
+}

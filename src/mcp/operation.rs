@@ -280,6 +280,14 @@ struct Params<'a> {
     name: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     uri: Option<std::borrow::Cow<'a, str>>,
+    // The same marker keys as in `Message`: a server reading `Value` would replace these
+    // params with the JSON inside the marker's string, and so call another tool.
+    #[serde(borrow, default, deserialize_with = "present")]
+    #[serde(rename = "$serde_json::private::RawValue")]
+    raw_marker: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    #[serde(rename = "$serde_json::private::Number")]
+    number_marker: Option<&'a RawValue>,
 }
 
 /// Reads the operations of a JSON-RPC body (a message or a batch). Duplicate keys, a batch
@@ -352,6 +360,11 @@ fn message(json: &str) -> Result<Parsed, OperationError> {
             let params: Params<'_> = serde_json::from_str(params.get()).map_err(|_| {
                 OperationError::NotJsonRpc("a member has the wrong type or repeats")
             })?;
+            if params.raw_marker.is_some() || params.number_marker.is_some() {
+                return Err(OperationError::NotJsonRpc(
+                    "a member name is reserved by serde_json",
+                ));
+            }
             let name = if field == "name" {
                 params.name
             } else {
