@@ -51,6 +51,8 @@ struct Shared {
     scopes: McpScopes,
     /// Every scope `scopes` names.
     known: ScopeSet,
+    /// `scopes.is_empty()`, fixed at construction: then every request passes straight through.
+    empty: bool,
     policy: Arc<Policy>,
     max_body_bytes: usize,
     verify_headers: bool,
@@ -61,6 +63,7 @@ impl McpScopeLayer {
         Self {
             shared: Arc::new(Shared {
                 known: scopes.all_scopes(),
+                empty: scopes.is_empty(),
                 scopes,
                 policy,
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -216,7 +219,7 @@ where
         let shared = &*self.shared;
         // Only POSTs carry JSON-RPC messages; GET (event streams) and DELETE need what the auth
         // layer already required.
-        if req.method() != Method::POST || shared.scopes.is_empty() {
+        if req.method() != Method::POST || shared.empty {
             return ResponseFuture::inner(self.inner.call(req));
         }
         let Some(info) = req.extensions().get::<AuthInfo>() else {

@@ -12,21 +12,22 @@
 
 use std::{
     ffi::OsStr,
-    fs, io,
+    fs,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Stdio,
     sync::OnceLock,
-    thread,
     time::{Duration, Instant},
 };
 
-use super::install::InstallLock;
+use super::install::{InstallLock, run_install};
 use serde_json::Value;
 
 /// The longest one client run may take before it is killed.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const LOCK_WAIT: Duration = Duration::from_secs(300);
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
+const NEEDS: &str = "the interop client tests need Node.js 20+ with npm and Python 3.11+ with venv \
+                     (tests/interop/clients)";
 
 /// `tests/interop/clients`, where the client scripts and their lock files live.
 pub fn clients_dir() -> PathBuf {
@@ -103,6 +104,8 @@ fn install_npm(dir: &Path) {
         ["ci", "--no-audit", "--no-fund"],
         dir,
         "interop-clients-npm-ci.log",
+        INSTALL_TIMEOUT,
+        NEEDS,
     );
     fs::write(
         dir.join("node_modules").join(NPM_STAMP),
@@ -124,6 +127,8 @@ fn install_venv(dir: &Path) {
         ],
         dir,
         "interop-clients-venv.log",
+        INSTALL_TIMEOUT,
+        NEEDS,
     );
     run_install(
         venv_python().as_os_str(),
@@ -141,75 +146,10 @@ fn install_venv(dir: &Path) {
         ],
         dir,
         "interop-clients-pip-install.log",
+        INSTALL_TIMEOUT,
+        NEEDS,
     );
     fs::write(venv.join(VENV_STAMP), read(&dir.join("requirements.txt"))).unwrap();
-}
-
-/// Runs an installer with a time limit, its output going to a log file in the target directory
-/// that is shown if it fails.
-fn run_install<P, I, S>(program: P, args: I, dir: &Path, log_name: &str)
-where
-    P: AsRef<OsStr>,
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let program = program.as_ref();
-    let args: Vec<_> = args
-        .into_iter()
-        .map(|a| a.as_ref().to_os_string())
-        .collect();
-    let what = format!(
-        "`{} {}`",
-        program.to_string_lossy(),
-        args.iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(log_name);
-    let log = fs::File::create(&log_path)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
-    let started = Instant::now();
-    let mut child = Command::new(program)
-        .args(&args)
-        .current_dir(dir)
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                panic!(
-                    "{} was not found on PATH: the interop client tests need Node.js 20+ with npm \
-                     and Python 3.11+ with venv (tests/interop/clients)",
-                    program.to_string_lossy()
-                )
-            }
-            panic!("cannot run {what} in {}: {e}", dir.display())
-        });
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > INSTALL_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{what} took more than {INSTALL_TIMEOUT:?}; its output:\n{}",
-                fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
-    if !status.success() {
-        panic!(
-            "{what} in {} failed ({status}); its output:\n{}",
-            dir.display(),
-            fs::read_to_string(&log_path).unwrap_or_default()
-        );
-    }
-    eprintln!("{what} took {:.1} s", started.elapsed().as_secs_f64());
 }
 
 /// Runs the TypeScript client (`node client.mjs ARGS`) and returns its JSON line.

@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 use std::{
+    ffi::OsStr,
     fs,
     io::{self, Write},
     path::{Path, PathBuf},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
@@ -61,4 +63,76 @@ impl Drop for InstallLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.0);
     }
+}
+
+/// Runs an installer with a time limit, its output going to a log file in the target directory
+/// that is shown if it fails.
+pub fn run_install<P, I, S>(
+    program: P,
+    args: I,
+    dir: &Path,
+    log_name: &str,
+    timeout: Duration,
+    needs: &str,
+) where
+    P: AsRef<OsStr>,
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let program = program.as_ref();
+    let args: Vec<_> = args
+        .into_iter()
+        .map(|a| a.as_ref().to_os_string())
+        .collect();
+    let what = format!(
+        "`{} {}`",
+        program.to_string_lossy(),
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(log_name);
+    let log = fs::File::create(&log_path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+    let started = Instant::now();
+    let mut child = Command::new(program)
+        .args(&args)
+        .current_dir(dir)
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                panic!(
+                    "{} was not found on PATH: {needs}",
+                    program.to_string_lossy()
+                )
+            }
+            panic!("cannot run {what} in {}: {e}", dir.display())
+        });
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} took more than {timeout:?}; its output:\n{}",
+                fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    if !status.success() {
+        panic!(
+            "{what} in {} failed ({status}); its output:\n{}",
+            dir.display(),
+            fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    }
+    eprintln!("{what} took {:.1} s", started.elapsed().as_secs_f64());
 }

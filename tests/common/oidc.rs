@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::install::InstallLock;
+use super::install::{InstallLock, run_install};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::Value;
 
@@ -85,55 +85,17 @@ fn install_npm_deps() {
     if npm_deps_up_to_date(&dir) {
         return;
     }
-    let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-as-npm-ci.log");
-    let log = fs::File::create(&log_path)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
-    let started = Instant::now();
-    let mut child = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                panic!(
-                    "`npm` was not found on PATH: the interop tests need Node.js 20+ and npm \
-                     to run a real authorization server (tests/interop/as)"
-                )
-            }
-            panic!("cannot run `npm ci` in {}: {e}", dir.display())
-        });
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > NPM_CI_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "`npm ci` in {} took more than {NPM_CI_TIMEOUT:?}; its output:\n{}",
-                dir.display(),
-                fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
-    if !status.success() {
-        panic!(
-            "`npm ci` in {} failed ({status}); its output:\n{}",
-            dir.display(),
-            fs::read_to_string(&log_path).unwrap_or_default()
-        );
-    }
+    run_install(
+        "npm",
+        ["ci", "--no-audit", "--no-fund"],
+        &dir,
+        "interop-as-npm-ci.log",
+        NPM_CI_TIMEOUT,
+        "the interop tests need Node.js 20+ and npm to run a real authorization server \
+         (tests/interop/as)",
+    );
     let lock = fs::read(dir.join("package-lock.json")).unwrap();
     fs::write(dir.join("node_modules").join(STAMP), lock).unwrap();
-    eprintln!(
-        "npm ci in {} took {:.1} s",
-        dir.display(),
-        started.elapsed().as_secs_f64()
-    );
 }
 
 /// A running `oidc-provider` on 127.0.0.1; the node process is killed when this is dropped
