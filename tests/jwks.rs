@@ -303,6 +303,58 @@ async fn server_down_known_keys_work_unknown_kid_gets_503() {
     .await;
 }
 
+/// A token whose key is not at hand is first judged on its claims, read unverified: those that
+/// no key could make valid (expired, another resource, another issuer) are refused for that reason
+/// (401), with the endpoint up or down; the rest get "unknown key" (up) or 503 (down).
+#[tokio::test]
+async fn unknown_kid_tokens_are_refused_for_their_claims_first() {
+    bounded(async {
+        let k1 = k1();
+        let mut jwks = JwksServer::start(&[&k1]).await;
+        let issuer = Issuer::with_jwks_uri_eager(ISSUER, &jwks.url(), options())
+            .await
+            .unwrap();
+        let v = verifier(issuer);
+        let kid = "made-up";
+        let mut wrong_audience = claims(ISSUER);
+        wrong_audience["aud"] = json!("https://other.example.com/mcp");
+        let cases = [
+            (expired_token_with_kid(&k1, kid), Invalid::Expired),
+            (sign(&k1, kid, &wrong_audience), Invalid::WrongAudience),
+            (
+                sign(&k1, kid, &claims("https://other-issuer.example.com")),
+                Invalid::WrongIssuer,
+            ),
+        ];
+        let refused = |why: Invalid| Some(Rejection::Invalid(why));
+        for (token, why) in &cases {
+            assert_eq!(v.verify_token(token).await.err(), refused(*why));
+        }
+        assert_eq!(
+            v.verify_token(&token_with(&k1, kid, ISSUER)).await.err(),
+            refused(Invalid::UnknownKey)
+        );
+        // Down: the same refusals, not 503; a token only a key could judge gets 503.
+        jwks.stop();
+        past_cooldown().await;
+        for (token, why) in &cases {
+            assert_eq!(v.verify_token(token).await.err(), refused(*why));
+        }
+        assert!(matches!(
+            v.verify_token(&token_with(&k1, "another-made-up", ISSUER))
+                .await,
+            Err(Rejection::Unavailable { .. })
+        ));
+        // Never accepted on unverified claims: a valid-looking token with a bad signature.
+        jwks.restart().await;
+        assert_eq!(
+            v.verify_token(&bad_signature_token(&k1, &k3())).await.err(),
+            refused(Invalid::BadSignature)
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn server_errors_keep_old_keys_and_fetch_once_per_cooldown() {
     bounded(async {

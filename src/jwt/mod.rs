@@ -417,6 +417,54 @@ impl Inner {
         ScopeSet::from_iter_lossy(all)
     }
 
+    /// Checks the registered claims (RFC 9068 §4, RFC 7519 §4.1) against issuer `issuer`: the
+    /// required ones, then time, then issuer and audience. Returns `exp`.
+    fn check_claims(&self, issuer: &str, claims: &Map<String, Value>) -> Result<u64, Rejection> {
+        let now = now_secs();
+        // Required claims, then time, then issuer (RFC 9068 §4, RFC 7519 §4.1).
+        let date = |name: &str| claims.get(name).map(numeric_date);
+        let exp = match date("exp") {
+            Some(Some(exp)) => exp,
+            _ => return Err(refuse(Invalid::Claims)),
+        };
+        if !claims.contains_key("iss") || !claims.contains_key("aud") {
+            return Err(refuse(Invalid::Claims));
+        }
+        if exp.saturating_add(self.leeway) < now {
+            return Err(refuse(Invalid::Expired));
+        }
+        match date("nbf") {
+            None => {}
+            Some(None) => return Err(refuse(Invalid::Claims)),
+            Some(Some(nbf)) if nbf > now + self.leeway => return Err(refuse(Invalid::NotYetValid)),
+            Some(Some(_)) => {}
+        }
+        if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+            return Err(refuse(Invalid::WrongIssuer));
+        }
+        if !self.audience_ok(claims.get("aud")) {
+            return Err(refuse(Invalid::WrongAudience));
+        }
+        let number = |name: &str| date(name).flatten();
+        match date("iat") {
+            None => {}
+            Some(None) => return Err(refuse(Invalid::Claims)),
+            Some(Some(iat)) if iat > now + self.leeway => return Err(refuse(Invalid::NotYetValid)),
+            Some(Some(_)) => {}
+        }
+        let string = |name: &str| claims.get(name).and_then(Value::as_str);
+        // Strict RFC 9068 (§2.2): these claims are required too (looked up only in strict mode).
+        if self.strict
+            && (["sub", "client_id", "jti"]
+                .iter()
+                .any(|c| string(c).is_none())
+                || number("iat").is_none())
+        {
+            return Err(refuse(Invalid::Claims));
+        }
+        Ok(exp)
+    }
+
     /// Verifies the signature and claims with `key` of issuer `i`, and builds the identity.
     fn finish(&self, token: &str, i: usize, key: Arc<JwtKey>) -> Result<AuthInfo, Rejection> {
         let issuer = &self.issuers[i];
@@ -443,48 +491,8 @@ impl Inner {
             .map_err(|_| refuse(Invalid::Malformed))?;
         let claims: Map<String, Value> =
             serde_json::from_slice(&payload).map_err(|_| refuse(Invalid::Malformed))?;
-        let now = now_secs();
-        // Required claims, then time, then issuer (RFC 9068 §4, RFC 7519 §4.1).
-        let date = |name: &str| claims.get(name).map(numeric_date);
-        let exp = match date("exp") {
-            Some(Some(exp)) => exp,
-            _ => return Err(refuse(Invalid::Claims)),
-        };
-        if !claims.contains_key("iss") || !claims.contains_key("aud") {
-            return Err(refuse(Invalid::Claims));
-        }
-        if exp.saturating_add(self.leeway) < now {
-            return Err(refuse(Invalid::Expired));
-        }
-        match date("nbf") {
-            None => {}
-            Some(None) => return Err(refuse(Invalid::Claims)),
-            Some(Some(nbf)) if nbf > now + self.leeway => return Err(refuse(Invalid::NotYetValid)),
-            Some(Some(_)) => {}
-        }
-        if claims.get("iss").and_then(Value::as_str) != Some(issuer.issuer.as_str()) {
-            return Err(refuse(Invalid::WrongIssuer));
-        }
-        if !self.audience_ok(claims.get("aud")) {
-            return Err(refuse(Invalid::WrongAudience));
-        }
-        let number = |name: &str| date(name).flatten();
-        match date("iat") {
-            None => {}
-            Some(None) => return Err(refuse(Invalid::Claims)),
-            Some(Some(iat)) if iat > now + self.leeway => return Err(refuse(Invalid::NotYetValid)),
-            Some(Some(_)) => {}
-        }
+        let exp = self.check_claims(&issuer.issuer, &claims)?;
         let string = |name: &str| claims.get(name).and_then(Value::as_str);
-        // Strict RFC 9068 (§2.2): these claims are required too (looked up only in strict mode).
-        if self.strict
-            && (["sub", "client_id", "jti"]
-                .iter()
-                .any(|c| string(c).is_none())
-                || number("iat").is_none())
-        {
-            return Err(refuse(Invalid::Claims));
-        }
         if let Some(check) = &self.check {
             check(&claims).map_err(|reason| refuse(Invalid::Custom(reason)))?;
         }
@@ -507,6 +515,24 @@ impl Inner {
         Ok(info)
     }
 
+    /// The refusal a token gets from its claims alone, read without checking the signature: for a
+    /// token whose key is not at hand (unknown, or the keys cannot be fetched now), so that one
+    /// that is expired, not yet valid or for another issuer or resource gets `401` at once rather
+    /// than `503` or "unknown key". Unverified claims only ever refuse here; they never accept.
+    /// The custom claims check is not run on unverified claims.
+    fn refuse_unverified(&self, token: &str) -> Option<Rejection> {
+        let claims: Map<String, Value> =
+            jsonwebtoken::dangerous::insecure_decode_claims(token).ok()?;
+        let issuer = match self.issuers.as_slice() {
+            [one] => one,
+            many => {
+                let iss = claims.get("iss").and_then(Value::as_str);
+                many.iter().find(|i| Some(i.issuer.as_str()) == iss)?
+            }
+        };
+        self.check_claims(&issuer.issuer, &claims).err()
+    }
+
     /// The whole check, after the cache: header, key, signature, claims; caches the result.
     /// `tag` is the token's cache key, when the cache is on (computed once per request).
     fn verify_uncached(
@@ -522,7 +548,13 @@ impl Inner {
         if let Err(e) = self.check_header(&header) {
             return Verdict::Ready(Err(e));
         }
-        match self.find_key(token, header.kid.as_deref(), header.alg, may_refresh) {
+        let found = self.find_key(token, header.kid.as_deref(), header.alg, may_refresh);
+        if !matches!(found, KeyFound::Key(..))
+            && let Some(refusal) = self.refuse_unverified(token)
+        {
+            return Verdict::Ready(Err(refusal));
+        }
+        match found {
             KeyFound::Key(i, key) => Verdict::Ready(self.finish_and_cache(token, tag, i, key)),
             KeyFound::WrongIssuer => Verdict::Ready(Err(refuse(Invalid::WrongIssuer))),
             KeyFound::Missing => Verdict::Ready(Err(refuse(Invalid::UnknownKey))),

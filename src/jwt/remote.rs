@@ -44,7 +44,8 @@ const MAX_REMEMBERED_KID_BYTES: usize = 128;
 ///   known keep working (stale-if-error, for at most
 ///   [`max_stale`](RemoteJwksOptions::max_stale) past their expiry). A token whose key cannot be
 ///   known because the keys cannot be fetched gets `503` with `Retry-After`, never `401`, so that
-///   clients do not start a pointless re-authorization.
+///   clients do not start a pointless re-authorization; unless its claims alone refuse it
+///   (expired, not yet valid, another issuer or resource), which gets `401 invalid_token`.
 /// - **Fetching.** `GET` with `Accept: application/json`, a total timeout (5 s), a body cap
 ///   (1 MiB), at most 3 redirects and never from https to http; `https` is required except on
 ///   loopback hosts (or with the explicit

@@ -165,10 +165,15 @@ pub fn bad_signature_token(named: &TestKey, signer: &TestKey) -> String {
 
 /// Signed by `key`, expired an hour ago (well past any leeway).
 pub fn expired_token(key: &TestKey) -> String {
+    expired_token_with_kid(key, key.kid)
+}
+
+/// Signed by `key`, naming `kid`, expired an hour ago.
+pub fn expired_token_with_kid(key: &TestKey, kid: &str) -> String {
     let mut c = claims(ISSUER);
     c["iat"] = json!(now() - 7200);
     c["exp"] = json!(now() - 3600);
-    sign(key, key.kid, &c)
+    sign(key, kid, &c)
 }
 
 /// Signed by `key`, for another resource.
