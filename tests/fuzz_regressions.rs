@@ -28,6 +28,28 @@ fn resource_url_at_sign_in_path() {
     assert_eq!(ResourceUrl::parse(r.as_str()).unwrap(), r);
 }
 
+/// `resource_url`, crash-effa68ec…: user information that is just `…`, the mark redaction
+/// writes in its place, reads the same after redaction. (The target's invariant was wrong; the
+/// message was redacted.) A real password in the same place never reaches the message.
+#[test]
+fn resource_url_userinfo_that_is_the_redaction_mark() {
+    let input =
+        text(b"htt\"hhtttps://\xe2\x80\xa6@0\" is not an absolute URL such as https://mcp.exae8h4");
+    let message = ResourceUrl::parse_allowing_plain_http(input)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with(r#""htt\"hhtttps://…@0\" is not an absolute URL"#),
+        "{message}"
+    );
+    let secret = input.replace('…', "hunter2");
+    let message = ResourceUrl::parse_allowing_plain_http(&secret)
+        .unwrap_err()
+        .to_string();
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("hhtttps://…@0"), "{message}");
+}
+
 /// `resource_url`, crash-99472ca7…: `http::Uri` accepts the authority `2[:YYYYYYYyY:1]:3000`
 /// and reads its host as `2[`; `ResourceUrl` used to accept it with the canonical form
 /// `http://2[:3000`, which does not parse. The same leniency let junk after the host vanish

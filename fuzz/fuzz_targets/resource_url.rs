@@ -135,7 +135,8 @@ fuzz_target!(|data: &[u8]| {
             let userinfo = &input[..input.find('@').unwrap()];
             if let Some(start) = userinfo.find("://") {
                 let secret = &userinfo[start + 3..];
-                if !secret.is_empty() && !secret.contains(['/', '?', '#']) {
+                // (`…` is the mark redaction writes: a "secret" of just `…` reads the same.)
+                if !secret.is_empty() && secret != "…" && !secret.contains(['/', '?', '#']) {
                     assert!(!msg.contains(&format!("{secret}@")), "{msg}");
                 }
             }
