@@ -5,6 +5,7 @@ use mcp_server_auth::{
     ProtectedResourceMetadata, ResourceUrl,
     jwt::{Algorithm, KeySet},
     mcp::operation::{self, Operation},
+    resource::ResourceUrlError,
 };
 
 fn text(bytes: &[u8]) -> &str {
@@ -48,6 +49,17 @@ fn resource_url_userinfo_that_is_the_redaction_mark() {
         .to_string();
     assert!(!message.contains("hunter2"), "{message}");
     assert!(message.contains("hhtttps://…@0"), "{message}");
+}
+
+/// `resource_url`, crash-ce498a7f…: a one-letter password (`r`) matched the fixed `user@host`
+/// of the message. (The target's invariant was wrong; it now checks the URL the error carries.)
+#[test]
+fn resource_url_short_userinfo_is_redacted() {
+    let input = text(b"https://r@soh843scron=");
+    match ResourceUrl::parse(input).unwrap_err() {
+        ResourceUrlError::UserInfo(url) => assert_eq!(url, "https://…@soh843scron="),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// `resource_url`, crash-99472ca7…: `http::Uri` accepts the authority `2[:YYYYYYYyY:1]:3000`
