@@ -36,8 +36,7 @@ from pathlib import Path
 FUZZ = Path(__file__).resolve().parent
 CRATE_SRC = str(FUZZ.parent / "src") + "/"
 STATUS_LINE = re.compile(
-    r"^#(\d+)\s+(INITED|NEW|REDUCE|pulse|DONE)\b.*?cov: (\d+) ft: (\d+)(?:.*?corp: (\d+))?"
-    r"(?:.*?exec/s: (\d+))?"
+    r"^#(\d+)\s+(?:INITED|NEW|REDUCE|pulse|DONE)\b.*?cov: (\d+) ft: (\d+)(?:.*?exec/s: (\d+))?"
 )
 FAILURE = re.compile(r"==\d+==\s*ERROR|deadly signal|Test unit written|ALARM: working on")
 SNAPSHOT_EVERY = 60  # seconds between copies of the corpus, for the split of the window's start
@@ -73,8 +72,8 @@ def main() -> int:
         errors="replace", start_new_session=True,
     )
 
-    state = {"cov": None, "ft": None, "execs": 0, "exec_s": None, "corp": None,
-             "gain_at": 0.0, "failed": False, "history": []}
+    state = {"cov": None, "ft": None, "execs": 0, "exec_s": None, "gain_at": 0.0,
+             "failed": False, "history": []}
     lock = threading.Lock()
 
     def read() -> None:
@@ -88,14 +87,12 @@ def main() -> int:
                         state["failed"] = True
                     if not m:
                         continue
-                    execs, _, cov, ft, corp, exec_s = m.groups()
+                    execs, cov, ft, exec_s = m.groups()
                     cov = int(cov)
                     if state["cov"] is None or cov > state["cov"]:
                         state["gain_at"] = now
                         state["history"].append((now, cov))
                     state.update(cov=cov, ft=int(ft), execs=int(execs))
-                    if corp:
-                        state["corp"] = int(corp)
                     if exec_s:
                         state["exec_s"] = int(exec_s)
 
@@ -139,7 +136,7 @@ def main() -> int:
     window_start = elapsed - args.quiet
     cov_before = max([c for t, c in state["history"] if t <= window_start], default=None)
     gain = state["cov"] - cov_before if cov_before is not None else None
-    failed = state["failed"] or (not stopped_by_us and proc.returncode not in (0,))
+    failed = state["failed"] or (not stopped_by_us and proc.returncode != 0)
     result = "FAILED" if failed else ("plateau" if stopped_by_us else "no-plateau")
     files = sum(1 for p in corpus.iterdir() if p.is_file())
     print(
