@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs one fuzz target until its coverage plateaus, then says where the coverage is.
 
-    fuzz/plateau.py <target> [--quiet SECS] [--max SECS]
+    fuzz/plateau.py <target> [--quiet SECS] [--max SECS] [--jobs N]
 
 The target runs from the committed seeds (fuzz/seeds/<target>) plus its working corpus
 (fuzz/corpus/<target>). It stops once libFuzzer's `cov` (edges reached) has not grown for
@@ -17,6 +17,10 @@ last window found nothing new in it, and the growth was elsewhere.
 
 A second run goes on from the working corpus the first one grew; its figures are its own
 (executions and time of this run, coverage of the whole corpus).
+
+With --jobs N (N > 1) libFuzzer runs in fork mode: N processes fuzz at once and their finds are
+merged into the one working corpus. Its `cov` then counts the edges of the merged corpus, and
+its executions are those of all processes.
 
 The exit status is 1 if the target crashed, hung (> 5 s) or ran out of memory (> 2 GiB); the
 input is then in fuzz/artifacts/<target>/. The log is fuzz/coverage/<target>.log.
@@ -36,9 +40,12 @@ from pathlib import Path
 FUZZ = Path(__file__).resolve().parent
 CRATE_SRC = str(FUZZ.parent / "src") + "/"
 STATUS_LINE = re.compile(
-    r"^#(\d+)\s+(?:INITED|NEW|REDUCE|pulse|DONE)\b.*?cov: (\d+) ft: (\d+)(?:.*?exec/s: (\d+))?"
+    # One process: "#N NEW cov: ...". Fork mode (--jobs): "#N: cov: ...".
+    r"^#(\d+)(?::|\s+(?:INITED|NEW|REDUCE|pulse|DONE)\b).*?cov: (\d+) ft: (\d+)"
+    r"(?:.*?exec/s: (\d+))?"
 )
 FAILURE = re.compile(r"==\d+==\s*ERROR|deadly signal|Test unit written|ALARM: working on")
+INTERRUPTED = re.compile(r"libFuzzer: (?:run|a child was) interrupted")
 SNAPSHOT_EVERY = 60  # seconds between copies of the corpus, for the split of the window's start
 
 
@@ -47,6 +54,7 @@ def main() -> int:
     parser.add_argument("target")
     parser.add_argument("--quiet", type=int, default=600, help="plateau: no new cov for SECS")
     parser.add_argument("--max", type=int, default=3600, help="stop after SECS regardless")
+    parser.add_argument("--jobs", type=int, default=1, help="fuzz in N processes (fork mode)")
     args = parser.parse_args()
 
     env = dict(os.environ, RUSTC_BOOTSTRAP="1", CARGO_TERM_COLOR="never")
@@ -60,12 +68,18 @@ def main() -> int:
     snapshots = out / f"{args.target}.snapshots"
     shutil.rmtree(snapshots, ignore_errors=True)
     snapshots.mkdir()
+    # Fork mode keeps its jobs' files in TMPDIR; an interrupted run would leave them behind.
+    jobs_dir = out / f"{args.target}.jobs"
+    shutil.rmtree(jobs_dir, ignore_errors=True)
+    if args.jobs > 1:
+        jobs_dir.mkdir()
+        env["TMPDIR"] = str(jobs_dir)
 
     cmd = [
         "cargo", "fuzz", "run", args.target, str(corpus), str(FUZZ / "seeds" / args.target),
         "--", f"-max_total_time={args.max}", "-timeout=5", "-rss_limit_mb=2048",
         "-print_final_stats=1",
-    ]
+    ] + ([f"-fork={args.jobs}"] if args.jobs > 1 else [])
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd, cwd=FUZZ, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -77,7 +91,7 @@ def main() -> int:
     lock = threading.Lock()
 
     def read() -> None:
-        with open(log_path, "w") as log:
+        with open(log_path, "w", buffering=1) as log:  # line by line, for tail -f
             for line in proc.stdout:
                 now = time.monotonic() - start
                 log.write(f"{now:8.1f} {line}")
@@ -126,6 +140,7 @@ def main() -> int:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     reader.join(timeout=30)
+    shutil.rmtree(jobs_dir, ignore_errors=True)
     elapsed = time.monotonic() - start
 
     log_text = log_path.read_text(errors="replace")
@@ -133,10 +148,14 @@ def main() -> int:
     final_rate = re.search(r"stat::average_exec_per_sec:\s*(\d+)", log_text)
     execs = int(final_execs.group(1)) if final_execs else state["execs"]
     rate = int(final_rate.group(1)) if final_rate else state["exec_s"]
+    if args.jobs > 1:  # fork mode's exec/s is that of its last job: take the run's average
+        rate = round(execs / elapsed)
     window_start = elapsed - args.quiet
     cov_before = max([c for t, c in state["history"] if t <= window_start], default=None)
     gain = state["cov"] - cov_before if cov_before is not None else None
-    failed = state["failed"] or (not stopped_by_us and proc.returncode != 0)
+    # Someone else stopped libFuzzer (SIGINT to it): no plateau, and no failure either.
+    interrupted = not stopped_by_us and bool(INTERRUPTED.search(log_text))
+    failed = state["failed"] or (not stopped_by_us and not interrupted and proc.returncode != 0)
     result = "FAILED" if failed else ("plateau" if stopped_by_us else "no-plateau")
     files = sum(1 for p in corpus.iterdir() if p.is_file())
     print(
