@@ -86,8 +86,8 @@ def main() -> int:
         errors="replace", start_new_session=True,
     )
 
-    state = {"cov": None, "ft": None, "execs": 0, "exec_s": None, "gain_at": 0.0,
-             "failed": False, "history": []}
+    # history: (seconds, cov) each time cov grew; its last entry says when that was.
+    state = {"cov": None, "ft": None, "execs": 0, "exec_s": None, "failed": False, "history": []}
     lock = threading.Lock()
 
     def read() -> None:
@@ -104,7 +104,6 @@ def main() -> int:
                     execs, cov, ft, exec_s = m.groups()
                     cov = int(cov)
                     if state["cov"] is None or cov > state["cov"]:
-                        state["gain_at"] = now
                         state["history"].append((now, cov))
                     state.update(cov=cov, ft=int(ft), execs=int(execs))
                     if exec_s:
@@ -129,7 +128,8 @@ def main() -> int:
                     shutil.rmtree(d, ignore_errors=True)
                     taken.remove((t, d))
             with lock:
-                plateau = state["cov"] is not None and now - state["gain_at"] >= args.quiet
+                history = state["history"]
+                plateau = bool(history) and now - history[-1][0] >= args.quiet
                 failed = state["failed"]
             if plateau and not failed:
                 stopped_by_us = True
@@ -150,6 +150,7 @@ def main() -> int:
     rate = int(final_rate.group(1)) if final_rate else state["exec_s"]
     if args.jobs > 1:  # fork mode's exec/s is that of its last job: take the run's average
         rate = round(execs / elapsed)
+    gain_at = state["history"][-1][0] if state["history"] else 0.0
     window_start = elapsed - args.quiet
     cov_before = max([c for t, c in state["history"] if t <= window_start], default=None)
     gain = state["cov"] - cov_before if cov_before is not None else None
@@ -161,7 +162,7 @@ def main() -> int:
     print(
         f"{args.target:<16} {result:<10} {elapsed:.0f}s execs={execs} exec/s={rate} "
         f"cov={state['cov']} ft={state['ft']} corpus={files} "
-        f"last-cov-gain-at={state['gain_at']:.0f}s gain-in-last-{args.quiet}s={gain}"
+        f"last-cov-gain-at={gain_at:.0f}s gain-in-last-{args.quiet}s={gain}"
     )
     if failed:
         print(log_text[-6000:])
