@@ -251,3 +251,70 @@ fn jsonrpc_body_marker_inside_params_is_refused() {
         ));
     }
 }
+
+/// `jwt_structured`, crash-cc82c077…: a token correctly signed with a trusted key whose `exp` is
+/// 16523839413723587072, more seconds than `SystemTime` can add to the epoch: building the
+/// identity's `expires_at` panicked. A NumericDate after the year 9999 is malformed claims now.
+#[tokio::test]
+async fn jwt_exp_past_what_system_time_holds_is_refused() {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    use mcp_server_auth::{
+        jwt::{Issuer, JwtVerifier},
+        verifier::{Invalid, Rejection},
+    };
+    const SECRET: &[u8] = b"test-only-hmac-secret-0123456789-abcdefghij";
+    mcp_server_auth::jwt::install_crypto_provider().unwrap();
+    let verifier = JwtVerifier::builder(ResourceUrl::parse("https://mcp.example.com/mcp").unwrap())
+        .issuer(Issuer::with_keys(
+            "https://auth.example.com",
+            KeySet::new()
+                .add_hmac_secret(Some("hs-1"), Algorithm::HS256, SECRET)
+                .unwrap(),
+        ))
+        .build()
+        .unwrap();
+    // The target's input: header, claims and signing mode, one per line.
+    let header = br#"{"alg":"HS256","typ":"at+jwt","kid":"hs-1"}"#;
+    let claims = |exp: &str| {
+        format!(
+            r#"{{"iss":"https://auth.example.com","aud":"hth.example.com","aud":"https://mcp.example.com/mcp","exp":{exp},"sub":"alice","client_id":"app","jti":"j1","scope":"mcp:reammmmmmmmmmmmmmm :    k  kmin"}}"#
+        )
+    };
+    let sign = |claims: &str| {
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let key = jsonwebtoken::EncodingKey::from_secret(SECRET);
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+                .unwrap();
+        format!("{message}.{signature}")
+    };
+    for exp in [
+        "16523839413723587072",
+        "9223372036854775808",
+        "18446744073709551615",
+        "253402300800",
+        "1e300",
+    ] {
+        assert_eq!(
+            verifier
+                .verify_token(&sign(&claims(exp)))
+                .await
+                .unwrap_err(),
+            Rejection::Invalid(Invalid::Claims),
+            "exp {exp}"
+        );
+    }
+    // The last second of the year 9999 is still a time, and the token is accepted.
+    let info = verifier
+        .verify_token(&sign(&claims("253402300799")))
+        .await
+        .unwrap();
+    assert_eq!(
+        info.expires_at(),
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799))
+    );
+}

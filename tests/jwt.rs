@@ -555,6 +555,28 @@ fn rows() -> Vec<Row> {
             E401,
         ),
         row(
+            "exp = 9999-12-31T23:59:59Z (the latest accepted)",
+            jwt(K::Ed).c("exp", 253_402_300_799u64).sign(),
+            ok.clone(),
+        ),
+        // Found by fuzzing: a signed exp past what `SystemTime` holds panicked.
+        row(
+            "exp past the year 9999 (u64 > i64::MAX)",
+            jwt(K::Hs).c("exp", 16_523_839_413_723_587_072u64).sign(),
+            E401,
+        ),
+        row(
+            "exp = 9999-12-31T23:59:59Z + 1 s",
+            jwt(K::Ed).c("exp", 253_402_300_800u64).sign(),
+            E401,
+        ),
+        row("exp = 1e300", jwt(K::Ed).c("exp", 1e300).sign(), E401),
+        row(
+            "iat past the year 9999",
+            jwt(K::Ed).c("iat", u64::MAX).sign(),
+            E401,
+        ),
+        row(
             "nbf = now + 10 min",
             jwt(K::Ed).c("nbf", n + 600).sign(),
             E401,

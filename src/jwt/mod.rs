@@ -10,7 +10,7 @@
 //!   [`ResourceUrl`], compared with scheme and host case-insensitive and a bare origin's trailing
 //!   slash tolerated, or one of the extra audiences configured;
 //! - `exp` (required), `nbf`, and `iat` not in the future, each with a leeway (default 60 s, at
-//!   most 300 s);
+//!   most 300 s); each a NumericDate no later than the year 9999;
 //! - `typ`: `at+jwt` accepted; plain `JWT` or none too, unless
 //!   [`strict_rfc9068`](JwtVerifierBuilder::strict_rfc9068) is on, which also requires `sub`,
 //!   `client_id`, `iat` and `jti` (RFC 9068 §2.2);
@@ -290,14 +290,23 @@ impl JwtVerifier {
     }
 }
 
-/// A NumericDate (RFC 7519 §2): seconds since the epoch, possibly with a fraction.
+/// The latest NumericDate accepted: 9999-12-31T23:59:59Z. Later ones are refused as malformed
+/// claims: no issuer means them, and `SystemTime` cannot hold every `u64` of seconds (adding
+/// one to the epoch would panic).
+const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+
+/// A NumericDate (RFC 7519 §2): seconds since the epoch, possibly with a fraction, at most
+/// [`MAX_NUMERIC_DATE`].
 fn numeric_date(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| {
-        value
-            .as_f64()
-            .filter(|f| f.is_finite() && *f >= 0.0 && *f < u64::MAX as f64)
-            .map(|f| f as u64)
-    })
+    value
+        .as_u64()
+        .or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0 && *f < u64::MAX as f64)
+                .map(|f| f as u64)
+        })
+        .filter(|&secs| secs <= MAX_NUMERIC_DATE)
 }
 
 /// Maps a jsonwebtoken error to why the token is refused.
