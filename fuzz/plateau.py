@@ -39,11 +39,12 @@ from pathlib import Path
 
 FUZZ = Path(__file__).resolve().parent
 CRATE_SRC = str(FUZZ.parent / "src") + "/"
+# One process: "#N NEW cov: ...". Fork mode (--jobs): "#N: cov: ..." from the parent; a job
+# that crashes has its own log echoed, whose lines (and `stat::` totals) are that job's alone.
 STATUS_LINE = re.compile(
-    # One process: "#N NEW cov: ...". Fork mode (--jobs): "#N: cov: ...".
-    r"^#(\d+)(?::|\s+(?:INITED|NEW|REDUCE|pulse|DONE)\b).*?cov: (\d+) ft: (\d+)"
-    r"(?:.*?exec/s: (\d+))?"
+    r"^#(\d+)\s+(?:INITED|NEW|REDUCE|pulse|DONE)\b.*?cov: (\d+) ft: (\d+)(?:.*?exec/s: (\d+))?"
 )
+FORK_STATUS_LINE = re.compile(r"^#(\d+): cov: (\d+) ft: (\d+)(?:.*?exec/s: (\d+))?")
 FAILURE = re.compile(r"==\d+==\s*ERROR|deadly signal|Test unit written|ALARM: working on")
 INTERRUPTED = re.compile(r"libFuzzer: (?:run|a child was) interrupted")
 SNAPSHOT_EVERY = 60  # seconds between copies of the corpus, for the split of the window's start
@@ -87,6 +88,7 @@ def main() -> int:
     )
 
     # history: (seconds, cov) each time cov grew; its last entry says when that was.
+    status_line = FORK_STATUS_LINE if args.jobs > 1 else STATUS_LINE
     state = {"cov": None, "ft": None, "execs": 0, "exec_s": None, "failed": False, "history": []}
     lock = threading.Lock()
 
@@ -95,7 +97,7 @@ def main() -> int:
             for line in proc.stdout:
                 now = time.monotonic() - start
                 log.write(f"{now:8.1f} {line}")
-                m = STATUS_LINE.match(line)
+                m = status_line.match(line)
                 with lock:
                     if FAILURE.search(line):
                         state["failed"] = True
@@ -144,12 +146,14 @@ def main() -> int:
     elapsed = time.monotonic() - start
 
     log_text = log_path.read_text(errors="replace")
-    final_execs = re.search(r"stat::number_of_executed_units:\s*(\d+)", log_text)
-    final_rate = re.search(r"stat::average_exec_per_sec:\s*(\d+)", log_text)
-    execs = int(final_execs.group(1)) if final_execs else state["execs"]
-    rate = int(final_rate.group(1)) if final_rate else state["exec_s"]
-    if args.jobs > 1:  # fork mode's exec/s is that of its last job: take the run's average
+    if args.jobs > 1:  # the parent's last count; its exec/s is the last job's: take the average
+        execs = state["execs"]
         rate = round(execs / elapsed)
+    else:
+        final_execs = re.search(r"stat::number_of_executed_units:\s*(\d+)", log_text)
+        final_rate = re.search(r"stat::average_exec_per_sec:\s*(\d+)", log_text)
+        execs = int(final_execs.group(1)) if final_execs else state["execs"]
+        rate = int(final_rate.group(1)) if final_rate else state["exec_s"]
     gain_at = state["history"][-1][0] if state["history"] else 0.0
     window_start = elapsed - args.quiet
     cov_before = max([c for t, c in state["history"] if t <= window_start], default=None)
