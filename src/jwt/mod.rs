@@ -296,14 +296,14 @@ impl JwtVerifier {
 const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
 /// A NumericDate (RFC 7519 §2): seconds since the epoch, possibly with a fraction, at most
-/// [`MAX_NUMERIC_DATE`].
+/// [`MAX_NUMERIC_DATE`] (a fraction too large for `u64` saturates, and so is refused by it).
 fn numeric_date(value: &Value) -> Option<u64> {
     value
         .as_u64()
         .or_else(|| {
             value
                 .as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0 && *f < u64::MAX as f64)
+                .filter(|f| f.is_finite() && *f >= 0.0)
                 .map(|f| f as u64)
         })
         .filter(|&secs| secs <= MAX_NUMERIC_DATE)
