@@ -12,7 +12,9 @@
 //! 4. checks the required scopes ([`crate::scope`]);
 //! 5. on success, removes the `Authorization` header (no token passthrough), puts the
 //!    [`AuthInfo`] in the request extensions and calls the inner service; otherwise it answers
-//!    the refusal ([`crate::challenge`]) without calling it. gRPC requests get gRPC refusals.
+//!    the refusal ([`crate::challenge`]) without calling it. gRPC requests get gRPC refusals;
+//!    an HTTP/1.x request whose body is left unread gets `Connection: close` with its refusal
+//!    (`connection` module: why a refusal must say so).
 
 use std::{
     future::Future,
@@ -31,6 +33,7 @@ use tower_service::Service;
 use crate::{
     body::ResponseBody,
     challenge::{ChallengeSettings, Responder, is_grpc},
+    connection,
     credentials::{self, CredentialError, DEFAULT_MAX_HEADER_BYTES, Scheme},
     identity::AuthInfo,
     metadata::{DEFAULT_MAX_AGE, MetadataEndpoint, ProtectedResourceMetadata},
@@ -183,6 +186,18 @@ impl Policy {
         }
         self.responder.respond(rejection, presented, grpc)
     }
+
+    /// The refusal of `req`: a gRPC one for a gRPC request, and `Connection: close` if `req`'s
+    /// body is left unread ([`crate::connection`]).
+    fn refuse_request<B, R>(
+        &self,
+        rejection: &Rejection,
+        presented: Option<Scheme>,
+        req: &Request<R>,
+    ) -> Response<ResponseBody<B>> {
+        let res = self.refuse(rejection, presented, is_grpc(req.headers()));
+        connection::close_if_body_unread(res, req.version(), req.headers())
+    }
 }
 
 impl<V: Verifier> AuthLayer<V> {
@@ -306,8 +321,7 @@ where
         match verdict {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
             Err((rejection, presented)) => {
-                let grpc = is_grpc(req.headers());
-                ResponseFuture::done(self.policy.refuse(&rejection, presented, grpc))
+                ResponseFuture::done(self.policy.refuse_request(&rejection, presented, &req))
             }
         }
     }
@@ -577,13 +591,17 @@ where
         if let Some(metadata) = &shared.metadata
             && let Some(res) = metadata.respond(req.method(), req.uri().path())
         {
-            return ResponseFuture::done(res.map(ResponseBody::full));
+            let res = res.map(ResponseBody::full);
+            return ResponseFuture::done(connection::close_if_body_unread(
+                res,
+                req.version(),
+                req.headers(),
+            ));
         }
         let (presented, verdict) = shared.check(req.headers());
         let policy = &shared.policy;
         let refuse = |rejection: Rejection, req: &Request<ReqBody>| {
-            let grpc = is_grpc(req.headers());
-            ResponseFuture::done(policy.refuse(&rejection, presented, grpc))
+            ResponseFuture::done(policy.refuse_request(&rejection, presented, req))
         };
         match verdict {
             Verdict::Ready(Ok(info)) => match policy.admit(info, &mut req) {
@@ -595,7 +613,6 @@ where
                 // Take the service that was driven to readiness; leave a clone in its place.
                 let clone = self.inner.clone();
                 let inner = mem::replace(&mut self.inner, clone);
-                let grpc = is_grpc(req.headers());
                 ResponseFuture {
                     state: State::Verifying {
                         fut,
@@ -604,7 +621,6 @@ where
                             inner,
                             policy: policy.clone(),
                             presented,
-                            grpc,
                         })),
                     },
                 }
@@ -645,7 +661,6 @@ struct Pending<S, ReqBody> {
     inner: S,
     policy: Arc<Policy>,
     presented: Option<Scheme>,
-    grpc: bool,
 }
 
 impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
@@ -694,7 +709,6 @@ where
                         mut inner,
                         policy,
                         presented,
-                        grpc,
                     } = *pending
                         .take()
                         .expect("ResponseFuture polled after completion");
@@ -703,7 +717,7 @@ where
                             fut: inner.call(req),
                         },
                         Err(rejection) => State::Done {
-                            response: Some(policy.refuse(&rejection, presented, grpc)),
+                            response: Some(policy.refuse_request(&rejection, presented, &req)),
                         },
                     };
                     this.state.set(next);

@@ -61,6 +61,7 @@ pub mod bearer;
 mod body;
 pub mod challenge;
 pub mod config;
+mod connection;
 pub mod credentials;
 pub mod identity;
 pub mod jwt;

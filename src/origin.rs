@@ -111,7 +111,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::ResponseBody;
+use crate::{body::ResponseBody, connection};
 
 /// The body of every refusal: a JSON-RPC error response without `id`.
 const REFUSAL_BODY: &[u8] =
@@ -617,9 +617,11 @@ where
                     }
                     Refusal::Repeated => tracing::debug!("refused: more than one Origin field"),
                 }
+                let response =
+                    connection::close_if_body_unread(self.refusal(), req.version(), req.headers());
                 return ResponseFuture {
                     state: State::Refused {
-                        response: Some(self.refusal()),
+                        response: Some(response),
                     },
                 };
             }

@@ -28,6 +28,7 @@ use super::{
 };
 use crate::{
     body::ResponseBody,
+    connection,
     identity::AuthInfo,
     layer::{Policy, presented_scheme},
     scope::ScopeSet,
@@ -222,13 +223,15 @@ where
         if req.method() != Method::POST || shared.empty {
             return ResponseFuture::inner(self.inner.call(req));
         }
+        // A refusal before the body is read leaves it unread.
+        let unread = |res| connection::close_if_body_unread(res, req.version(), req.headers());
         let Some(info) = req.extensions().get::<AuthInfo>() else {
             // Not behind the auth layer: fail closed.
-            return ResponseFuture::done(shared.refuse(&Rejection::NoCredentials, None));
+            return ResponseFuture::done(unread(shared.refuse(&Rejection::NoCredentials, None)));
         };
         let header = match operation::read_headers(req.headers()) {
             Ok(header) => header,
-            Err(e) => return ResponseFuture::done(operation_error(&e, None)),
+            Err(e) => return ResponseFuture::done(unread(operation_error(&e, None))),
         };
         if let Some(h) = &header
             && h.validated_by_server
@@ -239,17 +242,24 @@ where
             if h.operation.name().is_none() && operation::name_field(h.operation.method()).is_some()
             {
                 let e = OperationError::MissingName(h.operation.method().to_owned());
-                return ResponseFuture::done(operation_error(&e, None));
+                return ResponseFuture::done(unread(operation_error(&e, None)));
             }
             return match shared.authorize(std::slice::from_ref(&h.operation), info) {
                 Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-                Err(rejection) => ResponseFuture::done(shared.refuse(&rejection, Some(info))),
+                Err(rejection) => {
+                    ResponseFuture::done(unread(shared.refuse(&rejection, Some(info))))
+                }
             };
         }
         let (parts, body) = req.into_parts();
         let announced = body.size_hint().lower();
         if announced > shared.max_body_bytes as u64 {
-            return ResponseFuture::done(too_large(shared.max_body_bytes));
+            let res = too_large(shared.max_body_bytes);
+            return ResponseFuture::done(connection::close_if_body_unread(
+                res,
+                parts.version,
+                &parts.headers,
+            ));
         }
         // Take the service that was driven to readiness; leave a clone in its place.
         let clone = self.inner.clone();
@@ -280,6 +290,11 @@ struct Reading<S> {
 }
 
 impl<S> Reading<S> {
+    /// A refusal sent before the body was read to its end.
+    fn unread<B>(&self, res: Response<B>) -> Response<B> {
+        connection::close_if_body_unread(res, self.parts.version, &self.parts.headers)
+    }
+
     /// Decides on the complete body: refuse, or hand the same bytes on.
     fn finish<ReqBody, ResBody>(self) -> State<S, ReqBody, ResBody>
     where
@@ -407,7 +422,7 @@ where
                                 let limit = r.shared.max_body_bytes;
                                 if r.buf.len().saturating_add(data.remaining()) > limit {
                                     State::Done {
-                                        response: Some(too_large(limit)),
+                                        response: Some(r.unread(too_large(limit))),
                                     }
                                 } else {
                                     while data.has_remaining() {
@@ -426,12 +441,12 @@ where
                         Some(Err(_)) => {
                             tracing::debug!("refused: the request body could not be read");
                             State::Done {
-                                response: Some(jsonrpc_error(
+                                response: Some(r.unread(jsonrpc_error(
                                     StatusCode::BAD_REQUEST,
                                     -32600,
                                     "the request body could not be read",
                                     None,
-                                )),
+                                ))),
                             }
                         }
                         None => match reading.take() {
