@@ -115,6 +115,14 @@ async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Reply> 
         .expect("no response within 10 s")
 }
 
+/// Sends `request` on `stream` and reads its response; `what` names it in a failure.
+async fn exchange(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &str, what: &str) -> Reply {
+    stream.write_all(request.as_bytes()).await.unwrap();
+    read_reply(stream, buf)
+        .await
+        .unwrap_or_else(|| panic!("{what}: no response"))
+}
+
 /// Whether the server closes `stream` (EOF or reset) within 10 s.
 async fn server_closes(stream: &mut TcpStream) -> bool {
     let mut chunk = [0u8; 64];
@@ -186,10 +194,7 @@ async fn a_refusal_that_leaves_the_body_unread_closes_the_connection() {
         let mut buf = Vec::new();
         // The head alone: the body is not there when the layer refuses.
         let request = head(path, fields, BODY.len());
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let reply = read_reply(&mut stream, &mut buf)
-            .await
-            .unwrap_or_else(|| panic!("{name}: no response"));
+        let reply = exchange(&mut stream, &mut buf, &request, name).await;
         assert_eq!(reply.status, status, "{name}: {}", reply.head);
         assert!(
             reply.closes(),
@@ -220,10 +225,8 @@ async fn a_refusal_of_a_request_without_a_body_keeps_the_connection() {
     let expected = [401, 401, 403, 200, 401];
     // All on one connection, one after the other.
     for (i, (request, status)) in requests.iter().zip(expected).enumerate() {
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let reply = read_reply(&mut stream, &mut buf)
-            .await
-            .unwrap_or_else(|| panic!("request {i}: no response on the reused connection"));
+        let what = format!("request {i} on the reused connection");
+        let reply = exchange(&mut stream, &mut buf, request, &what).await;
         assert_eq!(reply.status, status, "request {i}: {}", reply.head);
         assert_eq!(
             reply.closes(),
