@@ -179,6 +179,16 @@ impl AuthInfoBuilder {
     }
 
     /// The expiry.
+    ///
+    /// A verifier that reads it from a token's seconds should not compute
+    /// `UNIX_EPOCH + Duration::from_secs(exp)`, which panics when `exp` is beyond what
+    /// `SystemTime` holds; use `checked_add`, and refuse the token when it returns `None`:
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// let exp: u64 = 16_523_839_413_723_587_072; // untrusted
+    /// assert!(UNIX_EPOCH.checked_add(Duration::from_secs(exp)).is_none());
+    /// ```
     pub fn expires_at(mut self, at: SystemTime) -> Self {
         self.0.expires_at = Some(at);
         self
