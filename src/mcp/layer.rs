@@ -251,16 +251,11 @@ where
                 }
             };
         }
-        let (parts, body) = req.into_parts();
-        let announced = body.size_hint().lower();
+        let announced = req.body().size_hint().lower();
         if announced > shared.max_body_bytes as u64 {
-            let res = too_large(shared.max_body_bytes);
-            return ResponseFuture::done(connection::close_if_body_unread(
-                res,
-                parts.version,
-                &parts.headers,
-            ));
+            return ResponseFuture::done(unread(too_large(shared.max_body_bytes)));
         }
+        let (parts, body) = req.into_parts();
         // Take the service that was driven to readiness; leave a clone in its place.
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
