@@ -17,6 +17,7 @@
 //! | `MCP_AUTH_AUTHORIZATION_SERVERS` | the metadata's `authorization_servers` (comma-separated) | the issuer |
 //! | `MCP_AUTH_LEEWAY_SECS` | clock leeway for `exp`, `nbf`, `iat` (at most 300) | `60` |
 //! | `MCP_AUTH_ALGORITHMS` | comma-separated JWT algorithm allow-list | RS*, PS*, ES256, ES384, EdDSA |
+//! | `MCP_AUTH_SCOPE_CLAIM` | the one JWT claim scopes are read from (e.g. `scope` or `scp`) | the union of `scope` and `scp` |
 //! | `MCP_AUTH_ALLOWED_ORIGINS` | browser origins allowed besides localhost (comma-separated `scheme://host[:port]`; `*` allows any) | localhost only |
 //! | `MCP_AUTH_TOOL_SCOPES` | per-tool scopes, `tool=scope [scope…]`, comma-separated (see [`McpScopes::parse`]) | — |
 //!
@@ -61,7 +62,7 @@ use crate::{
 /// The default listen address of the examples.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
-const VARS: [&str; 17] = [
+const VARS: [&str; 18] = [
     "MCP_AUTH_LISTEN",
     "MCP_AUTH_RESOURCE_URL",
     "MCP_AUTH_BEARER_TOKEN",
@@ -77,6 +78,7 @@ const VARS: [&str; 17] = [
     "MCP_AUTH_AUTHORIZATION_SERVERS",
     "MCP_AUTH_LEEWAY_SECS",
     "MCP_AUTH_ALGORITHMS",
+    "MCP_AUTH_SCOPE_CLAIM",
     "MCP_AUTH_TOOL_SCOPES",
     "MCP_AUTH_ALLOWED_ORIGINS",
 ];
@@ -153,6 +155,7 @@ struct JwtEnv {
     audiences: Vec<String>,
     leeway: Option<Duration>,
     algorithms: Option<Vec<Algorithm>>,
+    scope_claim: Option<String>,
     authorization_servers: Vec<String>,
 }
 
@@ -327,6 +330,7 @@ impl EnvConfig {
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
+        let scope_claim = take("MCP_AUTH_SCOPE_CLAIM").map(|v| v.trim().to_owned());
         let servers = comma_list(take("MCP_AUTH_AUTHORIZATION_SERVERS"));
         let jwt = match (issuer, jwks_url) {
             (None, None) => None,
@@ -342,6 +346,7 @@ impl EnvConfig {
                 audiences,
                 leeway,
                 algorithms,
+                scope_claim,
             }),
         };
         let tool_scopes = take("MCP_AUTH_TOOL_SCOPES")
@@ -433,6 +438,10 @@ impl EnvConfig {
         }
         if let Some(algorithms) = &jwt.algorithms {
             builder = builder.algorithms(algorithms.iter().copied());
+        }
+        if let Some(claim) = &jwt.scope_claim {
+            // An empty name is refused by the builder (JwtConfigError::ScopeClaim).
+            builder = builder.scope_claims([claim.as_str()]);
         }
         Ok(Some(builder.build()?))
     }
@@ -641,6 +650,7 @@ mod tests {
             ),
             ("MCP_AUTH_LEEWAY_SECS", "30"),
             ("MCP_AUTH_ALGORITHMS", "RS256,ES256"),
+            ("MCP_AUTH_SCOPE_CLAIM", " scp "),
         ])
         .unwrap();
         assert!(c.has_credentials());
@@ -654,6 +664,7 @@ mod tests {
             ["api://mcp", "https://alias.example.com/mcp"]
         );
         assert_eq!(jwt.leeway, Some(Duration::from_secs(30)));
+        assert_eq!(jwt.scope_claim.as_deref(), Some("scp"));
         assert_eq!(
             jwt.algorithms.as_deref(),
             Some(&[Algorithm::RS256, Algorithm::ES256][..])

@@ -22,6 +22,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::TestServer;
 use jwks_server::*;
 use mcp_server_auth::{
@@ -193,6 +194,161 @@ async fn a_new_key_is_accepted_after_one_refresh() {
     .await;
 }
 
+/// A token whose claims no key could make valid (here `{}`, unsigned) is refused on them before
+/// it may start a fetch, so it cannot spend the refresh budget that a key published right after
+/// needs: the next real token with that new key gets its fetch at once.
+#[tokio::test]
+async fn a_token_refused_on_its_claims_never_spends_the_fetch_budget() {
+    bounded(async {
+        let (k1, k2) = (k1(), k2());
+        let jwks = JwksServer::start(&[&k1]).await;
+        let issuer = Issuer::with_jwks_uri_eager(ISSUER, &jwks.url(), options())
+            .await
+            .unwrap();
+        let server = mcp(verifier(issuer)).await;
+        past_cooldown().await;
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","kid":"made-up"}"#);
+        let junk = format!("{header}.e30.AAAA");
+        assert_invalid_token(&call(&server, &junk).await);
+        // A fetch it started would run behind the answer: give one time to arrive.
+        let fetched = wait_until(Duration::from_millis(500), || jwks.hits() > 1).await;
+        assert!(!fetched, "refused on its claims, without a fetch");
+        // The authorization server now publishes a new key, and a client uses it.
+        jwks.set_keys(&[&k1, &k2]);
+        assert_ok(&call(&server, &token(&k2)).await);
+        assert_eq!(jwks.hits(), 2);
+    })
+    .await;
+}
+
+/// Within the cooldown after a fetch, a key id no fetch has looked for yet may be a key
+/// published since: `503` with `Retry-After` (try again), never `401` (which sends clients to log
+/// in again). Once a fetch has looked for it, the answer is final.
+#[tokio::test]
+async fn a_key_published_within_the_cooldown_gets_503_then_is_accepted() {
+    bounded(async {
+        let (k1, k2) = (k1(), k2());
+        let jwks = JwksServer::start(&[&k1]).await;
+        let issuer = Issuer::with_jwks_uri_eager(ISSUER, &jwks.url(), options())
+            .await
+            .unwrap();
+        let server = mcp(verifier(issuer)).await;
+        past_cooldown().await;
+        // Claims that look right, a made-up key id: this one does cost a fetch, and is refused.
+        let made_up = token_with(&k1, "made-up", ISSUER);
+        assert_invalid_token(&call(&server, &made_up).await);
+        assert_eq!(jwks.hits(), 2);
+        // A new key appears just after that fetch.
+        jwks.set_keys(&[&k1, &k2]);
+        let fresh = token(&k2);
+        assert_unavailable(&call(&server, &fresh).await);
+        assert_eq!(jwks.hits(), 2, "no fetch within the cooldown");
+        // The made-up one was looked for: still refused, at once.
+        assert_invalid_token(&call(&server, &made_up).await);
+        past_cooldown().await;
+        assert_ok(&call(&server, &fresh).await);
+        assert_eq!(jwks.hits(), 3);
+    })
+    .await;
+}
+
+/// A key set may hold several keys under one `kid` (an old and a new key during a rotation,
+/// or an RSA and an EC key), and several keys for one algorithm without any `kid`: each
+/// matching key is tried.
+#[tokio::test]
+async fn every_key_matching_the_kid_and_algorithm_is_tried() {
+    bounded(async {
+        let (k1, k2, k3, k4) = (k1(), k2(), k3(), k4());
+        // k2 and k3 served under k1's kid, after k1; k4 (ES256) under it too.
+        let mut set =
+            json!({"keys": [k1.jwk.clone(), k4.jwk.clone(), k2.jwk.clone(), k3.jwk.clone()]});
+        for i in 1..4 {
+            set["keys"][i]["kid"] = json!("k1");
+        }
+        let keys = mcp_server_auth::jwt::KeySet::from_jwks_json(&set.to_string()).unwrap();
+        let v = verifier(Issuer::with_keys(ISSUER, keys));
+        for signer in [&k1, &k2, &k3, &k4] {
+            v.verify_token(&token_with(signer, "k1", ISSUER))
+                .await
+                .unwrap_or_else(|e| panic!("signed by {}: {e:?}", signer.kid));
+        }
+        // Still a bad signature when none of them signed it.
+        let mut set = json!({"keys": [k1.jwk.clone(), k2.jwk.clone()]});
+        set["keys"][1]["kid"] = json!("k1");
+        let keys = mcp_server_auth::jwt::KeySet::from_jwks_json(&set.to_string()).unwrap();
+        let only_two = verifier(Issuer::with_keys(ISSUER, keys));
+        assert_eq!(
+            only_two
+                .verify_token(&token_with(&k3, "k1", ISSUER))
+                .await
+                .err(),
+            Some(Rejection::Invalid(Invalid::BadSignature))
+        );
+        // Without any kid: both Ed25519 keys are tried.
+        let mut set = json!({"keys": [k1.jwk.clone(), k2.jwk.clone()]});
+        for key in set["keys"].as_array_mut().unwrap() {
+            key.as_object_mut().unwrap().remove("kid");
+        }
+        let keys = mcp_server_auth::jwt::KeySet::from_jwks_json(&set.to_string()).unwrap();
+        let v = verifier(Issuer::with_keys(ISSUER, keys));
+        for signer in [&k1, &k2] {
+            let mut header = jsonwebtoken::Header::new(signer.alg);
+            header.typ = Some("at+jwt".to_owned());
+            let t = jsonwebtoken::encode(&header, &claims(ISSUER), &signer.encoding).unwrap();
+            v.verify_token(&t)
+                .await
+                .unwrap_or_else(|e| panic!("signed by {}: {e:?}", signer.kid));
+        }
+    })
+    .await;
+}
+
+/// `MCP_AUTH_SCOPE_CLAIM` names the one claim scopes are read from; by default they are the
+/// union of `scope` and `scp`.
+#[tokio::test]
+async fn the_scope_claim_can_be_chosen_from_the_environment() {
+    bounded(async {
+        let k1 = k1();
+        let jwks = JwksServer::start(&[&k1]).await;
+        let mut claims = claims(ISSUER);
+        claims["scope"] = json!("mcp:read");
+        claims["scp"] = json!(["mcp:admin"]);
+        let token = sign(&k1, k1.kid, &claims);
+        let url = jwks.url();
+        let vars = |claim: Option<&'static str>| {
+            let mut vars = vec![
+                ("MCP_AUTH_ISSUER_URL", ISSUER.to_owned()),
+                ("MCP_AUTH_JWKS_URL", url.clone()),
+                ("MCP_AUTH_RESOURCE_URL", RESOURCE.to_owned()),
+            ];
+            vars.extend(claim.map(|c| ("MCP_AUTH_SCOPE_CLAIM", c.to_owned())));
+            vars
+        };
+        let scopes = |config: mcp_server_auth::config::EnvConfig| {
+            let token = token.clone();
+            async move {
+                let v = config.jwt_verifier().await.unwrap().unwrap();
+                let info = v.verify_token(&token).await.unwrap();
+                info.scopes().iter().map(str::to_owned).collect::<Vec<_>>()
+            }
+        };
+        let from = mcp_server_auth::config::EnvConfig::from_vars;
+        assert_eq!(
+            scopes(from(vars(None)).unwrap()).await,
+            ["mcp:admin", "mcp:read"]
+        );
+        assert_eq!(
+            scopes(from(vars(Some("scope"))).unwrap()).await,
+            ["mcp:read"]
+        );
+        assert_eq!(
+            scopes(from(vars(Some("scp"))).unwrap()).await,
+            ["mcp:admin"]
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_removed_key_is_refused_even_for_cached_tokens() {
     bounded(async {
@@ -331,9 +487,16 @@ async fn unknown_kid_tokens_are_refused_for_their_claims_first() {
             assert_eq!(v.verify_token(token).await.err(), refused(*why));
         }
         assert_eq!(
+            jwks.hits(),
+            1,
+            "refused on their claims, they cost no fetch"
+        );
+        past_cooldown().await;
+        assert_eq!(
             v.verify_token(&token_with(&k1, kid, ISSUER)).await.err(),
             refused(Invalid::UnknownKey)
         );
+        assert_eq!(jwks.hits(), 2);
         // Down: the same refusals, not 503; a token only a key could judge gets 503.
         jwks.stop();
         past_cooldown().await;
@@ -680,18 +843,26 @@ async fn a_flood_of_unknown_kids_costs_at_most_one_fetch_per_cooldown() {
             );
         }
         assert_eq!(jwks.hits(), 2, "one fetch for the whole flood");
-        // More within the cooldown, one after the other: no fetch at all.
-        for t in random_kid_tokens(&k1, 200) {
+        // The same ones again: that fetch said they do not exist.
+        for t in &flood {
             assert_eq!(
-                v.verify_token(&t).await.unwrap_err(),
+                v.verify_token(t).await.unwrap_err(),
                 Rejection::Invalid(Invalid::UnknownKey)
             );
+        }
+        // New ones within the cooldown, one after the other: no fetch at all, and "try again
+        // later", not "unknown key": no fetch has looked for them yet.
+        for t in random_kid_tokens(&k1, 200) {
+            assert!(matches!(
+                v.verify_token(&t).await.unwrap_err(),
+                Rejection::Unavailable { .. }
+            ));
         }
         assert_eq!(jwks.hits(), 2);
         // Through HTTP too.
         let server = mcp(v.clone()).await;
         for t in random_kid_tokens(&k1, 20) {
-            assert_invalid_token(&call(&server, &t).await);
+            assert_unavailable(&call(&server, &t).await);
         }
         assert_eq!(jwks.hits(), 2);
         v.verify_token(&token(&k1)).await.unwrap();

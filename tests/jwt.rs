@@ -1451,6 +1451,43 @@ async fn cache_entry_never_outlives_exp() {
     .await;
 }
 
+/// The memory bound holds for tokens whose claims take far more once parsed than their length
+/// suggests: `[0,0,…]` is 2 bytes an element in the token and a whole JSON value in memory.
+#[tokio::test]
+async fn cache_counts_what_parsed_claims_take_not_the_token_length() {
+    bounded(async {
+        const ELEMENTS: usize = 4_000;
+        const BUDGET: usize = 4 << 20;
+        let config = TokenCacheConfig {
+            max_entries: 10_000,
+            max_bytes: BUDGET,
+        };
+        let v = builder().token_cache(config).build().unwrap();
+        for i in 0..64 {
+            let token = jwt(K::Hs)
+                .c("sub", format!("user-{i}"))
+                .c("groups", vec![0; ELEMENTS])
+                .sign();
+            assert!(token.len() < 12 * 1024);
+            v.verify_token(&token).await.unwrap();
+        }
+        let (entries, bytes) = v.cache_usage().unwrap();
+        assert!(entries > 0, "the cache is used");
+        // What each entry keeps at the very least: the array's values.
+        let floor = entries * ELEMENTS * std::mem::size_of::<Value>();
+        assert!(
+            bytes >= floor,
+            "{bytes} bytes counted for {entries} entries holding at least {floor}"
+        );
+        assert!(bytes <= BUDGET, "{bytes} bytes");
+        assert!(
+            entries < 64,
+            "{entries} entries of over 128 KiB within 4 MiB"
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn cache_is_bounded() {
     bounded(async {

@@ -22,10 +22,50 @@ use crate::{
 
 /// The default number of cached tokens: 10 000.
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
-/// The default memory budget of the cache: 32 MiB (estimated from token and claim sizes).
+/// The default memory budget of the cache: 32 MiB (estimated from what each entry keeps: see
+/// [`estimate_bytes`]).
 pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
 
 const SHARDS: usize = 16;
+
+/// What one entry costs besides its identity's strings and claims: the entry, its hash-map slot,
+/// the identity's shared allocation and the key's reference.
+const ENTRY_OVERHEAD: usize = 256;
+
+/// The memory an entry for `info` takes, estimated from what it keeps (not from the token's
+/// length: claims such as `[1,1,1,…]` take some twenty times their JSON size once parsed).
+/// Strings count their length, every JSON value its inline size, every object member its key
+/// and a share of its tree node.
+pub(crate) fn estimate_bytes(info: &AuthInfo) -> usize {
+    const STRING: usize = std::mem::size_of::<String>();
+    const VALUE: usize = std::mem::size_of::<serde_json::Value>();
+    /// A B-tree node's share per member (parent pointer, lengths, spare capacity).
+    const MEMBER: usize = 16;
+    fn members(map: &serde_json::Map<String, serde_json::Value>) -> usize {
+        map.iter()
+            .map(|(k, v)| STRING + k.len() + VALUE + MEMBER + heap(v))
+            .sum()
+    }
+    /// The heap a value owns, beyond its inline size (counted by its container).
+    fn heap(value: &serde_json::Value) -> usize {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => s.len(),
+            Value::Array(list) => list.iter().map(|v| VALUE + heap(v)).sum(),
+            Value::Object(map) => members(map),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+    }
+    let strings = info.subject().len()
+        + info.issuer().map_or(0, str::len)
+        + info.client_id().map_or(0, str::len)
+        + info
+            .scopes()
+            .iter()
+            .map(|s| STRING + s.len())
+            .sum::<usize>();
+    ENTRY_OVERHEAD + strings + info.claims().map_or(0, members)
+}
 
 /// Settings of the verified-token cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,15 +157,10 @@ impl TokenCache {
         (entry.expires > now_secs() && !entry.key.is_retired()).then(|| entry.info.clone())
     }
 
-    /// Caches a verified token (with its size estimate) until `expires`.
-    pub(crate) fn insert(
-        &self,
-        tag: SecretTag,
-        info: AuthInfo,
-        expires: u64,
-        key: Arc<JwtKey>,
-        bytes: usize,
-    ) {
+    /// Caches a verified token until `expires`, unless it alone would take more than a shard's
+    /// share of the memory budget.
+    pub(crate) fn insert(&self, tag: SecretTag, info: AuthInfo, expires: u64, key: Arc<JwtKey>) {
+        let bytes = estimate_bytes(&info);
         let capacity = self.capacity(Self::index(&tag));
         if bytes > self.max_bytes / SHARDS || capacity == 0 {
             return;

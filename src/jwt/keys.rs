@@ -137,6 +137,10 @@ impl JwtKey {
     }
 }
 
+/// The most keys tried for one token (see [`KeySet::candidates`]): a bound on the signature
+/// checks one request can cost.
+pub(crate) const MAX_CANDIDATE_KEYS: usize = 4;
+
 /// A set of verification keys of one issuer.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
@@ -313,21 +317,17 @@ impl KeySet {
         self.keys.iter()
     }
 
-    /// The key for a token with this `kid` and `alg`: the key with that kid (whose algorithm
-    /// must be `alg`); without a kid, the only key for `alg`, if exactly one.
-    pub(crate) fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<&Arc<JwtKey>> {
-        match kid {
-            Some(kid) => self
-                .keys
-                .iter()
-                .find(|k| k.kid.as_deref() == Some(kid))
-                .filter(|k| k.alg == alg),
-            None => {
-                let mut candidates = self.keys.iter().filter(|k| k.alg == alg);
-                let first = candidates.next()?;
-                candidates.next().is_none().then_some(first)
-            }
-        }
+    /// The keys that may have signed a token with this `kid` and `alg`, in the set's order: the
+    /// keys with that kid and algorithm (a JWKS may reuse a kid, for an old and a new key, or for
+    /// an RSA and an EC key); without a kid, every key for `alg`. At most
+    /// [`MAX_CANDIDATE_KEYS`]: each costs a signature check.
+    pub(crate) fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Vec<Arc<JwtKey>> {
+        self.keys
+            .iter()
+            .filter(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
+            .take(MAX_CANDIDATE_KEYS)
+            .cloned()
+            .collect()
     }
 
     /// Whether a key with this kid exists (whatever its algorithm).

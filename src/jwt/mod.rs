@@ -16,8 +16,14 @@
 //!   `client_id`, `iat` and `jti` (RFC 9068 §2.2);
 //! - an optional check of your own ([`claims_check`](JwtVerifierBuilder::claims_check)).
 //!
-//! Scopes come from `scope` (space-separated, or an array) and `scp` (an array or a string); the
-//! claim names are configurable. Verified tokens are cached (see [`TokenCacheConfig`]).
+//! Scopes are the union of `scope` (space-separated, or an array) and `scp` (an array or a
+//! string). Where an authorization server lets clients influence one of them, read only the one
+//! it controls with [`scope_claims`](JwtVerifierBuilder::scope_claims) (`MCP_AUTH_SCOPE_CLAIM`
+//! from the environment). Verified tokens are cached (see [`TokenCacheConfig`]).
+//!
+//! A key set may hold several keys under one `kid` (an old and a new key during a rotation, an
+//! RSA and an EC key), or several keys for one algorithm without `kid`s: each key matching the
+//! token's `kid` and `alg` is tried, at most four.
 //!
 //! ```
 //! use mcp_server_auth::jwt::{Algorithm, Issuer, JwtVerifier, KeySet};
@@ -40,7 +46,11 @@ mod keys;
 #[cfg(feature = "remote-jwks")]
 mod remote;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Header, errors::ErrorKind};
@@ -144,19 +154,38 @@ pub fn install_crypto_provider() -> Result<(), JwtConfigError> {
 /// The result of looking a key up in an issuer's key source.
 #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
 pub(crate) enum Lookup {
-    Found(Arc<JwtKey>),
-    /// No such key.
+    /// The keys that may have signed the token (at least one; see [`KeySet::candidates`]).
+    Found(Vec<Arc<JwtKey>>),
+    /// No such key, and a fetch that could have seen it says so.
     Missing,
-    /// The keys cannot be had now.
+    /// Not among the keys at hand; a fetch might find it (only for [`Ask::AtHand`]).
+    NotAtHand,
+    /// The keys cannot be had now, or cannot tell yet: try again after this long.
     Unavailable(Duration),
     /// A refresh was started (single-flight); look again once it completes.
     Refreshing(futures_util::future::BoxFuture<'static, ()>),
 }
 
+/// How far a key lookup may go.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+pub(crate) enum Ask {
+    /// Only the keys at hand: a key not among them is [`Lookup::NotAtHand`], and no fetch starts.
+    AtHand,
+    /// A fetch may start (the token's unverified claims were judged first).
+    MayFetch,
+    /// After a fetch the request waited for; `asked` is when it asked for that fetch. Only a
+    /// fetch that started at or after `asked` could have seen a key published just before.
+    AfterFetch {
+        /// When the request asked.
+        asked: Instant,
+    },
+}
+
 /// Where an issuer's keys come from.
 pub(crate) trait KeySource: Send + Sync + fmt::Debug {
-    /// The key for `kid` and `alg`. May start a refresh when `kid` is unknown.
-    fn lookup(&self, kid: Option<&str>, alg: Algorithm, may_refresh: bool) -> Lookup;
+    /// The keys for `kid` and `alg`. May start a refresh when asked with [`Ask::MayFetch`].
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm, ask: Ask) -> Lookup;
     /// The algorithms the keys known now use (for the allow-list check at build time).
     fn algorithms(&self) -> Vec<Algorithm>;
     /// The URL keys are fetched from, if they are fetched.
@@ -169,10 +198,12 @@ pub(crate) trait KeySource: Send + Sync + fmt::Debug {
 struct StaticKeys(KeySet);
 
 impl KeySource for StaticKeys {
-    fn lookup(&self, kid: Option<&str>, alg: Algorithm, _may_refresh: bool) -> Lookup {
-        match self.0.find(kid, alg) {
-            Some(k) => Lookup::Found(k.clone()),
-            None => Lookup::Missing,
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm, _ask: Ask) -> Lookup {
+        let found = self.0.candidates(kid, alg);
+        if found.is_empty() {
+            Lookup::Missing
+        } else {
+            Lookup::Found(found)
         }
     }
     fn algorithms(&self) -> Vec<Algorithm> {
@@ -360,13 +391,7 @@ impl Inner {
     /// With one trusted issuer, that is its keys. With several, the token's own (not yet
     /// verified) `iss` names the one issuer whose keys may verify it: key ids are only unique
     /// within an issuer. The signature and `iss` are verified afterwards as usual.
-    fn find_key(
-        &self,
-        token: &str,
-        kid: Option<&str>,
-        alg: Algorithm,
-        may_refresh: bool,
-    ) -> KeyFound {
+    fn find_key(&self, token: &str, kid: Option<&str>, alg: Algorithm, ask: Ask) -> KeyFound {
         let only = if self.issuers.len() > 1 {
             #[derive(serde::Deserialize)]
             struct Iss {
@@ -382,21 +407,25 @@ impl Inner {
         } else {
             None
         };
+        let mut not_at_hand = false;
         let mut unavailable = None;
         let mut refreshes = Vec::new();
         for (i, issuer) in self.issuers.iter().enumerate() {
             if only.is_some_and(|only| only != i) {
                 continue;
             }
-            match issuer.source.lookup(kid, alg, may_refresh) {
-                Lookup::Found(key) => return KeyFound::Key(i, key),
+            match issuer.source.lookup(kid, alg, ask) {
+                Lookup::Found(keys) => return KeyFound::Keys(i, keys),
                 Lookup::Missing => {}
+                Lookup::NotAtHand => not_at_hand = true,
                 Lookup::Unavailable(d) => unavailable = Some(d),
                 Lookup::Refreshing(f) => refreshes.push(f),
             }
         }
         if !refreshes.is_empty() {
             KeyFound::Refreshing(refreshes)
+        } else if not_at_hand {
+            KeyFound::NotAtHand
         } else if let Some(d) = unavailable {
             KeyFound::Unavailable(d)
         } else {
@@ -474,8 +503,14 @@ impl Inner {
         Ok(exp)
     }
 
-    /// Verifies the signature and claims with `key` of issuer `i`, and builds the identity.
-    fn finish(&self, token: &str, i: usize, key: Arc<JwtKey>) -> Result<AuthInfo, Rejection> {
+    /// Verifies the signature with one of `keys` of issuer `i`, then the claims, and builds the
+    /// identity. Returns it with the key that verified it.
+    fn finish(
+        &self,
+        token: &str,
+        i: usize,
+        keys: Vec<Arc<JwtKey>>,
+    ) -> Result<(AuthInfo, Arc<JwtKey>), Rejection> {
         let issuer = &self.issuers[i];
         // The header was read and checked already; verify the signature over the signing input
         // with the key's one algorithm, then read the claims once (jsonwebtoken's `decode` would
@@ -485,16 +520,27 @@ impl Inner {
         if payload.contains('.') {
             return Err(refuse(Invalid::Malformed));
         }
-        match jsonwebtoken::crypto::verify(
-            signature,
-            message.as_bytes(),
-            key.decoding(),
-            key.algorithm(),
-        ) {
-            Ok(true) => {}
-            Ok(false) => return Err(refuse(Invalid::BadSignature)),
-            Err(e) => return Err(refuse(invalid(e.kind()))),
-        }
+        let mut refusal = None;
+        let mut keys = keys.into_iter();
+        let key = loop {
+            let Some(key) = keys.next() else {
+                return Err(refuse(refusal.unwrap_or(Invalid::BadSignature)));
+            };
+            match jsonwebtoken::crypto::verify(
+                signature,
+                message.as_bytes(),
+                key.decoding(),
+                key.algorithm(),
+            ) {
+                Ok(true) => break key,
+                Ok(false) => {
+                    refusal.get_or_insert(Invalid::BadSignature);
+                }
+                Err(e) => {
+                    refusal.get_or_insert(invalid(e.kind()));
+                }
+            }
+        };
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| refuse(Invalid::Malformed))?;
@@ -521,7 +567,7 @@ impl Inner {
             info = info.client_id(client);
         }
         let info = info.claims(claims).build();
-        Ok(info)
+        Ok((info, key))
     }
 
     /// The refusal a token gets from its claims alone, read without checking the signature: for a
@@ -544,12 +590,10 @@ impl Inner {
 
     /// The whole check, after the cache: header, key, signature, claims; caches the result.
     /// `tag` is the token's cache key, when the cache is on (computed once per request).
-    fn verify_uncached(
-        self: &Arc<Self>,
-        token: &str,
-        tag: Option<SecretTag>,
-        may_refresh: bool,
-    ) -> Verdict {
+    ///
+    /// A token whose key is not at hand is judged on its claims, read unverified, before it may
+    /// start a fetch: one that no key could make valid never spends the fetch budget.
+    fn verify_uncached(self: &Arc<Self>, token: &str, tag: Option<SecretTag>) -> Verdict {
         let header = match jsonwebtoken::decode_header(token) {
             Ok(h) => h,
             Err(_) => return Verdict::Ready(Err(refuse(Invalid::Malformed))),
@@ -557,28 +601,53 @@ impl Inner {
         if let Err(e) = self.check_header(&header) {
             return Verdict::Ready(Err(e));
         }
-        let found = self.find_key(token, header.kid.as_deref(), header.alg, may_refresh);
-        if !matches!(found, KeyFound::Key(..))
+        let (kid, alg) = (header.kid.as_deref(), header.alg);
+        let found = self.find_key(token, kid, alg, Ask::AtHand);
+        if !matches!(found, KeyFound::Keys(..))
             && let Some(refusal) = self.refuse_unverified(token)
         {
             return Verdict::Ready(Err(refusal));
         }
+        let found = match found {
+            KeyFound::NotAtHand => {
+                let asked = Instant::now();
+                match self.find_key(token, kid, alg, Ask::MayFetch) {
+                    KeyFound::Refreshing(refreshes) => {
+                        let this = self.clone();
+                        let token = token.to_owned();
+                        let kid = header.kid;
+                        return Verdict::Pending(Box::pin(async move {
+                            futures_util::future::join_all(refreshes).await;
+                            // Look again, without starting another fetch.
+                            let again = Ask::AfterFetch { asked };
+                            let found = this.find_key(&token, kid.as_deref(), alg, again);
+                            this.settle(&token, tag, found)
+                        }));
+                    }
+                    found => found,
+                }
+            }
+            found => found,
+        };
+        Verdict::Ready(self.settle(token, tag, found))
+    }
+
+    /// The verdict once the key lookup is over.
+    fn settle(
+        &self,
+        token: &str,
+        tag: Option<SecretTag>,
+        found: KeyFound,
+    ) -> Result<AuthInfo, Rejection> {
         match found {
-            KeyFound::Key(i, key) => Verdict::Ready(self.finish_and_cache(token, tag, i, key)),
-            KeyFound::WrongIssuer => Verdict::Ready(Err(refuse(Invalid::WrongIssuer))),
-            KeyFound::Missing => Verdict::Ready(Err(refuse(Invalid::UnknownKey))),
-            KeyFound::Unavailable(retry_after) => {
-                Verdict::Ready(Err(Rejection::Unavailable { retry_after }))
-            }
-            KeyFound::Refreshing(refreshes) => {
-                let this = self.clone();
-                let token = token.to_owned();
-                Verdict::Pending(Box::pin(async move {
-                    futures_util::future::join_all(refreshes).await;
-                    // Look again, without starting another refresh.
-                    this.verify_uncached(&token, tag, false).resolve().await
-                }))
-            }
+            KeyFound::Keys(i, keys) => self.finish_and_cache(token, tag, i, keys),
+            KeyFound::WrongIssuer => Err(refuse(Invalid::WrongIssuer)),
+            KeyFound::Missing => Err(refuse(Invalid::UnknownKey)),
+            KeyFound::Unavailable(retry_after) => Err(Rejection::Unavailable { retry_after }),
+            // Not returned after a fetch; fail closed (and soon) if it ever were.
+            KeyFound::NotAtHand | KeyFound::Refreshing(_) => Err(Rejection::Unavailable {
+                retry_after: Duration::from_secs(1),
+            }),
         }
     }
 
@@ -587,27 +656,26 @@ impl Inner {
         token: &str,
         tag: Option<SecretTag>,
         i: usize,
-        key: Arc<JwtKey>,
+        keys: Vec<Arc<JwtKey>>,
     ) -> Result<AuthInfo, Rejection> {
-        let info = self.finish(token, i, key.clone())?;
+        let (info, key) = self.finish(token, i, keys)?;
         if let (Some(cache), Some(tag)) = (&self.cache, tag) {
             let exp = info
                 .expires_at()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs());
-            // The claims as parsed take about as much as the token, twice over; plus overhead.
-            let bytes = token.len() * 2 + 256;
-            cache.insert(tag, info.clone(), exp, key, bytes);
+            cache.insert(tag, info.clone(), exp, key);
         }
         Ok(info)
     }
 }
 
 enum KeyFound {
-    Key(usize, Arc<JwtKey>),
+    Keys(usize, Vec<Arc<JwtKey>>),
     /// Several issuers are trusted and the token names none of them.
     WrongIssuer,
     Missing,
+    NotAtHand,
     Unavailable(Duration),
     Refreshing(Vec<futures_util::future::BoxFuture<'static, ()>>),
 }
@@ -627,7 +695,7 @@ impl Verifier for JwtVerifier {
         {
             return Verdict::Ready(Ok(info));
         }
-        self.0.verify_uncached(token, tag, true)
+        self.0.verify_uncached(token, tag)
     }
 }
 
@@ -688,8 +756,24 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// The claims scopes are read from, in order (default `scope`, then `scp`). Each may be a
-    /// space-separated string or an array of strings.
+    /// The claims scopes are read from (default `scope` and `scp`); the token's scopes are the
+    /// union of what they hold. Each may be a space-separated string or an array of strings.
+    ///
+    /// Name only the claim your authorization server alone decides: some let a client put
+    /// what it likes in one of them (a `scope` parameter copied into `scp`, say), and with the
+    /// default union that one would grant scopes too.
+    ///
+    /// ```
+    /// # use mcp_server_auth::{ResourceUrl, jwt::{Issuer, JwtVerifier, KeySet}};
+    /// # let keys = KeySet::new().add_hmac_secret(Some("k"), mcp_server_auth::jwt::Algorithm::HS256,
+    /// #     b"0123456789abcdef0123456789abcdef").unwrap();
+    /// let verifier = JwtVerifier::builder(ResourceUrl::parse("https://mcp.example.com/mcp")?)
+    ///     .issuer(Issuer::with_keys("https://auth.example.com", keys))
+    ///     .scope_claims(["scp"]) // Entra ID: `scope` is not read at all
+    ///     .build()?;
+    /// # let _ = verifier;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn scope_claims<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -13,13 +13,15 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use reqwest::{Url, header, redirect};
 use tokio::task::AbortHandle;
 
-use super::{Algorithm, Issuer, JwtConfigError, KeySet, KeySource, Lookup};
+use super::{Algorithm, Ask, Issuer, JwtConfigError, KeySet, KeySource, Lookup};
 use crate::resource::{ResourceUrl, ResourceUrlError};
 
 /// The most redirects followed when fetching keys or metadata.
 const MAX_REDIRECTS: usize = 3;
 /// The most unknown key ids remembered.
 const MAX_UNKNOWN_KIDS: usize = 256;
+/// The most key ids remembered as having left the key set.
+const MAX_RETIRED_KIDS: usize = 64;
 /// Longer key ids are never remembered (they are attacker-chosen).
 const MAX_REMEMBERED_KID_BYTES: usize = 128;
 
@@ -34,12 +36,19 @@ const MAX_REMEMBERED_KID_BYTES: usize = 128;
 ///   background task refreshes it at 80 % of that lifetime, and stops when the verifier is
 ///   dropped. A lookup that finds the keys expired still answers with them and starts a refresh
 ///   behind (stale-while-revalidate).
-/// - **Unknown `kid`.** A token naming a key not in the set starts one refresh, shared by every
-///   request waiting for it (single-flight), at most once per
-///   [`cooldown`](RemoteJwksOptions::cooldown) (30 s by default): a flood of made-up key ids
-///   costs the JWKS endpoint at most one request per cooldown. A key id still unknown after a
-///   successful refresh is remembered for [`unknown_kid_ttl`](RemoteJwksOptions::unknown_kid_ttl)
-///   and refused at once (`401 invalid_token`), without spending the refresh budget.
+/// - **Unknown `kid`.** A token naming a key not in the set is first judged on its claims, read
+///   unverified (issuer, audience, expiry): one that no key could make valid is refused (`401`)
+///   without a fetch. Otherwise it starts one refresh, shared by every request waiting for it
+///   (single-flight), at most once per [`cooldown`](RemoteJwksOptions::cooldown) (30 s by
+///   default): a flood of made-up key ids costs the JWKS endpoint at most one request per
+///   cooldown. A key id is refused as unknown (`401 invalid_token`) only once a successful
+///   fetch that started after the token asked for it, or one that saw the key leave the set,
+///   says it is not there; it is then remembered for
+///   [`unknown_kid_ttl`](RemoteJwksOptions::unknown_kid_ttl) and refused at once, without
+///   spending the refresh budget. Within the cooldown a key id that no fetch has looked for yet
+///   gets `503` with `Retry-After` (the rest of the cooldown): it may be a key the
+///   authorization server published after the last fetch, and a `401` would send its clients
+///   to log in again.
 /// - **Outages.** While the endpoint is down, answers garbage, or serves no usable key, the keys
 ///   known keep working (stale-if-error, for at most
 ///   [`max_stale`](RemoteJwksOptions::max_stale) past their expiry). A token whose key cannot be
@@ -243,8 +252,13 @@ pub enum RemoteKeysError {
 /// What is known about the key set. Replaced whole (never mutated) by the one refresh running.
 struct State {
     keys: KeySet,
-    /// The last successful fetch.
+    /// When the last successful fetch ended.
     fetched_at: Option<Instant>,
+    /// When the last successful fetch started: it could have seen a key asked for before then.
+    fetch_started: Option<Instant>,
+    /// Key ids that left the set (newest last): every later fetch says they are unknown, so
+    /// tokens naming them are refused at once for as long as they are remembered.
+    retired: Vec<Box<str>>,
     /// When the keys go stale.
     expires_at: Instant,
     /// When the background task refreshes them.
@@ -498,6 +512,8 @@ impl RemoteKeys {
             state: ArcSwap::from_pointee(State {
                 keys: KeySet::new(),
                 fetched_at: None,
+                fetch_started: None,
+                retired: Vec::new(),
                 expires_at: now,
                 refresh_at: now,
                 last_attempt: None,
@@ -558,6 +574,7 @@ impl RemoteKeys {
         {
             return Ok(());
         }
+        let started = Instant::now();
         let result = self.fetch().await;
         let now = Instant::now();
         let old = self.state.load_full();
@@ -574,9 +591,13 @@ impl RemoteKeys {
                 if *skipped > 0 {
                     tracing::warn!(jwks_uri = url, skipped, "JWKS: unusable keys skipped");
                 }
+                let keys = old.keys.merge_from(keys.clone());
+                let retired = retired_kids(&old, &keys);
                 State {
-                    keys: old.keys.merge_from(keys.clone()),
+                    keys,
                     fetched_at: Some(now),
+                    fetch_started: Some(started),
+                    retired,
                     expires_at: now + *lifetime,
                     refresh_at: now + lifetime.mul_f64(0.8),
                     last_attempt: Some(now),
@@ -601,6 +622,8 @@ impl RemoteKeys {
                 State {
                     keys,
                     fetched_at: old.fetched_at,
+                    fetch_started: old.fetch_started,
+                    retired: old.retired.clone(),
                     expires_at: old.expires_at,
                     refresh_at: old.refresh_at,
                     last_attempt: Some(now),
@@ -718,6 +741,22 @@ impl RemoteKeys {
     }
 }
 
+/// The key ids that have left the set by `next` (fetched after `old`'s): those already
+/// remembered and those `old` had, unless `next` has them (again); the newest
+/// [`MAX_RETIRED_KIDS`].
+fn retired_kids(old: &State, next: &KeySet) -> Vec<Box<str>> {
+    let mut retired: Vec<Box<str>> = old.retired.clone();
+    for kid in old.keys.iter().filter_map(|k| k.kid()) {
+        if !retired.iter().any(|k| &**k == kid) {
+            retired.push(kid.into());
+        }
+    }
+    retired.retain(|kid| !next.has_kid(kid));
+    let excess = retired.len().saturating_sub(MAX_RETIRED_KIDS);
+    retired.drain(..excess);
+    retired
+}
+
 /// Refreshes ahead of expiry (and retries failed fetches) until the keys are dropped.
 async fn background(me: Weak<RemoteKeys>, wake: Arc<tokio::sync::Notify>) {
     loop {
@@ -741,57 +780,67 @@ async fn background(me: Weak<RemoteKeys>, wake: Arc<tokio::sync::Notify>) {
 }
 
 impl KeySource for RemoteKeys {
-    fn lookup(&self, kid: Option<&str>, alg: Algorithm, may_refresh: bool) -> Lookup {
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm, ask: Ask) -> Lookup {
         let now = Instant::now();
         let options = &self.options;
         let state = self.state.load();
         let usable = state.usable(now, options.max_stale);
         if usable {
-            if let Some(key) = state.keys.find(kid, alg) {
-                if may_refresh
+            let found = state.keys.candidates(kid, alg);
+            if !found.is_empty() {
+                if !matches!(ask, Ask::AfterFetch { .. })
                     && now >= state.expires_at
                     && state.cooldown_left(now, options.cooldown).is_zero()
                 {
                     // Stale: answer with the keys known and refresh behind.
                     let _ = self.start_refresh(false);
                 }
-                return Lookup::Found(key.clone());
+                return Lookup::Found(found);
             }
             if let Some(kid) = kid
-                && (state.keys.has_kid(kid) || self.known_unknown(kid, now))
+                && (state.keys.has_kid(kid)
+                    || state.retired.iter().any(|k| &**k == kid)
+                    || self.known_unknown(kid, now))
             {
-                // A known key for another algorithm, or a key id a fetch just said is unknown.
+                // A known key for another algorithm, a key that left the set, or a key id a
+                // fetch just said is unknown.
                 return Lookup::Missing;
             }
         }
         // Whether the keys, as they stand, cannot say that this key does not exist.
         let cannot_tell = !usable || state.last_error.is_some();
-        let without_refresh = || {
-            if cannot_tell {
-                Lookup::Unavailable(self.retry_after(&state, now))
-            } else {
+        let later = || Lookup::Unavailable(self.retry_after(&state, now));
+        match ask {
+            Ask::AtHand => Lookup::NotAtHand,
+            Ask::AfterFetch { asked } => {
+                // Unknown for sure only after a successful fetch that started once the request
+                // asked: one that started before may have missed a key published meanwhile.
+                if cannot_tell || state.fetch_started.is_none_or(|started| started < asked) {
+                    return later();
+                }
+                if let Some(kid) = kid {
+                    self.remember_unknown(kid, now);
+                }
                 Lookup::Missing
             }
-        };
-        if !may_refresh {
-            // After a refresh.
-            if !cannot_tell && let Some(kid) = kid {
-                self.remember_unknown(kid, now);
-            }
-            return without_refresh();
-        }
-        let running = self.inflight.load().is_some();
-        if !running && !state.cooldown_left(now, options.cooldown).is_zero() {
-            return without_refresh();
-        }
-        match self.start_refresh(false) {
-            Some(refresh) => Lookup::Refreshing(refresh.boxed()),
-            None => {
-                tracing::warn!(
-                    jwks_uri = self.uri.as_str(),
-                    "cannot fetch keys outside a Tokio runtime"
-                );
-                Lookup::Unavailable(self.retry_after(&state, now))
+            Ask::MayFetch => {
+                let running = self.inflight.load().is_some();
+                if !running && !state.cooldown_left(now, options.cooldown).is_zero() {
+                    // No fetch has looked for this key yet, and none may start before the
+                    // cooldown ends: a key published since the last fetch would be refused
+                    // (401, "log in again") if this said it does not exist. Try again later.
+                    return later();
+                }
+                match self.start_refresh(false) {
+                    Some(refresh) => Lookup::Refreshing(refresh.boxed()),
+                    None => {
+                        tracing::warn!(
+                            jwks_uri = self.uri.as_str(),
+                            "cannot fetch keys outside a Tokio runtime"
+                        );
+                        later()
+                    }
+                }
             }
         }
     }
@@ -1029,7 +1078,7 @@ mod tests {
             RemoteJwksOptions::default(),
         )
         .unwrap();
-        match keys.lookup(Some("k1"), Algorithm::EdDSA, true) {
+        match keys.lookup(Some("k1"), Algorithm::EdDSA, Ask::MayFetch) {
             Lookup::Unavailable(d) => assert!(d >= Duration::from_secs(1)),
             _ => panic!("expected Unavailable"),
         }
