@@ -119,12 +119,14 @@ impl Pools {
     }
 }
 
-/// Whether `r` is the one right answer for `kind`. The JWKS endpoint answers throughout, so an
-/// unknown key id is a plain `401 invalid_token` (after a refresh, or within the cooldown), never
-/// a 503.
+/// Whether `r` is a right answer for `kind`. The JWKS endpoint answers throughout: an unknown key
+/// id is `401 invalid_token` once a fetch that started after it was asked for says it is not
+/// there, and `503` with `Retry-After` before (within the cooldown, no fetch has looked for it;
+/// it might be a key published since). Every other refusal is a plain `401`.
 fn answer_is_right(kind: Kind, r: &Reply) -> bool {
     match kind {
         Kind::Valid => is_ok(r),
+        Kind::UnknownKid => is_invalid_token(r) || is_unavailable(r),
         _ => is_invalid_token(r),
     }
 }
