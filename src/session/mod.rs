@@ -13,14 +13,15 @@
 //! advice for the state handles servers hand out.
 //!
 //! [`SessionBindingLayer`] does this binding in front of any MCP server. Placed inside the
-//! [`AuthLayer`](crate::AuthLayer), it reads the caller's [`AuthInfo`] and:
+//! [`AuthLayer`](crate::AuthLayer), it reads the caller's [`AuthInfo`] and keys each session
+//! on its [principal](AuthInfo::principal_key) (issuer and subject, or method and subject):
 //!
 //! | request | outcome |
 //! |---|---|
-//! | no `Mcp-Session-Id`, and the response opens a session | the new id is bound to the caller's [principal](AuthInfo::principal_key) |
+//! | no `Mcp-Session-Id`; the response opens a session | the new id is bound to the caller |
 //! | an id bound to the caller | passed on untouched (the binding's idle timer restarts) |
 //! | an id bound to another principal | `404 Not Found`; the inner service is not called |
-//! | an id the layer does not know (never bound, ended, expired, evicted, or malformed) | `404 Not Found` |
+//! | an id the layer does not know (ended, expired, evicted, malformed…) | `404 Not Found` |
 //! | more than one `Mcp-Session-Id` field | `404 Not Found` |
 //! | no [`AuthInfo`] at all (the layer is not inside an auth layer) | `500 Internal Server Error` |
 //!
@@ -47,9 +48,10 @@
 //!   MCP server whose sessions survive restarts, in an external store, loses that here).
 //! - Behind a load balancer, each instance has its own table: route a session's requests to the
 //!   instance that opened it (sticky sessions), or bind sessions in the shared store instead.
-//! - Memory is bounded: a binding unused for the [idle timeout](SessionBindingLayerBuilder::idle_timeout)
-//!   (default one hour; a long-lived `GET` event stream does not count as use) is forgotten; at
-//!   most [`max_sessions`](SessionBindingLayerBuilder::max_sessions) bindings are kept (default
+//! - Memory is bounded. A binding unused for the
+//!   [idle timeout](SessionBindingLayerBuilder::idle_timeout) is forgotten (default one hour; a
+//!   long-lived `GET` event stream does not count as use). At most
+//!   [`max_sessions`](SessionBindingLayerBuilder::max_sessions) bindings are kept (default
 //!   10 000; when full, the oldest binding not used since the last eviction round goes), and at
 //!   most [`max_sessions_per_principal`](SessionBindingLayerBuilder::max_sessions_per_principal)
 //!   per principal (default 100; a principal over it loses its own oldest, never someone
