@@ -15,7 +15,8 @@
 //! `echo=mcp:read,write_note=mcp:write`) and `MCP_AUTH_ALLOWED_ORIGINS`.
 //! With no token, user or issuer configured, a random token is generated and printed.
 //!
-//! The stack, outermost first: Origin check → authentication → per-tool scopes → MCP service.
+//! The stack, outermost first: Origin check → authentication → session binding (an MCP session
+//! belongs to whoever opened it) → per-tool scopes → MCP service.
 
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +27,7 @@ use mcp_server_auth::{
     mcp::McpScopes,
     origin::OriginLayer,
     rmcp::Caller,
+    session::SessionBindingLayer,
 };
 use rmcp::{
     ServerHandler,
@@ -130,7 +132,8 @@ pub fn with_defaults(config: &EnvConfig) -> Result<EnvConfig, ConfigError> {
 }
 
 /// The example server: the MCP service with the protection the configuration asks for.
-/// Outermost first: Origin check → authentication → per-tool scopes → MCP service.
+/// Outermost first: Origin check → authentication → session binding → per-tool scopes → MCP
+/// service.
 pub async fn app(config: &EnvConfig) -> Result<(Router, CancellationToken), ConfigError> {
     let config = with_defaults(config)?;
     let (mut router, shutdown) = mcp_router(&config);
@@ -138,6 +141,8 @@ pub async fn app(config: &EnvConfig) -> Result<(Router, CancellationToken), Conf
     if let Some(scopes) = config.tool_scopes() {
         router = router.layer(auth.mcp_scopes(scopes.clone()));
     }
+    // A session id is no credential: another caller who learns it gets 404, not the session.
+    let router = router.layer(SessionBindingLayer::new());
     let origin = OriginLayer::new(config.allowed_origins().clone());
     Ok((router.layer(auth).layer(origin), shutdown))
 }

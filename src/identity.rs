@@ -136,9 +136,69 @@ impl AuthInfo {
 
     /// A stable key for the principal, `issuer` + `subject`, to bind server-side state (handles,
     /// `requestState`) to the caller rather than to a connection.
+    ///
+    /// Without an issuer, this tells a static token from a Basic user of the same name apart
+    /// only by [`method`](Self::method); [`principal_key`](Self::principal_key) includes it.
     pub fn principal(&self) -> (Option<&str>, &str) {
         (self.issuer(), self.subject())
     }
+
+    /// The principal as one comparable key: `issuer` + `subject` when the credentials name an
+    /// issuer (a JWT's `iss`), otherwise the [`AuthMethod`] + `subject` (a static token's name,
+    /// a Basic user-id), so that a static token and a Basic user with the same name are two
+    /// principals. Two requests with equal keys come from the same principal, whatever their
+    /// scopes, client or expiry; [`crate::session::SessionBindingLayer`] binds MCP sessions
+    /// to it.
+    ///
+    /// ```
+    /// use mcp_server_auth::{AuthInfo, AuthMethod};
+    ///
+    /// let token = AuthInfo::builder("alice", AuthMethod::StaticBearer).build();
+    /// let user = AuthInfo::builder("alice", AuthMethod::Basic).build();
+    /// assert_ne!(token.principal_key(), user.principal_key());
+    ///
+    /// let jwt = AuthInfo::builder("alice", AuthMethod::Jwt)
+    ///     .issuer("https://auth.example.com")
+    ///     .build();
+    /// let again = AuthInfo::builder("alice", AuthMethod::Custom("introspection"))
+    ///     .issuer("https://auth.example.com")
+    ///     .build();
+    /// assert_eq!(jwt.principal_key(), again.principal_key()); // one issuer, one subject
+    /// ```
+    pub fn principal_key(&self) -> PrincipalKey<'_> {
+        match self.issuer() {
+            Some(issuer) => PrincipalKey::Issued {
+                issuer,
+                subject: self.subject(),
+            },
+            None => PrincipalKey::Local {
+                method: self.method(),
+                subject: self.subject(),
+            },
+        }
+    }
+}
+
+/// Who a request is from, as a key for server-side state: see [`AuthInfo::principal_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PrincipalKey<'a> {
+    /// A subject of an issuer: the token's `iss` and `sub`. The same for every verifier that
+    /// trusts that issuer.
+    Issued {
+        /// The issuer (`iss`).
+        issuer: &'a str,
+        /// The subject (`sub`).
+        subject: &'a str,
+    },
+    /// A subject this server knows on its own (no issuer): a static token's name, a Basic
+    /// user-id, or the subject of a custom verifier that names no issuer, within its method.
+    Local {
+        /// The verifier that accepted the credentials.
+        method: AuthMethod,
+        /// The subject.
+        subject: &'a str,
+    },
 }
 
 impl fmt::Debug for AuthInfo {

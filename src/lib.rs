@@ -12,6 +12,7 @@
 //! | challenge out (401 / 403 / 400 / 503) | [`challenge`] |
 //! | Protected Resource Metadata (RFC 9728) | [`metadata`], [`resource`] |
 //! | the layer tying them together | [`layer`] |
+//! | MCP sessions bound to the principal that opened them (inside the auth layer) | [`session`] |
 //!
 //! # Example: protect an axum app serving MCP at `/mcp`
 //!
@@ -72,6 +73,7 @@ pub mod origin;
 pub mod resource;
 pub mod scope;
 mod secret;
+pub mod session;
 pub mod verifier;
 
 #[cfg(feature = "axum")]
@@ -82,7 +84,7 @@ pub mod rmcp;
 pub mod tonic;
 
 pub use body::ResponseBody;
-pub use identity::{AuthInfo, AuthMethod};
+pub use identity::{AuthInfo, AuthMethod, PrincipalKey};
 pub use layer::{
     AuthLayer, AuthLayerBuilder, AuthService, BuildError, RequireScopes, RequireScopesLayer,
     ResponseFuture,
@@ -91,4 +93,5 @@ pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use origin::{AllowedOrigins, OriginLayer};
 pub use resource::ResourceUrl;
 pub use scope::{ImplicationMap, ScopeHierarchy, ScopeRequirement, ScopeSet};
+pub use session::{SessionBinding, SessionBindingLayer};
 pub use verifier::{Verifier, VerifierExt};

@@ -420,7 +420,7 @@ async fn session_id_without_token_is_refused() {
 
 /// The identity comes from each HTTP request, not from the session: a request of a session
 /// opened with one token, sent with another valid token, runs as the second token's subject.
-/// (Binding a session to its principal is up to the MCP server; see `AuthInfo::principal`.)
+/// (Binding a session to its principal is the job of `SessionBindingLayer`, tests/sessions.rs.)
 #[tokio::test]
 async fn identity_is_per_request_not_per_session() {
     bounded(async {
