@@ -160,6 +160,7 @@ async fn main() {
         // Configured secrets are never printed: only their names.
         let mut names: Vec<String> = config.bearer_token_names().map(str::to_owned).collect();
         names.extend(config.basic_user().map(str::to_owned));
+        // `EnvConfig` refuses an issuer URL with user information (`user:password@`).
         names.extend(config.issuer().map(|iss| format!("JWTs from {iss}")));
         println!("MCP server at {url}, accepting: {}", names.join(", "));
         if let Some(scopes) = with_defaults(&config)

@@ -17,19 +17,25 @@ use axum::{
     extract::{FromRequestParts, OptionalFromRequestParts},
     response::{IntoResponse, Response},
 };
-use http::{StatusCode, request::Parts};
+use http::{StatusCode, header::CACHE_CONTROL, request::Parts};
 
 use crate::{identity::AuthInfo, metadata::ProtectedResourceMetadata};
 
 /// The extractor's refusal when no [`AuthInfo`] is present: the route is not behind an
-/// [`AuthLayer`](crate::AuthLayer). That is a server configuration error, so it answers `500`.
+/// [`AuthLayer`](crate::AuthLayer). That is a server configuration error, so it answers `500`,
+/// with `Cache-Control: no-store` as every refusal of this crate.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("no AuthInfo in the request extensions: put this route behind an AuthLayer")]
 pub struct MissingAuthInfo;
 
 impl IntoResponse for MissingAuthInfo {
     fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(CACHE_CONTROL, "no-store")],
+            self.to_string(),
+        )
+            .into_response()
     }
 }
 

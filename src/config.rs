@@ -54,7 +54,7 @@ use crate::{
     mcp::{McpScopes, McpScopesError},
     metadata::{MetadataError, ProtectedResourceMetadata},
     origin::{AllowedOrigins, OriginError},
-    resource::{ResourceUrl, ResourceUrlError},
+    resource::{Redacted, ResourceUrl, ResourceUrlError, redact_userinfo},
     scope::{ScopeError, ScopeRequirement, ScopeSet},
     verifier::{Credentials, Or, Schemes, Verdict, Verifier, VerifierExt},
 };
@@ -111,6 +111,19 @@ pub enum ConfigError {
     /// The layer cannot be built.
     #[error("{0}")]
     Build(#[from] BuildError),
+    /// `MCP_AUTH_ISSUER_URL` or `MCP_AUTH_JWKS_URL` carries user information
+    /// (`user:password@`), which is no part of an issuer identifier and is never sent to fetch
+    /// keys.
+    #[error(
+        "{var}: {url:?} has user information (user:password@host); remove it (a password there \
+         would be sent to no one and printed everywhere)"
+    )]
+    UserInfo {
+        /// The variable.
+        var: &'static str,
+        /// The URL, with the user information redacted.
+        url: String,
+    },
     /// `MCP_AUTH_JWKS_URL` is set without `MCP_AUTH_ISSUER_URL`.
     #[error("MCP_AUTH_JWKS_URL needs MCP_AUTH_ISSUER_URL too: tokens' `iss` is always checked")]
     JwksWithoutIssuer,
@@ -146,8 +159,8 @@ pub enum ConfigError {
     ToolScopes(#[from] McpScopesError),
 }
 
-/// JWT settings read from the environment.
-#[derive(Debug, Clone)]
+/// JWT settings read from the environment. `Debug` redacts the user information of URLs.
+#[derive(Clone)]
 struct JwtEnv {
     issuer: String,
     #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
@@ -157,6 +170,33 @@ struct JwtEnv {
     algorithms: Option<Vec<Algorithm>>,
     scope_claim: Option<String>,
     authorization_servers: Vec<String>,
+}
+
+impl fmt::Debug for JwtEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn urls(v: &[String]) -> Vec<Redacted<'_>> {
+            v.iter().map(|u| Redacted(u)).collect()
+        }
+        f.debug_struct("JwtEnv")
+            .field("issuer", &Redacted(&self.issuer))
+            .field("jwks_url", &self.jwks_url.as_deref().map(Redacted))
+            .field("audiences", &urls(&self.audiences))
+            .field("leeway", &self.leeway)
+            .field("algorithms", &self.algorithms)
+            .field("authorization_servers", &urls(&self.authorization_servers))
+            .finish()
+    }
+}
+
+/// Refuses a URL variable with user information: it has no use there, and would be printed.
+fn no_userinfo(var: &'static str, url: Option<String>) -> Result<Option<String>, ConfigError> {
+    match url {
+        Some(u) if redact_userinfo(&u) != u => Err(ConfigError::UserInfo {
+            var,
+            url: redact_userinfo(&u),
+        }),
+        u => Ok(u),
+    }
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
@@ -309,8 +349,8 @@ impl EnvConfig {
         if scopes_supported.is_empty() {
             scopes_supported = required;
         }
-        let issuer = take("MCP_AUTH_ISSUER_URL");
-        let jwks_url = take("MCP_AUTH_JWKS_URL");
+        let issuer = no_userinfo("MCP_AUTH_ISSUER_URL", take("MCP_AUTH_ISSUER_URL"))?;
+        let jwks_url = no_userinfo("MCP_AUTH_JWKS_URL", take("MCP_AUTH_JWKS_URL"))?;
         let audiences = comma_list(take("MCP_AUTH_AUDIENCE"));
         let leeway = take("MCP_AUTH_LEEWAY_SECS")
             .map(|v| {
@@ -535,7 +575,7 @@ async fn remote_issuer(jwt: &JwtEnv) -> Result<Issuer, ConfigError> {
 async fn remote_issuer(jwt: &JwtEnv) -> Result<Issuer, ConfigError> {
     Err(ConfigError::Keys(format!(
         "fetching the keys of {} needs this crate's `remote-jwks` feature",
-        jwt.issuer
+        Redacted(&jwt.issuer)
     )))
 }
 

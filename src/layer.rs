@@ -12,9 +12,12 @@
 //! 4. checks the required scopes ([`crate::scope`]);
 //! 5. on success, removes the `Authorization` header (no token passthrough), puts the
 //!    [`AuthInfo`] in the request extensions and calls the inner service; otherwise it answers
-//!    the refusal ([`crate::challenge`]) without calling it. gRPC requests get gRPC refusals;
-//!    an HTTP/1.x request whose body is left unread gets `Connection: close` with its refusal
-//!    (`connection` module: why a refusal must say so).
+//!    the refusal ([`crate::challenge`]) without calling it. A gRPC call (HTTP/2 or later with
+//!    a `application/grpc…` content type) gets a gRPC refusal; any HTTP/1.x request gets an HTTP
+//!    one, since a gRPC refusal's `200` would read as success there (`challenge` module: why).
+//!    An HTTP/1.x request whose body is left unread gets `Connection: close` with its refusal
+//!    (`connection` module: why a refusal must say so). Every refusal, gRPC or not, carries
+//!    `Cache-Control: no-store`.
 
 use std::{
     future::Future,
@@ -187,7 +190,7 @@ impl Policy {
         self.responder.respond(rejection, presented, grpc)
     }
 
-    /// The refusal of `req`: a gRPC one for a gRPC request, and `Connection: close` if `req`'s
+    /// The refusal of `req`: a gRPC one for a gRPC call (HTTP/2 or later only), and `Connection: close` if `req`'s
     /// body is left unread ([`crate::connection`]).
     fn refuse_request<B, R>(
         &self,
@@ -195,7 +198,7 @@ impl Policy {
         presented: Option<Scheme>,
         req: &Request<R>,
     ) -> Response<ResponseBody<B>> {
-        let res = self.refuse(rejection, presented, is_grpc(req.headers()));
+        let res = self.refuse(rejection, presented, is_grpc(req.version(), req.headers()));
         connection::close_if_body_unread(res, req.version(), req.headers())
     }
 }

@@ -7,7 +7,8 @@
 //! (`/.well-known/oauth-protected-resource`, whose `resource` is then the origin, RFC 9728
 //! §3.3). It answers `GET` and `HEAD` with `Cache-Control: public, max-age=…`, CORS preflights
 //! with `Access-Control-Allow-Origin: *` (allowing `mcp-protocol-version`), and any other method
-//! with `405` and `Allow`. [`AuthLayer`](crate::AuthLayer) serves it itself, ahead of
+//! with `405` and `Allow`; its `404` and `405` answers carry `Cache-Control: no-store`, as every
+//! refusal of this crate does. [`AuthLayer`](crate::AuthLayer) serves it itself, ahead of
 //! authentication; [`MetadataService`] serves it alone.
 //!
 //! ```
@@ -292,6 +293,8 @@ impl MetadataBuilder {
 
 const ALLOWED: HeaderValue = HeaderValue::from_static("GET, HEAD, OPTIONS");
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
+/// Every error answer is `no-store`, like every refusal of this crate.
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const PREFLIGHT_HEADERS: HeaderValue =
     HeaderValue::from_static("mcp-protocol-version, content-type, accept");
 
@@ -352,7 +355,10 @@ impl MetadataEndpoint {
         let mut headers = HeaderMap::new();
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
         let (status, body) = match (doc, method) {
-            (None, _) => (StatusCode::NOT_FOUND, Bytes::new()),
+            (None, _) => {
+                headers.insert(CACHE_CONTROL, NO_STORE);
+                (StatusCode::NOT_FOUND, Bytes::new())
+            }
             (Some(doc), &Method::GET | &Method::HEAD) => {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 headers.insert(CACHE_CONTROL, self.cache_control.clone());
@@ -373,6 +379,7 @@ impl MetadataEndpoint {
             }
             (Some(_), _) => {
                 headers.insert(ALLOW, ALLOWED);
+                headers.insert(CACHE_CONTROL, NO_STORE);
                 (StatusCode::METHOD_NOT_ALLOWED, Bytes::new())
             }
         };
@@ -416,6 +423,7 @@ impl<B> tower_service::Service<Request<B>> for MetadataService {
             .unwrap_or_else(|| {
                 let mut r = Response::new(Bytes::new());
                 *r.status_mut() = StatusCode::NOT_FOUND;
+                r.headers_mut().insert(CACHE_CONTROL, NO_STORE);
                 r
             });
         ready(Ok(res.map(ResponseBody::full)))

@@ -17,7 +17,7 @@
 //! );
 //! ```
 
-use std::{fmt, net::IpAddr};
+use std::{borrow::Cow, fmt, net::IpAddr};
 
 /// The well-known URI suffix of RFC 9728 §3.
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -32,6 +32,53 @@ pub(crate) fn redact_userinfo(url: &str) -> String {
     match url[start..authority_end].rfind('@') {
         Some(at) => format!("{}…{}", &url[..start], &url[start + at..]),
         None => url.to_owned(),
+    }
+}
+
+/// `text` with the user information of every URL in it (`scheme://user:password@host`)
+/// replaced by `…`, for messages that quote URLs this crate did not write itself (an HTTP
+/// client's errors, a redirect's target, a server's answer). A URL's authority ends here at
+/// `/`, `?`, `#`, white space, or a character a serialized URL never holds (`"`, `<`, `>`, `\`,
+/// `` ` ``): the user information a URL parser serializes has each of them percent-encoded.
+pub(crate) fn redact_userinfo_in(text: &str) -> Cow<'_, str> {
+    if !text.contains('@') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (before, after) = rest.split_at(i + 3);
+        out.push_str(before);
+        let end = after
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '<' | '>' | '\\' | '`') || c.is_whitespace()
+            })
+            .unwrap_or(after.len());
+        rest = match after[..end].rfind('@') {
+            Some(at) => {
+                out.push('…');
+                &after[at..]
+            }
+            None => after,
+        };
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// A URL shown with its user information redacted ([`redact_userinfo`]), for `Debug`, log
+/// fields and messages: `Display` writes the URL, `Debug` the quoted URL.
+pub(crate) struct Redacted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_userinfo(self.0))
+    }
+}
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&redact_userinfo(self.0), f)
     }
 }
 
@@ -279,6 +326,38 @@ mod tests {
             let e = ResourceUrl::parse(url).unwrap_err().to_string();
             assert!(!e.contains("hunter2"), "{e}");
         }
+    }
+
+    #[test]
+    fn every_url_in_a_text_loses_its_password() {
+        let cases = [
+            ("no url here", "no url here"),
+            ("mail a@b", "mail a@b"),
+            (
+                "error sending request for url (https://u:hunter2@h/jwks): refused",
+                "error sending request for url (https://…@h/jwks): refused",
+            ),
+            (
+                "a redirect to http://u:hunter2@h:8/x?y=a@b was refused; then https://v:pw2@g",
+                "a redirect to http://…@h:8/x?y=a@b was refused; then https://…@g",
+            ),
+            (
+                r#"the issuer is "https://u:hunter2@h", not "https://h""#,
+                r#"the issuer is "https://…@h", not "https://h""#,
+            ),
+            ("https://h/p@q https://h", "https://h/p@q https://h"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact_userinfo_in(text), want);
+        }
+        assert_eq!(
+            format!(
+                "{} {:?}",
+                Redacted("https://u:p@h/x"),
+                Redacted("https://u:p@h")
+            ),
+            r#"https://…@h/x "https://…@h""#
+        );
     }
 
     #[test]

@@ -12,9 +12,12 @@
 //! secret, only whole; its signature by window).
 //!
 //! Static bearer and Basic requests go over a real socket (reqwest, and raw TCP for bytes no
-//! client sends); so do JWT and MCP requests.
+//! client sends); so do JWT and MCP requests. Passwords in URLs (configured, or sent back by an
+//! authorization server on 127.0.0.1): `no_secret_leaks/urls.rs`.
 
 mod common;
+#[path = "no_secret_leaks/urls.rs"]
+mod urls;
 
 use std::{
     collections::HashSet,

@@ -1,5 +1,7 @@
 //! A tonic gRPC server (the gRPC health service) behind the auth layer, called by a real tonic
-//! client over HTTP/2: refusals are gRPC statuses, and a method reads the caller's identity.
+//! client over HTTP/2: refusals are gRPC statuses (with `Cache-Control: no-store`), and a method
+//! reads the caller's identity. The server accepts HTTP/1.1 too (as one serving gRPC-Web does):
+//! there, a request with a gRPC content type gets an HTTP refusal, never a `200`.
 
 mod common;
 
@@ -29,7 +31,7 @@ use tonic_health::{
     },
 };
 
-use common::{TestServer, serve_with};
+use common::{TestServer, challenges, client, serve_with};
 
 const LAPTOP: &str = "bGFwdG9wLXRva2VuLWZvci10ZXN0cy0wMQ";
 const ADMIN: &str = "YWRtaW4tdG9rZW4tZm9yLXRoZS10ZXN0cw";
@@ -46,7 +48,7 @@ fn verifier() -> StaticBearer {
         .unwrap()
 }
 
-/// `Server::builder().layer(auth).add_service(svc)` on a free loopback port.
+/// `Server::builder().accept_http1(true).layer(auth).add_service(svc)` on a free loopback port.
 async fn serve_grpc<V, S>(layer: AuthLayer<V>, service: S) -> TestServer
 where
     V: Verifier,
@@ -60,6 +62,7 @@ where
 {
     serve_with(move |listener| async move {
         Server::builder()
+            .accept_http1(true)
             .layer(layer)
             .add_service(service)
             .serve_with_incoming(TcpIncoming::from(listener))
@@ -126,6 +129,18 @@ async fn check(
         .expect("the call took too long")
 }
 
+/// Asserts that a gRPC refusal says `Cache-Control: no-store`.
+fn assert_no_store(status: &Status) {
+    assert_eq!(
+        status
+            .metadata()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store"),
+        "{status:?}"
+    );
+}
+
 fn www_authenticate(status: &Status) -> String {
     status
         .metadata()
@@ -143,6 +158,7 @@ async fn no_token_is_unauthenticated_with_a_challenge() {
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert_eq!(status.message(), "authentication required");
     assert_eq!(www_authenticate(&status), r#"Bearer realm="mcp""#);
+    assert_no_store(&status);
 }
 
 #[tokio::test]
@@ -154,6 +170,7 @@ async fn wrong_token_is_unauthenticated() {
         www_authenticate(&status),
         r#"Bearer realm="mcp", error="invalid_token""#
     );
+    assert_no_store(&status);
 }
 
 #[tokio::test]
@@ -176,6 +193,7 @@ async fn malformed_authorization_is_unauthenticated() {
         www_authenticate(&status),
         r#"Bearer realm="mcp", error="invalid_request""#
     );
+    assert_no_store(&status);
 }
 
 #[tokio::test]
@@ -228,6 +246,7 @@ async fn missing_scope_is_permission_denied() {
         www_authenticate(&status),
         r#"Bearer realm="mcp", scope="mcp:admin", error="insufficient_scope""#
     );
+    assert_no_store(&status);
 
     // No token at all is still Unauthenticated, with the scope to ask for.
     let status = check(&server, None, KNOWN).await.unwrap_err();
@@ -284,6 +303,97 @@ async fn asynchronous_verifier_and_unavailable() {
     assert_eq!(status.message(), "authentication temporarily unavailable");
     assert_eq!(status.metadata().get("retry-after").unwrap(), "30");
     assert!(status.metadata().get("www-authenticate").is_none());
+    assert_no_store(&status);
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1 with a gRPC content type: never a gRPC refusal.
+
+const GRPC_TYPES: [&str; 3] = [
+    "application/grpc",
+    "application/grpc+json",
+    "application/grpc+proto",
+];
+
+/// `GET /mcp` over HTTP/1.1 (a plain HTTP client) with `content_type` and an optional token.
+async fn http1(server: &TestServer, content_type: &str, token: Option<&str>) -> reqwest::Response {
+    let mut req = client()
+        .get(server.url("/mcp"))
+        .header("content-type", content_type);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_11);
+    res
+}
+
+/// Asserts an HTTP refusal: `status`, these challenges, `no-store`, no gRPC status, `body`.
+async fn assert_http_refusal(res: reqwest::Response, status: u16, challenge: &str, body: &str) {
+    let label = format!("{:?}", res.headers());
+    assert_eq!(res.status(), status, "{label}");
+    assert_eq!(challenges(&res), [challenge], "{label}");
+    assert_eq!(res.headers()["cache-control"], "no-store", "{label}");
+    assert_eq!(res.headers()["content-type"], "application/json", "{label}");
+    assert!(res.headers().get("grpc-status").is_none(), "{label}");
+    assert_eq!(res.text().await.unwrap(), body, "{label}");
+}
+
+#[tokio::test]
+async fn a_refusal_over_http1_is_never_200() {
+    let server = serve_health(AuthLayer::new(verifier())).await;
+    for content_type in GRPC_TYPES {
+        let res = http1(&server, content_type, None).await;
+        assert_http_refusal(
+            res,
+            401,
+            r#"Bearer realm="mcp""#,
+            r#"{"error":"unauthorized"}"#,
+        )
+        .await;
+        let res = http1(&server, content_type, Some(WRONG)).await;
+        assert_http_refusal(
+            res,
+            401,
+            r#"Bearer realm="mcp", error="invalid_token""#,
+            r#"{"error":"invalid_token"}"#,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_scope_refusal_over_http1_is_403_and_require_scopes_agrees() {
+    let layer = AuthLayer::builder(verifier())
+        .required_scopes(ScopeRequirement::all_of(["mcp:admin"]).unwrap())
+        .build()
+        .unwrap();
+    let server = serve_health(layer).await;
+    let res = http1(&server, "application/grpc", Some(LAPTOP)).await;
+    let forbidden = r#"Bearer realm="mcp", scope="mcp:admin", error="insufficient_scope""#;
+    assert_http_refusal(res, 403, forbidden, r#"{"error":"insufficient_scope"}"#).await;
+
+    // The same through `require_scopes`, inside the auth layer.
+    let auth = AuthLayer::new(verifier());
+    let scopes = auth.require_scopes(ScopeRequirement::all_of(["mcp:admin"]).unwrap());
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let server = serve_with(move |listener| async move {
+        Server::builder()
+            .accept_http1(true)
+            .layer(auth)
+            .layer(scopes)
+            .add_service(health)
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    })
+    .await;
+    let res = http1(&server, "application/grpc+json", Some(LAPTOP)).await;
+    assert_http_refusal(res, 403, forbidden, r#"{"error":"insufficient_scope"}"#).await;
+    // Over HTTP/2 it stays a gRPC status, with no-store.
+    let status = check(&server, Some(LAPTOP), KNOWN).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_no_store(&status);
 }
 
 // ---------------------------------------------------------------------------------------------

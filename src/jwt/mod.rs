@@ -64,7 +64,7 @@ pub use remote::{RemoteJwksOptions, RemoteKeysError};
 use crate::secret::SecretTag;
 use crate::{
     identity::{AuthInfo, AuthMethod},
-    resource::ResourceUrl,
+    resource::{Redacted, ResourceUrl, redact_userinfo, redact_userinfo_in},
     scope::ScopeSet,
     verifier::{Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
@@ -117,7 +117,7 @@ pub enum JwtConfigError {
     /// A JWKS URL (or an issuer URL to discover it from) cannot be used.
     #[error("the URL {url:?} cannot be used: {reason}")]
     JwksUri {
-        /// The URL.
+        /// The URL, with any user information (`user:password@`) redacted.
         url: String,
         /// Why, and what to do.
         reason: String,
@@ -125,6 +125,18 @@ pub enum JwtConfigError {
     /// Remote key options are inconsistent.
     #[error("remote key options: {0}")]
     RemoteOptions(&'static str),
+}
+
+impl JwtConfigError {
+    /// [`JwtConfigError::JwksUri`]: the one way this crate builds it, so that neither the
+    /// user information of `url` nor that of a URL `reason` quotes reaches a message.
+    #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+    pub(crate) fn jwks_uri(url: &str, reason: &str) -> Self {
+        Self::JwksUri {
+            url: redact_userinfo(url),
+            reason: redact_userinfo_in(reason).into_owned(),
+        }
+    }
 }
 
 /// Installs the crypto backend chosen by this crate's features as jsonwebtoken's process-wide
@@ -211,11 +223,21 @@ impl KeySource for StaticKeys {
     }
 }
 
-/// A trusted issuer and where its keys come from.
-#[derive(Debug, Clone)]
+/// A trusted issuer and where its keys come from. `Debug` redacts any user information
+/// (`user:password@`) in the issuer identifier.
+#[derive(Clone)]
 pub struct Issuer {
     issuer: String,
     source: Arc<dyn KeySource>,
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("issuer", &Redacted(&self.issuer))
+            .field("source", &self.source)
+            .finish()
+    }
 }
 
 impl Issuer {
@@ -275,11 +297,12 @@ pub struct JwtVerifier(Arc<Inner>);
 
 impl fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let issuers: Vec<&str> = self.0.issuers.iter().map(|i| i.issuer.as_str()).collect();
+        let issuers: Vec<_> = self.0.issuers.iter().map(|i| Redacted(&i.issuer)).collect();
+        let audiences: Vec<_> = self.0.audiences.iter().map(|a| Redacted(a)).collect();
         f.debug_struct("JwtVerifier")
             .field("issuers", &issuers)
             .field("resource", &self.0.resource)
-            .field("audiences", &self.0.audiences)
+            .field("audiences", &audiences)
             .field("algorithms", &self.0.algorithms)
             .field("leeway", &self.0.leeway)
             .field("strict_rfc9068", &self.0.strict)

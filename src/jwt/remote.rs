@@ -14,7 +14,9 @@ use reqwest::{Url, header, redirect};
 use tokio::task::AbortHandle;
 
 use super::{Algorithm, Ask, Issuer, JwtConfigError, KeySet, KeySource, Lookup};
-use crate::resource::{ResourceUrl, ResourceUrlError};
+use crate::resource::{
+    Redacted, ResourceUrl, ResourceUrlError, redact_userinfo, redact_userinfo_in,
+};
 
 /// The most redirects followed when fetching keys or metadata.
 const MAX_REDIRECTS: usize = 3;
@@ -198,7 +200,8 @@ impl RemoteJwksOptions {
     }
 }
 
-/// Why keys (or authorization server metadata) could not be had.
+/// Why keys (or authorization server metadata) could not be had. No URL in it carries user
+/// information (`user:password@`): it is redacted, also in URLs that a reason quotes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RemoteKeysError {
@@ -249,6 +252,40 @@ pub enum RemoteKeysError {
     },
 }
 
+/// The one way these errors are built: every URL in them, and every URL a reason quotes (an
+/// HTTP client's error, a redirect's target, a server's answer), loses its user information
+/// here, so that no message, log line or `Debug` shows a password.
+impl RemoteKeysError {
+    fn fetch(url: &str, reason: &str) -> Self {
+        Self::Fetch {
+            url: redact_userinfo(url),
+            reason: redact_userinfo_in(reason).into_owned(),
+        }
+    }
+
+    fn jwks(url: &str, reason: &str) -> Self {
+        Self::Jwks {
+            url: redact_userinfo(url),
+            reason: redact_userinfo_in(reason).into_owned(),
+        }
+    }
+
+    fn issuer_mismatch(url: &str, expected: &str, found: &str) -> Self {
+        Self::IssuerMismatch {
+            url: redact_userinfo(url),
+            expected: redact_userinfo(expected),
+            found: redact_userinfo(found),
+        }
+    }
+
+    fn no_metadata(issuer: &str, tried: &str) -> Self {
+        Self::NoMetadata {
+            issuer: redact_userinfo(issuer),
+            tried: redact_userinfo_in(tried).into_owned(),
+        }
+    }
+}
+
 /// What is known about the key set. Replaced whole (never mutated) by the one refresh running.
 struct State {
     keys: KeySet,
@@ -293,6 +330,7 @@ type Refresh = Shared<BoxFuture<'static, ()>>;
 
 /// An issuer's keys, fetched from a JWKS URL.
 pub(crate) struct RemoteKeys {
+    /// Never has user information ([`check_url`] refuses it), so it may be logged as it is.
     uri: Url,
     options: RemoteJwksOptions,
     client: reqwest::Client,
@@ -311,7 +349,7 @@ impl fmt::Debug for RemoteKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state.load();
         f.debug_struct("RemoteKeys")
-            .field("jwks_uri", &self.uri.as_str())
+            .field("jwks_uri", &Redacted(self.uri.as_str()))
             .field("keys", &state.keys.len())
             .field("last_error", &state.last_error)
             .finish_non_exhaustive()
@@ -345,7 +383,11 @@ fn check_url(url: &str, allow_plain_http: bool) -> Result<Url, String> {
         }
         Err(e) => return Err(e.to_string()),
     }
-    Url::parse(url).map_err(|e| format!("it is not a valid URL: {e}"))
+    let parsed = Url::parse(url).map_err(|e| format!("it is not a valid URL: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("it has user information (user:password@host); remove it".to_owned());
+    }
+    Ok(parsed)
 }
 
 fn build_client(options: &RemoteJwksOptions) -> Result<reqwest::Client, String> {
@@ -401,6 +443,8 @@ struct Body {
     age: Option<u64>,
 }
 
+/// Its messages may quote URLs with user information (reqwest's errors name the URL); the
+/// [`RemoteKeysError`] they end up in redacts them.
 enum GetError {
     /// A response with a status other than 2xx.
     Status(reqwest::StatusCode),
@@ -494,10 +538,7 @@ impl RemoteKeys {
         options: RemoteJwksOptions,
     ) -> Result<Arc<Self>, JwtConfigError> {
         options.check()?;
-        let bad = |reason: String| JwtConfigError::JwksUri {
-            url: jwks_uri.to_owned(),
-            reason,
-        };
+        let bad = |reason: String| JwtConfigError::jwks_uri(jwks_uri, &reason);
         let uri = check_url(jwks_uri, options.allow_plain_http_non_loopback).map_err(bad)?;
         let client = match &options.client {
             Some(client) => client.clone(),
@@ -533,14 +574,8 @@ impl RemoteKeys {
         let url = self.uri.as_str();
         let body = get(&self.client, &self.uri, &self.options)
             .await
-            .map_err(|e| RemoteKeysError::Fetch {
-                url: url.to_owned(),
-                reason: e.to_string(),
-            })?;
-        let bad = |reason: String| RemoteKeysError::Jwks {
-            url: url.to_owned(),
-            reason,
-        };
+            .map_err(|e| RemoteKeysError::fetch(url, &e.to_string()))?;
+        let bad = |reason: String| RemoteKeysError::jwks(url, &reason);
         let text = std::str::from_utf8(&body.bytes)
             .map_err(|_| bad("the body is not UTF-8".to_owned()))?;
         let (keys, skipped) =
@@ -926,12 +961,8 @@ impl Issuer {
         mut options: RemoteJwksOptions,
     ) -> Result<Self, RemoteKeysError> {
         options.check()?;
-        let bad = |reason: String| {
-            RemoteKeysError::Config(JwtConfigError::JwksUri {
-                url: issuer_url.to_owned(),
-                reason,
-            })
-        };
+        let bad =
+            |reason: String| RemoteKeysError::Config(JwtConfigError::jwks_uri(issuer_url, &reason));
         let issuer = check_url(issuer_url, options.allow_plain_http_non_loopback).map_err(bad)?;
         if issuer.query().is_some() {
             return Err(bad(
@@ -961,18 +992,15 @@ impl Issuer {
             match found {
                 Ok((found, _)) if found != issuer_url => {
                     tried.push(format!("{url}: the issuer is {found:?}"));
-                    mismatch.get_or_insert(RemoteKeysError::IssuerMismatch {
-                        url,
-                        expected: issuer_url.to_owned(),
-                        found,
-                    });
+                    mismatch
+                        .get_or_insert(RemoteKeysError::issuer_mismatch(&url, issuer_url, &found));
                 }
                 Ok((_, None)) => tried.push(format!("{url}: the document has no jwks_uri")),
                 Ok((_, Some(jwks_uri))) => {
                     tracing::debug!(
-                        issuer = issuer_url,
-                        metadata = url,
-                        jwks_uri,
+                        issuer = %Redacted(issuer_url),
+                        metadata = %Redacted(&url),
+                        jwks_uri = %Redacted(&jwks_uri),
                         "issuer discovered"
                     );
                     return Self::with_jwks_uri_eager(issuer_url, &jwks_uri, options).await;
@@ -980,10 +1008,7 @@ impl Issuer {
                 Err(why) => tried.push(format!("{url}: {why}")),
             }
         }
-        Err(mismatch.unwrap_or_else(|| RemoteKeysError::NoMetadata {
-            issuer: issuer_url.to_owned(),
-            tried: tried.join("; "),
-        }))
+        Err(mismatch.unwrap_or_else(|| RemoteKeysError::no_metadata(issuer_url, &tried.join("; "))))
     }
 }
 
@@ -1025,6 +1050,7 @@ mod tests {
         assert!(check_url("http://auth.example.com/jwks", true).is_ok());
         assert!(check_url("ftp://auth.example.com/jwks", true).is_err());
         assert!(check_url("https://user@auth.example.com/jwks", false).is_err());
+        assert!(check_url("https://u:p@auth.example.com/jwks", false).is_err());
         assert!(check_url("https://auth.example.com/jwks#x", false).is_err());
         assert!(check_url("/jwks", false).is_err());
     }
