@@ -59,5 +59,5 @@ pub mod operation;
 pub mod policy;
 
 pub use layer::{DEFAULT_MAX_BODY_BYTES, McpScope, McpScopeLayer};
-pub use operation::{Operation, OperationError};
+pub use operation::{NameKind, Operation, OperationError};
 pub use policy::{McpScopes, McpScopesBuilder, McpScopesError};
