@@ -282,9 +282,8 @@ pub fn read_headers(headers: &HeaderMap) -> Result<Option<HeaderOperation>, Oper
     let Some(method) = single(headers, &MCP_METHOD, "Mcp-Method")? else {
         return Ok(None);
     };
-    let validated_by_server = checking_revision(headers)
-        && !padded(headers, &MCP_METHOD)
-        && !padded(headers, &MCP_NAME);
+    let validated_by_server =
+        checking_revision(headers) && !padded(headers, &MCP_METHOD) && !padded(headers, &MCP_NAME);
     Ok(Some(HeaderOperation {
         // Mcp-Name matters only for the methods that name something.
         operation: Operation::new(method, name.filter(|_| name_field(method).is_some())),
@@ -801,7 +800,10 @@ mod tests {
             r#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","$serde_json::private::RawValue":"{}"}}}"#,
         ] {
             assert!(
-                matches!(from_body(body.as_bytes()), Err(OperationError::NotJsonRpc(_))),
+                matches!(
+                    from_body(body.as_bytes()),
+                    Err(OperationError::NotJsonRpc(_))
+                ),
                 "{body}"
             );
         }

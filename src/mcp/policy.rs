@@ -461,7 +461,11 @@ mod tests {
             )
             .build()
             .unwrap();
-        for method in ["resources/read", "resources/subscribe", "resources/unsubscribe"] {
+        for method in [
+            "resources/read",
+            "resources/subscribe",
+            "resources/unsubscribe",
+        ] {
             assert_eq!(
                 needs(&policy, &Operation::new(method, Some("file:///notes"))).as_deref(),
                 Some("files:read"),
