@@ -1,9 +1,23 @@
 //! Which MCP operation a request asks for: from the `Mcp-Method` / `Mcp-Name` request headers
 //! (MCP 2026-07-28, SEP-2243) or from the JSON-RPC body.
 //!
+//! The headers are worth trusting only where the server behind checks them against the body,
+//! and a server only has to for the revisions that require it. So [`read_headers`] says the
+//! server checks ([`HeaderOperation::validated_by_server`]) only when `MCP-Protocol-Version`
+//! appears once and its raw bytes are one of [`HEADER_CHECKING_REVISIONS`]: no trimming (a
+//! server that compares the raw value and does not recognize ` 2026-07-28` skips its check),
+//! and no "this revision or later" (a later revision may drop or change the requirement).
+//! Everything else is decided on the body.
+//!
+//! An operation's name is what per-name scopes ([`McpScopes`](super::McpScopes)) key on: a tool
+//! name, a prompt name or a resource URI ([`NameKind`]). `Mcp-Name` carries it only for
+//! `tools/call`, `prompts/get` and `resources/read` ([`name_in_header`]); for
+//! `resources/subscribe`, `resources/unsubscribe` and `completion/complete`
+//! ([`names_something`]) it comes from the body.
+//!
 //! ```
 //! use http::HeaderMap;
-//! use mcp_server_auth::mcp::operation::{self, Operation};
+//! use mcp_server_auth::mcp::operation::{self, NameKind, Operation};
 //!
 //! let mut headers = HeaderMap::new();
 //! headers.insert("mcp-method", "tools/call".parse().unwrap());
@@ -12,9 +26,21 @@
 //! let op = operation::from_headers(&headers).unwrap().unwrap();
 //! assert_eq!(op, Operation::new("tools/call", Some("écho")));
 //!
+//! // The routing headers are trusted only with exactly a revision that makes servers check them.
+//! assert!(!operation::read_headers(&headers).unwrap().unwrap().validated_by_server);
+//! headers.insert("mcp-protocol-version", " 2026-07-28".parse().unwrap());
+//! assert!(!operation::read_headers(&headers).unwrap().unwrap().validated_by_server);
+//! headers.insert("mcp-protocol-version", "2026-07-28".parse().unwrap());
+//! assert!(operation::read_headers(&headers).unwrap().unwrap().validated_by_server);
+//!
 //! let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
 //! let ops = operation::from_body(body).unwrap();
 //! assert_eq!(ops.operations(), [Operation::new("tools/call", Some("echo"))]);
+//!
+//! // completion/complete names its prompt or resource in params.ref.
+//! let body = br#"{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"review"},"argument":{"name":"lang","value":"py"}}}"#;
+//! let ops = operation::from_body(body).unwrap();
+//! assert_eq!(ops.operations(), [Operation::completion(NameKind::Prompt, "review")]);
 //! ```
 
 use std::fmt;
