@@ -1,7 +1,9 @@
 //! Per-operation MCP scopes ([`McpScopeLayer`]) in front of the example's real rmcp server:
 //! MCP 2026-07-28 requests decided on their `Mcp-Method` / `Mcp-Name` headers, older requests
-//! on their JSON-RPC bodies (which must reach the server intact), batches, header/body
-//! mismatches, and bad input.
+//! (and requests with a protocol version not known to make the server check the headers) on
+//! their JSON-RPC bodies (which must reach the server intact), over HTTP/1.1 and HTTP/2;
+//! per-prompt and per-resource scopes on every method that names the prompt or resource;
+//! batches, header/body mismatches, and bad input.
 
 mod common;
 #[path = "../examples/quickstart.rs"]
@@ -65,6 +67,15 @@ async fn serve_granted(
     tune: impl FnOnce(mcp_server_auth::mcp::McpScopeLayer) -> mcp_server_auth::mcp::McpScopeLayer,
     granted: bool,
 ) -> TestServer {
+    serve_policy(policy(), tune, granted).await
+}
+
+/// [`serve_granted`] with the per-operation scopes `scopes`.
+async fn serve_policy(
+    scopes: McpScopes,
+    tune: impl FnOnce(mcp_server_auth::mcp::McpScopeLayer) -> mcp_server_auth::mcp::McpScopeLayer,
+    granted: bool,
+) -> TestServer {
     let config = EnvConfig::from_vars([("MCP_AUTH_RESOURCE_URL", RESOURCE)]).unwrap();
     let (router, _shutdown) = quickstart::mcp_router(&config);
     let metadata = ProtectedResourceMetadata::builder(ResourceUrl::parse(RESOURCE).unwrap())
@@ -78,7 +89,7 @@ async fn serve_granted(
         .challenge_granted_scopes(granted)
         .build()
         .unwrap();
-    let app: Router = router.layer(tune(auth.mcp_scopes(policy()))).layer(auth);
+    let app: Router = router.layer(tune(auth.mcp_scopes(scopes))).layer(auth);
     serve_axum(app).await
 }
 
@@ -124,7 +135,28 @@ fn modern_named(
 }
 
 fn post(server: &TestServer, token: &str, body: &str) -> reqwest::RequestBuilder {
-    client()
+    post_with(&client(), server, token, body)
+}
+
+/// An HTTP/2 client (prior knowledge: h2c, which `axum::serve` speaks on plain TCP). Unlike
+/// HTTP/1.1 parsers, HTTP/2 keeps whitespace around header values.
+fn client_h2() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}
+
+/// [`post`] with `client`.
+fn post_with(
+    client: &reqwest::Client,
+    server: &TestServer,
+    token: &str,
+    body: &str,
+) -> reqwest::RequestBuilder {
+    client
         .post(server.url("/mcp"))
         .bearer_auth(token)
         .header("content-type", "application/json")
@@ -495,6 +527,185 @@ async fn other_methods_and_missing_identity() {
             .unwrap();
         assert_eq!(res.status(), 401);
         assert_eq!(challenges(&res), [r#"Bearer realm="mcp""#]);
+    })
+    .await;
+}
+
+/// The reader's request whose headers (with `MCP-Protocol-Version: version`) say `tools/call`
+/// of `echo` while its body, whose `_meta` names the same version, calls `write_note`.
+fn lying(client: &reqwest::Client, s: &TestServer, version: &str) -> reqwest::RequestBuilder {
+    calling(client, s, version, "echo")
+}
+
+/// [`lying`], with `Mcp-Name: header_name`.
+fn calling(
+    client: &reqwest::Client,
+    s: &TestServer,
+    version: &str,
+    header_name: &str,
+) -> reqwest::RequestBuilder {
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "write_note", "arguments": {"text": "x"}, "_meta": meta(version)}});
+    post_with(client, s, READER, &body.to_string())
+        .header("mcp-protocol-version", version)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", header_name)
+}
+
+/// This layer's refusal of headers that disagree with the body it read.
+async fn assert_body_read_and_mismatched(res: reqwest::Response) {
+    let msg = assert_jsonrpc_error(res, 400, -32020).await;
+    assert_eq!(msg, "the Mcp-Name header does not match the request body");
+}
+
+#[tokio::test]
+async fn a_padded_protocol_version_over_http2_is_decided_on_the_body() {
+    timed(async {
+        let s = serve(|l| l).await;
+        let h2 = client_h2();
+        for version in [" 2026-07-28", "2026-07-28 ", "\t2026-07-28"] {
+            let res = lying(&h2, &s, version).send().await.unwrap();
+            assert_eq!(res.version(), reqwest::Version::HTTP_2);
+            assert_body_read_and_mismatched(res).await;
+            // Headers that agree with the body: decided on it, write_note needs mcp:write.
+            let res = calling(&h2, &s, version, "write_note")
+                .send()
+                .await
+                .unwrap();
+            assert_insufficient(res, "mcp:read mcp:write").await;
+        }
+        // HTTP/1.1 strips the whitespace: the version is exactly 2026-07-28, the headers are
+        // trusted, and rmcp refuses the mismatch itself. The tool never runs either way.
+        let res = lying(&client(), &s, " 2026-07-28").send().await.unwrap();
+        assert_eq!(res.version(), reqwest::Version::HTTP_11);
+        let msg = assert_jsonrpc_error(res, 400, -32020).await;
+        assert!(
+            !msg.contains("the request body"),
+            "rmcp's answer, not ours: {msg}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_or_repeated_protocol_version_is_decided_on_the_body() {
+    timed(async {
+        let s = serve(|l| l).await;
+        for client in [client(), client_h2()] {
+            // A later revision: nothing says its servers check the headers.
+            let res = lying(&client, &s, "2099-01-01").send().await.unwrap();
+            assert_body_read_and_mismatched(res).await;
+            // Twice the known revision: which one the server reads is its business.
+            let res = lying(&client, &s, MODERN)
+                .header("mcp-protocol-version", MODERN)
+                .send()
+                .await
+                .unwrap();
+            assert_body_read_and_mismatched(res).await;
+        }
+    })
+    .await;
+}
+
+/// The example's tool scopes, and `mcp:write` for the prompt `draft` and the resource
+/// `file:///notes`.
+fn named_policy() -> McpScopes {
+    McpScopes::builder()
+        .tool("echo", ["mcp:read"])
+        .tool("write_note", ["mcp:write"])
+        .prompt("draft", ["mcp:write"])
+        .resource("file:///notes", ["mcp:write"])
+        .build()
+        .unwrap()
+}
+
+/// Methods that name a prompt or resource other than `prompts/get` and `resources/read`, and
+/// what they name.
+const NAMING: [(&str, &str); 4] = [
+    ("resources/subscribe", "file:///notes"),
+    ("resources/unsubscribe", "file:///notes"),
+    ("completion/complete", "draft"),
+    ("completion/complete", "file:///notes"),
+];
+
+/// The params of a `method` request naming `target` (a URI, or else a prompt name).
+fn naming(method: &str, target: &str) -> Value {
+    let reference = if target.contains(':') {
+        json!({"type": "ref/resource", "uri": target})
+    } else {
+        json!({"type": "ref/prompt", "name": target})
+    };
+    match method {
+        "completion/complete" => json!({"ref": reference, "argument": {"name": "a", "value": ""}}),
+        _ => json!({"uri": target}),
+    }
+}
+
+/// An answer of the MCP server itself to the request `id`, not a refusal by the layers in
+/// front: no challenge, and a result or rmcp's own error (these methods are not implemented
+/// by the example server).
+async fn reached_server(res: reqwest::Response, id: u64) {
+    assert!(challenges(&res).is_empty(), "{res:?}");
+    assert_ne!(res.status(), 403);
+    let m = message(res).await;
+    assert_eq!(m["id"], json!(id), "{m}");
+    assert!(
+        m.get("result").is_some() || m["error"]["code"] == json!(-32601),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn prompt_and_resource_scopes_cover_subscriptions_and_completions() {
+    timed(async {
+        let s = serve_policy(named_policy(), |l| l, true).await;
+        // MCP 2026-07-28, over both HTTP versions: the headers are trusted, but for these
+        // methods they carry no name the server must check, so the body decides.
+        for (method, target) in NAMING {
+            for client in [client(), client_h2()] {
+                let mut params = naming(method, target);
+                params["_meta"] = meta(MODERN);
+                let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+                let send = |token| {
+                    let mut req = post_with(&client, &s, token, &body.to_string())
+                        .header("mcp-protocol-version", MODERN)
+                        .header("mcp-method", method);
+                    if method != "completion/complete" {
+                        req = req.header("mcp-name", target);
+                    }
+                    req.send()
+                };
+                assert_insufficient(send(READER).await.unwrap(), "mcp:read mcp:write").await;
+                reached_server(send(WRITER).await.unwrap(), 7).await;
+            }
+        }
+        // 2025-11-25 sessions: decided on the body as before.
+        let reader = legacy_session(&s, READER).await;
+        let writer = legacy_session(&s, WRITER).await;
+        for (method, target) in NAMING {
+            let body = json!({"jsonrpc": "2.0", "id": 8, "method": method,
+                "params": naming(method, target)});
+            let res = legacy(&s, READER, &reader, &body).send().await.unwrap();
+            assert_insufficient(res, "mcp:read mcp:write").await;
+            let res = legacy(&s, WRITER, &writer, &body).send().await.unwrap();
+            reached_server(res, 8).await;
+        }
+        // What has no entry needs nothing more.
+        let body = json!({"jsonrpc": "2.0", "id": 8, "method": "completion/complete",
+            "params": naming("completion/complete", "other")});
+        let res = legacy(&s, READER, &reader, &body).send().await.unwrap();
+        reached_server(res, 8).await;
+        // A reference this layer cannot check fails closed, whoever asks.
+        for reference in [
+            json!({"type": "ref/tool", "name": "draft"}),
+            json!({"type": "ref/prompt"}),
+            json!("draft"),
+        ] {
+            let body = json!({"jsonrpc": "2.0", "id": 8, "method": "completion/complete",
+                "params": {"ref": reference, "argument": {"name": "a", "value": ""}}});
+            let res = legacy(&s, WRITER, &writer, &body).send().await.unwrap();
+            assert_jsonrpc_error(res, 400, -32600).await;
+        }
     })
     .await;
 }

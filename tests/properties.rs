@@ -47,7 +47,7 @@ use mcp_server_auth::{
     bearer::StaticBearer,
     challenge::{Challenge, MAX_DESCRIPTION_BYTES},
     jwt::{Algorithm, Issuer, JwtVerifier, KeySet},
-    mcp::operation::{self, Operation, OperationError},
+    mcp::operation::{self, NameKind, Operation, OperationError},
     resource::ResourceUrlError,
     scope::{ScopeError, is_scope_token},
     verifier::{Invalid, Rejection},
@@ -1518,7 +1518,7 @@ fn message() -> impl Strategy<Value = Value> {
     let method = prop_oneof![
         3 => select(vec![
             "tools/call", "prompts/get", "resources/read", "tools/list", "initialize",
-            "notifications/initialized",
+            "notifications/initialized", "resources/subscribe", "completion/complete",
         ])
         .prop_map(Value::from),
         1 => wild_text().prop_map(Value::from),
@@ -1575,6 +1575,24 @@ fn expected_operation(msg: &Value) -> Result<Option<Operation>, ()> {
         return Ok(None);
     };
     let method = method.as_str().ok_or(())?;
+    if method == "completion/complete" {
+        // The prompt or resource of `params.ref`, one of the two types MCP defines.
+        let reference = m
+            .get("params")
+            .and_then(Value::as_object)
+            .and_then(|p| p.get("ref"))
+            .and_then(Value::as_object)
+            .ok_or(())?;
+        let text = |f: &str| reference.get(f).and_then(Value::as_str).ok_or(());
+        return match text("type")? {
+            "ref/prompt" => Ok(Some(Operation::completion(NameKind::Prompt, text("name")?))),
+            "ref/resource" => Ok(Some(Operation::completion(
+                NameKind::Resource,
+                text("uri")?,
+            ))),
+            _ => Err(()),
+        };
+    }
     let name = match operation::name_field(method) {
         None => None,
         Some(field) => Some(

@@ -1,11 +1,12 @@
 //! Arbitrary bytes → `operation::from_body`. When it reads a body, serde_json's own `Value`
 //! reading of the same bytes (what the MCP server behind will see) must agree: the same
-//! methods, in order, and the same tool/prompt names and resource URIs. `check_match` must then
+//! methods, in order, and the same tool/prompt names and resource URIs (for
+//! `completion/complete`, those of `params.ref`). `check_match` must then
 //! accept the body's own operation as headers and refuse any other.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_server_auth::mcp::operation::{self, Operation, OperationError};
+use mcp_server_auth::mcp::operation::{self, NameKind, Operation, OperationError};
 use serde_json::Value;
 
 /// The operation of one message as a server reading a `Value` sees it.
@@ -13,6 +14,22 @@ fn value_op(msg: &Value) -> Option<Operation> {
     let obj = msg.as_object().expect("an accepted message is an object");
     let method = obj.get("method")?;
     let method = method.as_str().expect("an accepted method is a string");
+    if method == "completion/complete" {
+        let reference = obj.get("params").and_then(|p| p.get("ref"));
+        let field = |f: &str| {
+            reference
+                .and_then(|r| r.get(f))
+                .and_then(Value::as_str)
+                .expect("an accepted completion names its prompt or resource")
+                .to_owned()
+        };
+        let kind = reference.and_then(|r| r.get("type")).and_then(Value::as_str);
+        return Some(match kind {
+            Some("ref/prompt") => Operation::completion(NameKind::Prompt, field("name")),
+            Some("ref/resource") => Operation::completion(NameKind::Resource, field("uri")),
+            other => panic!("an accepted completion has a known ref type, not {other:?}"),
+        });
+    }
     let name = operation::name_field(method).map(|field| {
         obj.get("params")
             .and_then(|p| p.get(field))
@@ -91,7 +108,7 @@ fuzz_target!(|data: &[u8]| {
             let other_name =
                 Operation::new(op.method(), Some(format!("{}x", op.name().unwrap_or(""))));
             assert!(operation::check_match(&other_name, &body).is_err());
-            if op.name().is_some() {
+            if op.name().is_some() && operation::name_in_header(op.method()) {
                 assert_eq!(
                     operation::check_match(&Operation::new(op.method(), None::<String>), &body),
                     Err(OperationError::MissingName(op.method().to_owned()))

@@ -10,7 +10,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD_NO_PAD};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use mcp_server_auth::mcp::operation::{
-    self, HEADERS_VALIDATED_SINCE, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, OperationError,
+    self, HEADER_CHECKING_REVISIONS, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, OperationError,
 };
 
 fn check_decode(value: &str) {
@@ -90,10 +90,14 @@ fuzz_target!(|data: &[u8]| {
                 h.operation.name(),
                 name.as_deref().filter(|_| names_something)
             );
+            // Trusted only with one version, byte for byte a header-checking revision, and
+            // routing headers that needed no trimming.
+            let unpadded = |v: &HeaderValue| visible(v).is_some_and(|t| t.len() == v.len());
             let trusted = match versions.as_slice() {
-                [v] => visible(v).is_some_and(|v| v.len() == 10 && v >= HEADERS_VALIDATED_SINCE),
+                [v] => HEADER_CHECKING_REVISIONS.iter().any(|r| v.as_bytes() == r.as_bytes()),
                 _ => false,
-            };
+            } && unpadded(&methods[0])
+                && mcp_names.iter().all(unpadded);
             assert_eq!(h.validated_by_server, trusted);
             assert_eq!(
                 operation::from_headers(&headers).unwrap().as_ref(),

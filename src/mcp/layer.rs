@@ -83,7 +83,8 @@ impl McpScopeLayer {
     /// Reads the body even when the `Mcp-Method` / `Mcp-Name` headers could be trusted, and
     /// refuses a request whose headers disagree with it (`400`, JSON-RPC `-32020`). Turn this
     /// on when the MCP service behind does not check that its headers match its body (rmcp
-    /// does, for protocol 2026-07-28 and later).
+    /// does, for the revisions of
+    /// [`HEADER_CHECKING_REVISIONS`](operation::HEADER_CHECKING_REVISIONS)).
     pub fn verify_headers(mut self, verify: bool) -> Self {
         Arc::make_mut(&mut self.shared).verify_headers = verify;
         self
@@ -236,11 +237,14 @@ where
         if let Some(h) = &header
             && h.validated_by_server
             && !shared.verify_headers
+            && (operation::name_in_header(h.operation.method())
+                || !operation::names_something(h.operation.method()))
         {
-            // 2026-07-28 and later: the server must refuse a body that disagrees with these
-            // headers, so they can be trusted without reading the body.
-            if h.operation.name().is_none() && operation::name_field(h.operation.method()).is_some()
-            {
+            // MCP 2026-07-28: the server must refuse a body that disagrees with these headers,
+            // so they can be trusted without reading the body. Not for the methods that name
+            // something the headers do not carry (resources/subscribe, completion/complete, …):
+            // their name is read from the body below.
+            if h.operation.name().is_none() && operation::name_in_header(h.operation.method()) {
                 let e = OperationError::MissingName(h.operation.method().to_owned());
                 return ResponseFuture::done(unread(operation_error(&e, None)));
             }

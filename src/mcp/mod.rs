@@ -9,12 +9,22 @@
 //!
 //! How the layer learns the operation ([`operation`]):
 //! - MCP 2026-07-28 clients send `Mcp-Method` and `Mcp-Name` headers, and servers must refuse
-//!   a request whose headers disagree with its body (rmcp does). With
-//!   `MCP-Protocol-Version: 2026-07-28` or later, the layer reads only the headers.
+//!   a request whose headers disagree with its body (SEP-2243; rmcp does). The layer reads only
+//!   the headers when that check is certain to happen: `MCP-Protocol-Version` appears once and
+//!   is, byte for byte, a revision of
+//!   [`HEADER_CHECKING_REVISIONS`](operation::HEADER_CHECKING_REVISIONS) (today
+//!   `2026-07-28`). A later revision, or a value with whitespace around it (HTTP/2 keeps it; a
+//!   server comparing the raw value would not recognize the revision and skip its check), is
+//!   decided on the body.
+//! - Even then, `Mcp-Name` is defined only for `tools/call`, `prompts/get` and
+//!   `resources/read`. `resources/subscribe`, `resources/unsubscribe` and `completion/complete`
+//!   also name a resource or prompt (the last in `params.ref`), which only the body says: for
+//!   them the layer reads the body, so that a prompt's or resource's scopes cover every method
+//!   that names it.
 //! - Older clients send no such headers: the layer reads the JSON-RPC body (at most 4 MiB by
 //!   default; every element of a batch), decides, and hands the same bytes on. It does the same
-//!   for every request when [`verify_headers`](McpScopeLayer::verify_headers) is on, and then
-//!   also refuses headers that disagree with the body (`400`, JSON-RPC `-32020`).
+//!   for every request when [`verify_headers`](McpScopeLayer::verify_headers) is on. Whenever it
+//!   reads a body, it also refuses headers that disagree with it (`400`, JSON-RPC `-32020`).
 //! - A body it cannot read is refused (`400`, `-32700` or `-32600`), never passed on unchecked.
 //!   Duplicated or malformed `Mcp-Method`/`Mcp-Name` headers get `400` with `-32020`.
 //!
@@ -59,5 +69,5 @@ pub mod operation;
 pub mod policy;
 
 pub use layer::{DEFAULT_MAX_BODY_BYTES, McpScope, McpScopeLayer};
-pub use operation::{Operation, OperationError};
+pub use operation::{NameKind, Operation, OperationError};
 pub use policy::{McpScopes, McpScopesBuilder, McpScopesError};

@@ -21,7 +21,7 @@ use std::{
     fmt,
 };
 
-use super::operation::Operation;
+use super::operation::{NameKind, Operation};
 use crate::scope::{ScopeError, ScopeRequirement, ScopeSet};
 
 /// What is wrong with an [`McpScopes`] configuration.
@@ -44,6 +44,14 @@ pub enum McpScopesError {
     /// The same operation was configured twice.
     #[error("scopes for {0} are configured twice")]
     Duplicate(String),
+    /// Per-name scopes were set for a method other than `tools/call`, `prompts/get` or
+    /// `resources/read`.
+    #[error(
+        "per-name scopes for {0} cannot be set: set them for tools/call, prompts/get or \
+         resources/read, which also cover resources/subscribe, resources/unsubscribe and \
+         completion/complete"
+    )]
+    NameMethod(String),
 }
 
 /// The methods that stay callable with the scopes the auth layer requires (the baseline),
@@ -65,8 +73,12 @@ pub fn is_baseline_method(method: &str) -> bool {
 /// The scopes each MCP operation needs, on top of what the auth layer already requires.
 ///
 /// A request's requirement is found in this order:
-/// 1. the entry for its tool (`tools/call`), prompt (`prompts/get`) or resource URI
-///    (`resources/read`);
+/// 1. the entry for the tool, prompt or resource it names: its tool (`tools/call`), its prompt
+///    (`prompts/get`, and `completion/complete` for a `ref/prompt`) or its resource URI
+///    (`resources/read`, `resources/subscribe`, `resources/unsubscribe`, and
+///    `completion/complete` for a `ref/resource`). A prompt or resource entry thus covers
+///    every method that names it: a caller without its scopes can neither read it, nor
+///    subscribe to it, nor ask for completions of its arguments;
 /// 2. the entry for its method;
 /// 3. nothing more for the [baseline methods](is_baseline_method) (`initialize`, `tools/list`,
 ///    …) and for messages without a method (a client's responses);
@@ -153,8 +165,8 @@ impl McpScopes {
 
     /// The extra scopes `op` needs; `None` when it needs none beyond the baseline.
     pub fn requirement(&self, op: &Operation) -> Option<&ScopeRequirement> {
-        if let Some(name) = op.name()
-            && let Some(r) = self.names.get(op.method()).and_then(|n| n.get(name))
+        if let (Some(name), Some(kind)) = (op.name(), op.kind())
+            && let Some(r) = self.names.get(kind.method()).and_then(|n| n.get(name))
         {
             return Some(r);
         }
@@ -212,7 +224,8 @@ impl McpScopesBuilder {
         self.named("tools/call", name.into(), scopes)
     }
 
-    /// The prompt `name` (`prompts/get`) needs every scope of `scopes`.
+    /// The prompt `name` (`prompts/get`, and `completion/complete` of a `ref/prompt`) needs
+    /// every scope of `scopes`.
     pub fn prompt<I, S>(self, name: impl Into<String>, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -221,7 +234,9 @@ impl McpScopesBuilder {
         self.named("prompts/get", name.into(), scopes)
     }
 
-    /// The resource `uri` (`resources/read`, exact match) needs every scope of `scopes`.
+    /// The resource `uri` (`resources/read`, `resources/subscribe`, `resources/unsubscribe`
+    /// and `completion/complete` of a `ref/resource`; exact match) needs every scope of
+    /// `scopes`.
     pub fn resource<I, S>(self, uri: impl Into<String>, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -231,7 +246,9 @@ impl McpScopesBuilder {
     }
 
     /// The tool, prompt or resource `name` of `method` needs `requirement` (for example
-    /// [`ScopeRequirement::any_of`]).
+    /// [`ScopeRequirement::any_of`]). `method` is `tools/call`, `prompts/get` or
+    /// `resources/read` ([`NameKind::method`]); the entry covers every method that names the
+    /// same prompt or resource. Another method is a [`McpScopesError::NameMethod`].
     pub fn name_requirement(
         mut self,
         method: impl Into<String>,
@@ -239,6 +256,10 @@ impl McpScopesBuilder {
         requirement: ScopeRequirement,
     ) -> Self {
         let (method, name) = (method.into(), name.into());
+        if NameKind::of_method(&method).is_none_or(|kind| kind.method() != method) {
+            self.fail(McpScopesError::NameMethod(method));
+            return self;
+        }
         let names = self.policy.names.entry(method.clone()).or_default();
         let duplicate = match names.entry(name) {
             Entry::Occupied(e) => Some(format!("{method} {:?}", e.key())),
@@ -426,6 +447,64 @@ mod tests {
             needs(&policy, &Operation::new("logging/setLevel", none)).as_deref(),
             Some("mcp:read")
         );
+    }
+
+    #[test]
+    fn prompt_and_resource_entries_cover_every_method_that_names_them() {
+        let policy = McpScopes::builder()
+            .prompt("draft", ["prompts:draft"])
+            .resource("file:///notes", ["files:read"])
+            .name_requirement(
+                "resources/read",
+                "file:///any",
+                ScopeRequirement::any_of(["a", "b"]).unwrap(),
+            )
+            .build()
+            .unwrap();
+        for method in [
+            "resources/read",
+            "resources/subscribe",
+            "resources/unsubscribe",
+        ] {
+            assert_eq!(
+                needs(&policy, &Operation::new(method, Some("file:///notes"))).as_deref(),
+                Some("files:read"),
+                "{method}"
+            );
+            assert_eq!(
+                needs(&policy, &Operation::new(method, Some("file:///any"))).as_deref(),
+                Some("a b"),
+                "{method}"
+            );
+            assert_eq!(needs(&policy, &Operation::new(method, Some("draft"))), None);
+        }
+        let completion = |kind, name| needs(&policy, &Operation::completion(kind, name));
+        assert_eq!(
+            completion(NameKind::Prompt, "draft").as_deref(),
+            Some("prompts:draft")
+        );
+        assert_eq!(
+            completion(NameKind::Resource, "file:///notes").as_deref(),
+            Some("files:read")
+        );
+        // A prompt entry is not a resource entry of the same name, nor a tool's.
+        assert_eq!(completion(NameKind::Resource, "draft"), None);
+        assert_eq!(needs(&policy, &Operation::tool("draft")), None);
+        // Per-name entries are set for the method that calls, gets or reads.
+        for method in [
+            "resources/subscribe",
+            "completion/complete",
+            "tasks/get",
+            "tools/list",
+        ] {
+            assert_eq!(
+                McpScopes::builder()
+                    .name_requirement(method, "x", ScopeRequirement::all_of(["a"]).unwrap())
+                    .build()
+                    .unwrap_err(),
+                McpScopesError::NameMethod(method.to_owned())
+            );
+        }
     }
 
     #[test]
