@@ -31,6 +31,17 @@ use mcp_server_auth::{
 };
 use serde_json::{Value, json};
 
+/// A JWKS server serving `keys`, and an MCP server whose verifier fetched them from it (eagerly,
+/// so that the cooldown starts now).
+async fn serving(keys: &[&TestKey]) -> (JwksServer, Mcp) {
+    let jwks = JwksServer::start(keys).await;
+    let issuer = Issuer::with_jwks_uri_eager(ISSUER, &jwks.url(), options())
+        .await
+        .unwrap();
+    let server = mcp(verifier(issuer)).await;
+    (jwks, server)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Start: lazy and eager
 // ---------------------------------------------------------------------------------------------
@@ -175,11 +186,7 @@ async fn urls_must_be_https_except_loopback() {
 async fn a_new_key_is_accepted_after_one_refresh() {
     bounded(async {
         let (k1, k2) = (k1(), k2());
-        let jwks = JwksServer::start(&[&k1]).await;
-        let issuer = Issuer::with_jwks_uri_eager(ISSUER, &jwks.url(), options())
-            .await
-            .unwrap();
-        let server = mcp(verifier(issuer)).await;
+        let (jwks, server) = serving(&[&k1]).await;
         assert_ok(&call(&server, &token(&k1)).await);
         assert_eq!(jwks.hits(), 1);
         // The authorization server rotates: k2 is published and used.
@@ -201,11 +208,7 @@ async fn a_new_key_is_accepted_after_one_refresh() {
 async fn a_token_refused_on_its_claims_never_spends_the_fetch_budget() {
     bounded(async {
         let (k1, k2) = (k1(), k2());
-        let jwks = JwksServer::start(&[&k1]).await;
-        let issuer = Issuer::with_jwks_uri_eager(ISSUER, &jwks.url(), options())
-            .await
-            .unwrap();
-        let server = mcp(verifier(issuer)).await;
+        let (jwks, server) = serving(&[&k1]).await;
         past_cooldown().await;
         let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","kid":"made-up"}"#);
         let junk = format!("{header}.e30.AAAA");
@@ -228,11 +231,7 @@ async fn a_token_refused_on_its_claims_never_spends_the_fetch_budget() {
 async fn a_key_published_within_the_cooldown_gets_503_then_is_accepted() {
     bounded(async {
         let (k1, k2) = (k1(), k2());
-        let jwks = JwksServer::start(&[&k1]).await;
-        let issuer = Issuer::with_jwks_uri_eager(ISSUER, &jwks.url(), options())
-            .await
-            .unwrap();
-        let server = mcp(verifier(issuer)).await;
+        let (jwks, server) = serving(&[&k1]).await;
         past_cooldown().await;
         // Claims that look right, a made-up key id: this one does cost a fetch, and is refused.
         let made_up = token_with(&k1, "made-up", ISSUER);
@@ -353,11 +352,7 @@ async fn the_scope_claim_can_be_chosen_from_the_environment() {
 async fn a_removed_key_is_refused_even_for_cached_tokens() {
     bounded(async {
         let (k1, k2, k3) = (k1(), k2(), k3());
-        let jwks = JwksServer::start(&[&k1, &k2]).await;
-        let issuer = Issuer::with_jwks_uri_eager(ISSUER, &jwks.url(), options())
-            .await
-            .unwrap();
-        let server = mcp(verifier(issuer)).await;
+        let (jwks, server) = serving(&[&k1, &k2]).await;
         let old = token(&k1);
         assert_ok(&call(&server, &old).await);
         assert_ok(&call(&server, &old).await); // now in the verified-token cache
@@ -436,11 +431,7 @@ async fn a_kid_with_another_algorithm_is_refused_without_a_fetch() {
 async fn server_down_known_keys_work_unknown_kid_gets_503() {
     bounded(async {
         let (k1, k2) = (k1(), k2());
-        let mut jwks = JwksServer::start(&[&k1]).await;
-        let issuer = Issuer::with_jwks_uri_eager(ISSUER, &jwks.url(), options())
-            .await
-            .unwrap();
-        let server = mcp(verifier(issuer)).await;
+        let (mut jwks, server) = serving(&[&k1]).await;
         jwks.stop();
         past_cooldown().await;
         for _ in 0..3 {
