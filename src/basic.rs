@@ -19,7 +19,7 @@ use crate::{
     identity::{AuthInfo, AuthMethod},
     scope::ScopeSet,
     secret::{SecretTag, TagKey},
-    verifier::{Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
+    verifier::{AuthRequest, Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
 
 /// What is wrong with a configured Basic user. No variant contains the password.
@@ -85,8 +85,8 @@ impl Verifier for BasicAuth {
         Schemes::BASIC
     }
 
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
-        let Credentials::Basic(basic) = credentials else {
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        let Credentials::Basic(basic) = request.credentials() else {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };
         let presented = self.key.tag(basic.password().as_bytes());
@@ -187,17 +187,17 @@ mod tests {
         let v = BasicAuth::builder().user("u", "pa:ss").build().unwrap();
         let good = basic("dTpwYTpzcw==").unwrap(); // u:pa:ss
         assert!(matches!(
-            v.verify(&Credentials::Basic(&good)),
+            v.verify(&AuthRequest::credentials_only(Credentials::Basic(&good))),
             Verdict::Ready(Ok(_))
         ));
         let bad = basic("dTpwYXNz").unwrap(); // u:pass
         assert!(matches!(
-            v.verify(&Credentials::Basic(&bad)),
+            v.verify(&AuthRequest::credentials_only(Credentials::Basic(&bad))),
             Verdict::Ready(Err(_))
         ));
         let unknown = basic("eDpwYTpzcw==").unwrap(); // x:pa:ss
         assert!(matches!(
-            v.verify(&Credentials::Basic(&unknown)),
+            v.verify(&AuthRequest::credentials_only(Credentials::Basic(&unknown))),
             Verdict::Ready(Err(_))
         ));
     }

@@ -25,7 +25,7 @@ use crate::{
     identity::{AuthInfo, AuthMethod},
     scope::ScopeSet,
     secret::{SecretTag, TagHasher, TagKey},
-    verifier::{Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
+    verifier::{AuthRequest, Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
 
 /// The shortest token accepted without [`StaticBearerBuilder::allow_short_tokens`]: 16 bytes.
@@ -127,8 +127,8 @@ impl Verifier for StaticBearer {
         Schemes::BEARER
     }
 
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
-        let Credentials::Bearer(token) = credentials else {
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        let Credentials::Bearer(token) = request.credentials() else {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };
         let tag = self.key.tag(token.as_bytes());
@@ -230,9 +230,13 @@ mod tests {
     fn accepts_each_and_refuses_others() {
         let v =
             StaticBearer::new([("a", "aaaaaaaaaaaaaaaa1"), ("b", "bbbbbbbbbbbbbbbb2")]).unwrap();
-        let ok = v.verify(&Credentials::Bearer("bbbbbbbbbbbbbbbb2"));
+        let ok = v.verify(&AuthRequest::credentials_only(Credentials::Bearer(
+            "bbbbbbbbbbbbbbbb2",
+        )));
         assert!(matches!(ok, Verdict::Ready(Ok(ref i)) if i.subject() == "b"));
-        let no = v.verify(&Credentials::Bearer("bbbbbbbbbbbbbbbb3"));
+        let no = v.verify(&AuthRequest::credentials_only(Credentials::Bearer(
+            "bbbbbbbbbbbbbbbb3",
+        )));
         assert!(matches!(
             no,
             Verdict::Ready(Err(Rejection::Invalid(Invalid::UnknownToken)))

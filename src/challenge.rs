@@ -88,27 +88,35 @@ impl ErrorCode {
 /// One challenge of a `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
-    scheme: &'static str,
+    scheme: Box<str>,
     params: Vec<(&'static str, String)>,
 }
 
 impl Challenge {
     /// A `Bearer` challenge with no parameters yet.
     pub fn bearer() -> Self {
+        Self::new("Bearer")
+    }
+
+    /// A `DPoP` challenge (RFC 9449 §7.1) with no parameters yet.
+    pub fn dpop() -> Self {
+        Self::new("DPoP")
+    }
+
+    /// A challenge of another scheme with no parameters yet. `scheme` must be a token
+    /// (RFC 9110 §11.1).
+    pub fn new(scheme: impl Into<Box<str>>) -> Self {
         Self {
-            scheme: "Bearer",
+            scheme: scheme.into(),
             params: Vec::new(),
         }
     }
 
     /// `Basic realm="…", charset="UTF-8"` (RFC 7617 §2.1).
     pub fn basic(realm: &str) -> Self {
-        Self {
-            scheme: "Basic",
-            params: Vec::new(),
-        }
-        .param("realm", realm)
-        .param("charset", "UTF-8")
+        Self::new("Basic")
+            .param("realm", realm)
+            .param("charset", "UTF-8")
     }
 
     /// Appends `name="value"`. The name must be a lowercase token. The value is sanitized: `"`
@@ -151,7 +159,7 @@ impl Challenge {
 
 impl fmt::Display for Challenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.scheme)?;
+        f.write_str(&self.scheme)?;
         for (i, (name, value)) in self.params.iter().enumerate() {
             f.write_str(if i == 0 { " " } else { ", " })?;
             write!(f, "{name}=\"{value}\"")?;
@@ -197,7 +205,11 @@ pub(crate) struct Responder {
     bearer_invalid_token: Option<HeaderValue>,
     bearer_invalid_request: Option<HeaderValue>,
     bearer_insufficient: Option<HeaderValue>,
+    /// `DPoP` without an error, when DPoP is understood.
+    dpop_plain: Option<HeaderValue>,
     basic: Option<HeaderValue>,
+    /// `<name> realm="…"` for each scheme of the user's own.
+    custom: Vec<HeaderValue>,
 }
 
 const BODY_UNAUTHORIZED: &[u8] = br#"{"error":"unauthorized"}"#;
@@ -217,12 +229,25 @@ impl Responder {
             bearer_invalid_token: None,
             bearer_invalid_request: None,
             bearer_insufficient: None,
+            dpop_plain: None,
             basic: settings
                 .schemes
                 .basic()
                 .then(|| Challenge::basic(&settings.realm).to_header_value()),
+            custom: settings
+                .schemes
+                .custom_names()
+                .map(|name| {
+                    Challenge::new(name)
+                        .param("realm", &settings.realm)
+                        .to_header_value()
+                })
+                .collect(),
             settings,
         };
+        if r.settings.schemes.dpop() {
+            r.dpop_plain = Some(r.token_challenge(Challenge::dpop(), None, None, None));
+        }
         if r.settings.schemes.bearer() {
             r.bearer_plain = Some(r.bearer(None, None, None));
             r.bearer_invalid_token = Some(r.bearer(None, Some(ErrorCode::InvalidToken), None));
@@ -257,6 +282,10 @@ impl Responder {
 
     /// The prebuilt header map for a refusal, if there is one.
     fn cached(&self, rejection: &Rejection, presented: Option<Scheme>) -> Option<&HeaderMap> {
+        if presented == Some(Scheme::DPoP) {
+            // Its challenge carries the error: built per request (DPoP verifiers are rare yet).
+            return None;
+        }
         let basic = presented == Some(Scheme::Basic);
         let i = match rejection {
             Rejection::NoCredentials => 0,
@@ -283,8 +312,18 @@ impl Responder {
         error: Option<ErrorCode>,
         description: Option<&str>,
     ) -> HeaderValue {
+        self.token_challenge(Challenge::bearer(), scope, error, description)
+    }
+
+    /// A challenge of a token scheme (`Bearer`, `DPoP`): the parameters of [`Self::bearer`].
+    fn token_challenge(
+        &self,
+        mut c: Challenge,
+        scope: Option<&ScopeSet>,
+        error: Option<ErrorCode>,
+        description: Option<&str>,
+    ) -> HeaderValue {
         let s = &self.settings;
-        let mut c = Challenge::bearer();
         match &s.resource_metadata {
             Some(url) => c = c.param("resource_metadata", url),
             None => c = c.param("realm", &s.realm),
@@ -334,90 +373,95 @@ impl Responder {
         grpc: bool,
     ) -> Response<ResponseBody<B>> {
         let d = self.settings.descriptions;
-        let bearer_used = presented == Some(Scheme::Bearer);
+        // The token scheme the request used, whose challenge carries the error.
+        let token_used = matches!(presented, Some(Scheme::Bearer | Scheme::DPoP));
         let mut headers = HeaderMap::new();
-        let (status, code, description, body): (_, _, Option<&str>, &'static [u8]) = match rejection
-        {
-            Rejection::NoCredentials => {
-                self.push_challenges(&mut headers, self.bearer_plain.clone());
-                (StatusCode::UNAUTHORIZED, None, None, BODY_UNAUTHORIZED)
-            }
-            Rejection::Malformed(e) => {
-                let desc = e.description();
-                // Malformed Basic credentials: the Bearer scheme was not used, so its challenge
-                // carries no error (as for a wrong password); otherwise `invalid_request`.
-                let bearer = if presented == Some(Scheme::Basic) {
-                    self.bearer_plain.clone()
-                } else if d {
-                    self.settings
-                        .schemes
-                        .bearer()
-                        .then(|| self.bearer(None, Some(ErrorCode::InvalidRequest), Some(desc)))
-                } else {
-                    self.bearer_invalid_request.clone()
-                };
-                self.push_challenges(&mut headers, bearer);
-                (
-                    StatusCode::BAD_REQUEST,
-                    Some(ErrorCode::InvalidRequest),
-                    Some(desc),
-                    BODY_INVALID_REQUEST,
-                )
-            }
-            Rejection::Invalid(reason) => {
-                let desc = reason.public_description();
-                let bearer = if !bearer_used {
-                    self.bearer_plain.clone()
-                } else if d {
-                    Some(self.bearer(None, Some(ErrorCode::InvalidToken), Some(desc)))
-                } else {
-                    self.bearer_invalid_token.clone()
-                };
-                self.push_challenges(&mut headers, bearer);
-                let code = bearer_used.then_some(ErrorCode::InvalidToken);
-                let body = if bearer_used {
-                    BODY_INVALID_TOKEN
-                } else {
-                    BODY_UNAUTHORIZED
-                };
-                (StatusCode::UNAUTHORIZED, code, Some(desc), body)
-            }
-            Rejection::InsufficientScope { required } => {
-                let desc = "The access token lacks a scope this operation requires";
-                if bearer_used && self.settings.schemes.bearer() {
-                    let prebuilt = self
-                        .bearer_insufficient
-                        .as_ref()
-                        .filter(|_| !d && self.settings.required.as_ref() == Some(required));
-                    let value = match prebuilt {
-                        Some(v) => v.clone(),
-                        None => self.bearer(
-                            Some(required),
-                            Some(ErrorCode::InsufficientScope),
-                            Some(desc),
-                        ),
-                    };
-                    headers.append(WWW_AUTHENTICATE, value);
+        let (status, code, description, body): (_, _, Option<&str>, &'static [u8]) =
+            match rejection {
+                Rejection::NoCredentials => {
+                    self.push_challenges(&mut headers, None);
+                    (StatusCode::UNAUTHORIZED, None, None, BODY_UNAUTHORIZED)
                 }
-                (
-                    StatusCode::FORBIDDEN,
-                    Some(ErrorCode::InsufficientScope),
-                    Some(desc),
-                    BODY_INSUFFICIENT,
-                )
-            }
-            Rejection::Unavailable { retry_after } => {
-                let secs = retry_after.max(&Duration::from_secs(1)).as_secs();
-                headers.insert(RETRY_AFTER, HeaderValue::from(secs));
-                let desc = "Credentials cannot be checked right now; try again later";
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    None,
-                    Some(desc),
-                    BODY_UNAVAILABLE,
-                )
-            }
-        };
+                Rejection::Malformed(e) => {
+                    let desc = e.description();
+                    // Malformed Basic credentials: no token scheme was used, so no token challenge
+                    // carries an error (as for a wrong password); otherwise `invalid_request`, on
+                    // the scheme used (Bearer when none could be told, as for a repeated header).
+                    let erring = match presented {
+                        Some(Scheme::Basic) => None,
+                        Some(Scheme::DPoP) => Some((Scheme::DPoP, ErrorCode::InvalidRequest)),
+                        _ => Some((Scheme::Bearer, ErrorCode::InvalidRequest)),
+                    };
+                    self.push_erring(&mut headers, erring, None, Some(desc));
+                    (
+                        StatusCode::BAD_REQUEST,
+                        Some(ErrorCode::InvalidRequest),
+                        Some(desc),
+                        BODY_INVALID_REQUEST,
+                    )
+                }
+                Rejection::Invalid(reason) => {
+                    let desc = reason.public_description();
+                    let erring = presented
+                        .filter(|_| token_used)
+                        .map(|scheme| (scheme, ErrorCode::InvalidToken));
+                    self.push_erring(&mut headers, erring, None, Some(desc));
+                    let code = token_used.then_some(ErrorCode::InvalidToken);
+                    let body = if token_used {
+                        BODY_INVALID_TOKEN
+                    } else {
+                        BODY_UNAUTHORIZED
+                    };
+                    (StatusCode::UNAUTHORIZED, code, Some(desc), body)
+                }
+                Rejection::InsufficientScope { required } => {
+                    let desc = "The access token lacks a scope this operation requires";
+                    let value = match presented {
+                        Some(Scheme::Bearer) if self.settings.schemes.bearer() => {
+                            let prebuilt = self.bearer_insufficient.as_ref().filter(|_| {
+                                !d && self.settings.required.as_ref() == Some(required)
+                            });
+                            Some(match prebuilt {
+                                Some(v) => v.clone(),
+                                None => self.bearer(
+                                    Some(required),
+                                    Some(ErrorCode::InsufficientScope),
+                                    Some(desc),
+                                ),
+                            })
+                        }
+                        Some(Scheme::DPoP) if self.settings.schemes.dpop() => {
+                            Some(self.token_challenge(
+                                Challenge::dpop(),
+                                Some(required),
+                                Some(ErrorCode::InsufficientScope),
+                                Some(desc),
+                            ))
+                        }
+                        _ => None,
+                    };
+                    if let Some(value) = value {
+                        headers.append(WWW_AUTHENTICATE, value);
+                    }
+                    (
+                        StatusCode::FORBIDDEN,
+                        Some(ErrorCode::InsufficientScope),
+                        Some(desc),
+                        BODY_INSUFFICIENT,
+                    )
+                }
+                Rejection::Unavailable { retry_after } => {
+                    let secs = retry_after.max(&Duration::from_secs(1)).as_secs();
+                    headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+                    let desc = "Credentials cannot be checked right now; try again later";
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        None,
+                        Some(desc),
+                        BODY_UNAVAILABLE,
+                    )
+                }
+            };
         if grpc {
             return grpc_response(status, headers);
         }
@@ -435,13 +479,59 @@ impl Responder {
         res
     }
 
-    /// Bearer first, then Basic, each on its own field line.
-    fn push_challenges(&self, headers: &mut HeaderMap, bearer: Option<HeaderValue>) {
-        if let Some(b) = bearer {
-            headers.append(WWW_AUTHENTICATE, b);
+    /// The challenges, with `error` (and the description, when they are on) on the token
+    /// scheme named in `erring`, if it is understood; the others plain.
+    fn push_erring(
+        &self,
+        headers: &mut HeaderMap,
+        erring: Option<(Scheme, ErrorCode)>,
+        scope: Option<&ScopeSet>,
+        description: Option<&str>,
+    ) {
+        let d = self.settings.descriptions;
+        let schemes = &self.settings.schemes;
+        let erring_value = match erring {
+            Some((Scheme::Bearer, code)) if schemes.bearer() => Some(if d {
+                self.bearer(scope, Some(code), description)
+            } else {
+                match code {
+                    ErrorCode::InvalidToken => self.bearer_invalid_token.clone(),
+                    ErrorCode::InvalidRequest => self.bearer_invalid_request.clone(),
+                    ErrorCode::InsufficientScope => None,
+                }
+                .unwrap_or_else(|| self.bearer(scope, Some(code), None))
+            }),
+            Some((Scheme::DPoP, code)) if schemes.dpop() => Some(self.token_challenge(
+                Challenge::dpop(),
+                scope,
+                Some(code),
+                description.filter(|_| d),
+            )),
+            _ => None,
+        };
+        self.push_challenges(headers, erring.zip(erring_value).map(|((s, _), v)| (s, v)));
+    }
+
+    /// Every challenge, each on its own field line: Bearer first (the TypeScript SDK reads only
+    /// the first), then DPoP, Basic and the schemes of the user's own. `erring` replaces the
+    /// plain challenge of its scheme.
+    fn push_challenges(&self, headers: &mut HeaderMap, erring: Option<(Scheme, HeaderValue)>) {
+        let pick = |scheme: Scheme, plain: &Option<HeaderValue>| match &erring {
+            Some((s, v)) if *s == scheme => Some(v.clone()),
+            _ => plain.clone(),
+        };
+        let token_schemes = [
+            pick(Scheme::Bearer, &self.bearer_plain),
+            pick(Scheme::DPoP, &self.dpop_plain),
+        ];
+        for value in token_schemes.into_iter().flatten() {
+            headers.append(WWW_AUTHENTICATE, value);
         }
         if let Some(b) = &self.basic {
             headers.append(WWW_AUTHENTICATE, b.clone());
+        }
+        for c in &self.custom {
+            headers.append(WWW_AUTHENTICATE, c.clone());
         }
     }
 }

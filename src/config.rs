@@ -56,7 +56,7 @@ use crate::{
     origin::{AllowedOrigins, OriginError},
     resource::{Redacted, ResourceUrl, ResourceUrlError, redact_userinfo},
     scope::{ScopeError, ScopeRequirement, ScopeSet},
-    verifier::{Credentials, Or, Schemes, Verdict, Verifier, VerifierExt},
+    verifier::{AuthRequest, Or, Schemes, Verdict, Verifier, VerifierExt},
 };
 
 /// The default listen address of the examples.
@@ -589,8 +589,8 @@ impl Verifier for EnvVerifier {
     fn schemes(&self) -> Schemes {
         self.0.schemes()
     }
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
-        self.0.verify(credentials)
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        self.0.verify(request)
     }
 }
 

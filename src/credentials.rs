@@ -4,7 +4,9 @@
 //! [identity](crate::identity) → [policy](crate::scope) → [challenge](crate::challenge)). It only
 //! reads the one place MCP allows credentials to travel, the `Authorization` request header
 //! (RFC 6750 §2.1): tokens in the query string (`access_token=`) or in a form body are never
-//! looked at, so they can never authenticate a request.
+//! looked at, so they can never authenticate a request. `Bearer` (RFC 6750), `Basic`
+//! (RFC 7617) and `DPoP` (RFC 9449) are recognized case-insensitively; any other scheme is
+//! reported by name, for verifiers of schemes of their own.
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
@@ -33,7 +35,11 @@ pub enum Scheme {
     Bearer,
     /// `Basic` (RFC 7617), matched case-insensitively.
     Basic,
-    /// Any other scheme. It counts as "no credentials" (RFC 6750 §3.1).
+    /// `DPoP` (RFC 9449 §7.1), matched case-insensitively: an access token bound to a key the
+    /// client proves it holds with a `DPoP` header.
+    DPoP,
+    /// Any other scheme ([`Authorization::scheme_name`] says which). Unless a verifier
+    /// understands it, it counts as "no credentials" (RFC 6750 §3.1).
     Other,
 }
 
@@ -43,6 +49,7 @@ pub enum Scheme {
 #[derive(Clone, Copy)]
 pub struct Authorization<'a> {
     scheme: Scheme,
+    name: &'a str,
     credentials: &'a str,
 }
 
@@ -50,6 +57,11 @@ impl<'a> Authorization<'a> {
     /// The scheme.
     pub fn scheme(&self) -> Scheme {
         self.scheme
+    }
+
+    /// The scheme as the request spelled it (compare it case-insensitively).
+    pub fn scheme_name(&self) -> &'a str {
+        self.name
     }
 
     /// Everything after the scheme and the spaces that follow it (may be empty).
@@ -62,6 +74,7 @@ impl fmt::Debug for Authorization<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authorization")
             .field("scheme", &self.scheme)
+            .field("scheme_name", &self.name)
             .field("credentials", &"<redacted>")
             .finish()
     }
@@ -174,19 +187,22 @@ pub fn authorization(
     if text.is_empty() {
         return Err(CredentialError::Empty);
     }
-    let (scheme, credentials) = match text.bytes().position(|b| b == b' ') {
+    let (name, credentials) = match text.bytes().position(|b| b == b' ') {
         Some(i) => (&text[..i], text[i + 1..].trim_start_matches(' ')),
         None => (text, ""),
     };
-    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if name.eq_ignore_ascii_case("bearer") {
         Scheme::Bearer
-    } else if scheme.eq_ignore_ascii_case("basic") {
+    } else if name.eq_ignore_ascii_case("basic") {
         Scheme::Basic
+    } else if name.eq_ignore_ascii_case("dpop") {
+        Scheme::DPoP
     } else {
         Scheme::Other
     };
     Ok(Some(Authorization {
         scheme,
+        name,
         credentials,
     }))
 }

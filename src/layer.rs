@@ -41,7 +41,7 @@ use crate::{
     identity::AuthInfo,
     metadata::{DEFAULT_MAX_AGE, MetadataEndpoint, ProtectedResourceMetadata},
     scope::{ScopeError, ScopeHierarchy, ScopeRequirement, ScopeSet},
-    verifier::{Credentials, Rejection, Schemes, Verdict, Verifier, VerifyFuture},
+    verifier::{AuthRequest, Credentials, Rejection, Schemes, Verdict, Verifier, VerifyFuture},
 };
 
 /// What is wrong with a layer's configuration.
@@ -446,7 +446,7 @@ impl<V: Verifier> AuthLayerBuilder<V> {
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<AuthLayer<V>, BuildError> {
         let schemes = self.verifier.schemes();
-        if !schemes.bearer() && !schemes.basic() {
+        if schemes.is_empty() {
             return Err(BuildError::NoScheme);
         }
         if self.realm.is_empty()
@@ -491,7 +491,7 @@ impl<V: Verifier> AuthLayerBuilder<V> {
                 ),
         );
         let responder = Responder::new(ChallengeSettings {
-            schemes,
+            schemes: schemes.clone(),
             realm: self.realm,
             resource_metadata: self
                 .metadata
@@ -549,30 +549,46 @@ impl<S: std::fmt::Debug, V> std::fmt::Debug for AuthService<S, V> {
 
 impl<V: Verifier> Shared<V> {
     /// Reads the credentials and asks the verifier. Returns the scheme presented, if any.
-    fn check(&self, headers: &http::HeaderMap) -> (Option<Scheme>, Verdict) {
+    ///
+    /// Credentials of a declared scheme are parsed and checked (malformed: `400`); any other
+    /// scheme reaches the verifier as [`Credentials::Other`], unchecked.
+    fn check<B>(&self, req: &Request<B>) -> (Option<Scheme>, Verdict) {
         let refuse = |e: CredentialError| Verdict::Ready(Err(Rejection::Malformed(e)));
-        let auth = match credentials::authorization(headers, self.max_header_bytes) {
-            Ok(Some(auth)) => auth,
-            Ok(None) => return (None, Verdict::Ready(Err(Rejection::NoCredentials))),
+        let auth = match credentials::authorization(req.headers(), self.max_header_bytes) {
+            Ok(auth) => auth,
             Err(e) => return (None, refuse(e)),
         };
-        let schemes = self.schemes;
-        let scheme = Some(auth.scheme());
+        let Some(auth) = auth else {
+            let request = AuthRequest::from_request(req, Credentials::None);
+            return (None, self.verifier.verify(&request));
+        };
+        let schemes = &self.schemes;
+        let value = auth.credentials();
         let verdict = match auth.scheme() {
-            Scheme::Bearer if schemes.bearer() => {
-                match credentials::bearer_token(auth.credentials()) {
-                    Ok(token) => self.verifier.verify(&Credentials::Bearer(token)),
-                    Err(e) => refuse(e),
-                }
-            }
-            Scheme::Basic if schemes.basic() => match credentials::basic(auth.credentials()) {
-                Ok(basic) => self.verifier.verify(&Credentials::Basic(&basic)),
+            Scheme::Bearer if schemes.bearer() => match credentials::bearer_token(value) {
+                Ok(token) => self.ask(req, Credentials::Bearer(token)),
                 Err(e) => refuse(e),
             },
-            // A scheme we do not accept counts as no credentials (RFC 6750 §3.1).
-            _ => Verdict::Ready(Err(Rejection::NoCredentials)),
+            Scheme::DPoP if schemes.dpop() => match credentials::bearer_token(value) {
+                // RFC 9449 §7.1: the same token68 syntax as Bearer's b64token.
+                Ok(token) => self.ask(req, Credentials::DPoP(token)),
+                Err(e) => refuse(e),
+            },
+            Scheme::Basic if schemes.basic() => match credentials::basic(value) {
+                Ok(basic) => self.ask(req, Credentials::Basic(&basic)),
+                Err(e) => refuse(e),
+            },
+            _ => {
+                let scheme = auth.scheme_name();
+                self.ask(req, Credentials::Other { scheme, value })
+            }
         };
-        (scheme, verdict)
+        (Some(auth.scheme()), verdict)
+    }
+
+    fn ask<B>(&self, req: &Request<B>, credentials: Credentials<'_>) -> Verdict {
+        self.verifier
+            .verify(&AuthRequest::from_request(req, credentials))
     }
 }
 
@@ -601,7 +617,7 @@ where
                 req.headers(),
             ));
         }
-        let (presented, verdict) = shared.check(req.headers());
+        let (presented, verdict) = shared.check(&req);
         let policy = &shared.policy;
         let refuse = |rejection: Rejection, req: &Request<ReqBody>| {
             ResponseFuture::done(policy.refuse_request(&rejection, presented, req))

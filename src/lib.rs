@@ -5,8 +5,8 @@
 //!
 //! | step | module |
 //! |---|---|
-//! | credentials in (`Authorization` header) | [`credentials`] |
-//! | verifier (static bearer, Basic, JWT, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`] |
+//! | credentials in (`Authorization`: `Bearer`, `Basic`, `DPoP`, other schemes) | [`credentials`] |
+//! | verifier, given a view of the whole request (static bearer, Basic, JWT, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`] |
 //! | identity handed to handlers | [`identity`] |
 //! | policy (scopes) | [`scope`] |
 //! | challenge out (401 / 403 / 400 / 503) | [`challenge`] |

@@ -1,16 +1,33 @@
-//! The verifier: turns credentials into an identity, or says why not.
+//! The verifier: turns what a request presents into an identity, or says why not.
 //!
-//! A [`Verifier`] answers with a [`Verdict`]: [`Verdict::Ready`] when it can decide at once
-//! (static tokens, Basic, a JWT whose key is known), or [`Verdict::Pending`] with a future when it
-//! must do I/O first (fetching keys). The layer takes the ready path without boxing anything
-//! or cloning the inner service, so verifiers that need no I/O cost no allocation.
+//! A [`Verifier`] is given an [`AuthRequest`]: a borrowed view of the request with its
+//! `Authorization` credentials already parsed ([`Credentials`]: `Bearer`, `Basic`, `DPoP`, or
+//! another scheme), and its method, URI, headers and extensions. Most verifiers read only the
+//! credentials; a sender-constrained token needs the method, the URI and the `DPoP` header
+//! (RFC 9449), a certificate-bound one the peer certificate the TLS acceptor put in the
+//! extensions (RFC 8705), and a proxy's identity assertion a header of its own. Nothing is copied
+//! to build the view: the layer's ready path allocates nothing.
+//!
+//! It answers with a [`Verdict`]: [`Verdict::Ready`] when it can decide at once (static tokens,
+//! Basic, a JWT whose key is known), or [`Verdict::Pending`] with a future when it must do I/O
+//! first (fetching keys). A pending future is `'static`: it owns what it needs of the request.
+//! The layer takes the ready path without boxing anything or cloning the inner service.
+//!
+//! [`Verifier::schemes`] declares the `Authorization` schemes a verifier understands
+//! ([`Schemes`]: `Bearer`, `Basic`, `DPoP` and names of your own). The layer parses and checks
+//! credentials of those schemes (a malformed one is `400`), presents any other scheme as
+//! [`Credentials::Other`], and builds its `401` challenges from the declared schemes. Every
+//! verifier is asked about every request, with or without an `Authorization` header: return
+//! [`Rejection::NoCredentials`] for what is not yours.
 //!
 //! Two verifiers combine with [`VerifierExt::or`]: the request is accepted if either accepts it,
 //! and a `401` then carries one challenge per scheme, `Bearer` first.
 //!
 //! ```
 //! use mcp_server_auth::{AuthInfo, AuthMethod};
-//! use mcp_server_auth::verifier::{Credentials, Invalid, Rejection, Schemes, Verdict, Verifier};
+//! use mcp_server_auth::verifier::{
+//!     AuthRequest, Credentials, Invalid, Rejection, Schemes, Verdict, Verifier,
+//! };
 //!
 //! /// Accepts one hard-coded token (for illustration; use `StaticBearer` for real).
 //! struct OneToken;
@@ -19,8 +36,8 @@
 //!     fn schemes(&self) -> Schemes {
 //!         Schemes::BEARER
 //!     }
-//!     fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
-//!         Verdict::Ready(match credentials {
+//!     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+//!         Verdict::Ready(match request.credentials() {
 //!             Credentials::Bearer(t) if *t == "let-me-in-please-0123" => {
 //!                 Ok(AuthInfo::builder("me", AuthMethod::Custom("one")).build())
 //!             }
@@ -29,52 +46,208 @@
 //!         })
 //!     }
 //! }
+//!
+//! let request = AuthRequest::credentials_only(Credentials::Bearer("let-me-in-please-0123"));
+//! assert!(matches!(OneToken.verify(&request), Verdict::Ready(Ok(_))));
 //! ```
+//!
+//! # Migrating a verifier written for `verify(&Credentials)`
+//!
+//! Before, a verifier was given only the credentials:
+//!
+//! ```text
+//! fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
+//!     let Credentials::Bearer(token) = credentials else { … };
+//! ```
+//!
+//! Now it is given the request, and reads the credentials from it:
+//!
+//! ```text
+//! fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+//!     let Credentials::Bearer(token) = request.credentials() else { … };
+//! ```
+//!
+//! `Schemes` is no longer `Copy` (it may hold scheme names of your own): clone it where you kept
+//! a copy. To call a verifier outside the layer (tests, a CLI), build the request with
+//! [`AuthRequest::credentials_only`] or [`AuthRequest::from_request`].
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
+
+use http::{Extensions, HeaderMap, Method, Uri, Version};
 
 use crate::{credentials::BasicCredentials, identity::AuthInfo, scope::ScopeSet};
 
-/// Credentials a verifier is asked to check. Only schemes in [`Verifier::schemes`] are passed.
+/// The credentials of the request's `Authorization` header, as the layer parsed them.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Credentials<'a> {
-    /// A bearer token, already checked against RFC 6750 `b64token`.
+    /// The request has no `Authorization` header.
+    None,
+    /// A bearer token (RFC 6750), already checked against the `b64token` syntax.
     Bearer(&'a str),
-    /// Decoded HTTP Basic credentials.
+    /// Decoded HTTP Basic credentials (RFC 7617).
     Basic(&'a BasicCredentials),
+    /// A DPoP-bound access token (RFC 9449 §7.1), already checked against the `token68` syntax;
+    /// the proof is in the request's `DPoP` header.
+    DPoP(&'a str),
+    /// A scheme the layer does not parse, or one of the three above that no configured verifier
+    /// declares (then unchecked): its name as the request spelled it, and what follows it.
+    Other {
+        /// The scheme name (compare it case-insensitively).
+        scheme: &'a str,
+        /// Everything after the scheme (may be empty).
+        value: &'a str,
+    },
 }
 
-/// The schemes a verifier understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a verifier sees of a request: its parsed credentials, method, URI, version, headers
+/// and extensions, all borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    credentials: Credentials<'a>,
+    method: &'a Method,
+    uri: &'a Uri,
+    version: Version,
+    headers: &'a HeaderMap,
+    extensions: &'a Extensions,
+}
+
+/// The empty parts of [`AuthRequest::credentials_only`].
+static NO_URI: LazyLock<Uri> = LazyLock::new(|| Uri::from_static("/"));
+static NO_HEADERS: LazyLock<HeaderMap> = LazyLock::new(HeaderMap::new);
+static NO_EXTENSIONS: LazyLock<Extensions> = LazyLock::new(Extensions::new);
+
+impl<'a> AuthRequest<'a> {
+    /// A view of `request` with `credentials` (parsed from it by the caller).
+    pub fn from_request<B>(request: &'a http::Request<B>, credentials: Credentials<'a>) -> Self {
+        Self {
+            credentials,
+            method: request.method(),
+            uri: request.uri(),
+            version: request.version(),
+            headers: request.headers(),
+            extensions: request.extensions(),
+        }
+    }
+
+    /// A view of a request that has only these credentials: `GET /`, HTTP/1.1, no header, no
+    /// extension. For calling a verifier outside the layer.
+    pub fn credentials_only(credentials: Credentials<'a>) -> Self {
+        Self {
+            credentials,
+            method: &Method::GET,
+            uri: &NO_URI,
+            version: Version::HTTP_11,
+            headers: &NO_HEADERS,
+            extensions: &NO_EXTENSIONS,
+        }
+    }
+
+    /// The credentials of the `Authorization` header.
+    pub fn credentials(&self) -> &Credentials<'a> {
+        &self.credentials
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &'a Method {
+        self.method
+    }
+
+    /// The request URI, as the request line (or `:path`) gave it.
+    pub fn uri(&self) -> &'a Uri {
+        self.uri
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Every request header (`Authorization` included).
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The request extensions: what the server and outer layers put there (a peer address, a
+    /// TLS peer certificate).
+    pub fn extensions(&self) -> &'a Extensions {
+        self.extensions
+    }
+}
+
+/// The `Authorization` schemes a verifier understands: `Bearer`, `Basic`, `DPoP`, and names of
+/// your own. The layer parses credentials of these schemes and challenges with them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Schemes {
     bearer: bool,
     basic: bool,
+    dpop: bool,
+    custom: Vec<Box<str>>,
 }
 
 impl Schemes {
-    /// No scheme.
+    /// No scheme (a verifier that reads something else than `Authorization`).
     pub const NONE: Self = Self {
         bearer: false,
         basic: false,
+        dpop: false,
+        custom: Vec::new(),
     };
-    /// `Bearer`.
+    /// `Bearer` (RFC 6750).
     pub const BEARER: Self = Self {
         bearer: true,
         basic: false,
+        dpop: false,
+        custom: Vec::new(),
     };
-    /// `Basic`.
+    /// `Basic` (RFC 7617).
     pub const BASIC: Self = Self {
         bearer: false,
         basic: true,
+        dpop: false,
+        custom: Vec::new(),
+    };
+    /// `DPoP` (RFC 9449).
+    pub const DPOP: Self = Self {
+        bearer: false,
+        basic: false,
+        dpop: true,
+        custom: Vec::new(),
     };
 
-    /// Both sets together.
-    pub const fn union(self, other: Self) -> Self {
-        Self {
-            bearer: self.bearer || other.bearer,
-            basic: self.basic || other.basic,
+    /// A scheme of your own, named `name` (a token, RFC 9110 §11.1; compared
+    /// case-insensitively). Its credentials reach the verifier as [`Credentials::Other`], and the
+    /// `401` challenges it with `name realm="…"`. A name that is not a token, or that names one
+    /// of the schemes above, means that scheme's constant instead.
+    pub fn custom(name: &str) -> Self {
+        match name.to_ascii_lowercase().as_str() {
+            "bearer" => Self::BEARER,
+            "basic" => Self::BASIC,
+            "dpop" => Self::DPOP,
+            _ if is_token(name) => Self {
+                custom: vec![name.into()],
+                ..Self::default()
+            },
+            _ => Self::NONE,
         }
+    }
+
+    /// Both sets together.
+    pub fn union(mut self, other: Self) -> Self {
+        self.bearer |= other.bearer;
+        self.basic |= other.basic;
+        self.dpop |= other.dpop;
+        for name in other.custom {
+            if !self.has_custom(&name) {
+                self.custom.push(name);
+            }
+        }
+        self
     }
 
     /// Whether `Bearer` is understood.
@@ -86,6 +259,33 @@ impl Schemes {
     pub const fn basic(&self) -> bool {
         self.basic
     }
+
+    /// Whether `DPoP` is understood.
+    pub const fn dpop(&self) -> bool {
+        self.dpop
+    }
+
+    /// The schemes of your own, in the order they were added.
+    pub fn custom_names(&self) -> impl Iterator<Item = &str> {
+        self.custom.iter().map(|n| &**n)
+    }
+
+    /// Whether a scheme of your own named `name` (case-insensitively) is understood.
+    pub fn has_custom(&self, name: &str) -> bool {
+        self.custom.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether no scheme at all is understood.
+    pub fn is_empty(&self) -> bool {
+        !self.bearer && !self.basic && !self.dpop && self.custom.is_empty()
+    }
+}
+
+/// Whether `s` is an RFC 9110 `token`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Why presented credentials are not valid. It decides nothing about the status (always 401);
@@ -220,23 +420,23 @@ impl Verdict {
     }
 }
 
-/// Checks credentials.
+/// Checks what a request presents.
 pub trait Verifier: Send + Sync + 'static {
-    /// The schemes this verifier understands. The layer passes it only credentials of these
-    /// schemes and names these schemes in its challenges.
+    /// The `Authorization` schemes this verifier understands. The layer parses and checks
+    /// credentials of these schemes, and names them in its challenges.
     fn schemes(&self) -> Schemes;
 
-    /// Checks `credentials`. Return `Err(Rejection::NoCredentials)` for credentials that are
-    /// not yours, so that a combined verifier can try the next one.
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict;
+    /// Checks `request`. Return `Err(Rejection::NoCredentials)` when it presents nothing of
+    /// yours, so that a combined verifier can try the next one and the `401` says what to send.
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict;
 }
 
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
     fn schemes(&self) -> Schemes {
         (**self).schemes()
     }
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
-        (**self).verify(credentials)
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        (**self).verify(request)
     }
 }
 
@@ -244,8 +444,8 @@ impl<V: Verifier + ?Sized> Verifier for Box<V> {
     fn schemes(&self) -> Schemes {
         (**self).schemes()
     }
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
-        (**self).verify(credentials)
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        (**self).verify(request)
     }
 }
 
@@ -254,9 +454,9 @@ impl<V: Verifier> Verifier for Option<V> {
     fn schemes(&self) -> Schemes {
         self.as_ref().map_or(Schemes::NONE, Verifier::schemes)
     }
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
         match self {
-            Some(v) => v.verify(credentials),
+            Some(v) => v.verify(request),
             None => Verdict::Ready(Err(Rejection::NoCredentials)),
         }
     }
@@ -276,6 +476,10 @@ pub trait VerifierExt: Verifier + Sized {
 impl<V: Verifier> VerifierExt for V {}
 
 /// Accepts what either of two verifiers accepts. Built by [`VerifierExt::or`].
+///
+/// The first is asked first; the second is asked when the first refuses at once. When the first
+/// must wait (it fetches keys), the second is asked at once too, since the request is no longer
+/// at hand once the first is done; the first's acceptance still wins.
 #[derive(Debug)]
 pub struct Or<A, B> {
     first: Arc<A>,
@@ -302,72 +506,29 @@ impl<A, B> Or<A, B> {
     }
 }
 
-fn understands(schemes: Schemes, credentials: &Credentials<'_>) -> bool {
-    match credentials {
-        Credentials::Bearer(_) => schemes.bearer(),
-        Credentials::Basic(_) => schemes.basic(),
-    }
-}
-
 impl<A: Verifier, B: Verifier> Verifier for Or<A, B> {
     fn schemes(&self) -> Schemes {
         self.first.schemes().union(self.second.schemes())
     }
 
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
-        let first = if understands(self.first.schemes(), credentials) {
-            self.first.verify(credentials)
-        } else {
-            Verdict::Ready(Err(Rejection::NoCredentials))
-        };
-        if !understands(self.second.schemes(), credentials) {
-            return first;
-        }
-        match first {
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        match self.first.verify(request) {
             Verdict::Ready(Ok(info)) => Verdict::Ready(Ok(info)),
-            Verdict::Ready(Err(e)) => match self.second.verify(credentials) {
+            Verdict::Ready(Err(e)) => match self.second.verify(request) {
                 Verdict::Ready(r) => Verdict::Ready(r.map_err(|e2| e.prefer(e2))),
                 Verdict::Pending(f) => {
                     Verdict::Pending(Box::pin(async move { f.await.map_err(|e2| e.prefer(e2)) }))
                 }
             },
-            Verdict::Pending(f) => {
-                // The second verifier may have to run after the first finishes: own what it needs.
-                let second = self.second.clone();
-                let owned = OwnedCredentials::from(credentials);
+            Verdict::Pending(first) => {
+                let second = self.second.verify(request);
                 Verdict::Pending(Box::pin(async move {
-                    match f.await {
+                    match first.await {
                         Ok(info) => Ok(info),
-                        Err(e) => {
-                            let again = second.verify(&owned.borrow()).resolve().await;
-                            again.map_err(|e2| e.prefer(e2))
-                        }
+                        Err(e) => second.resolve().await.map_err(|e2| e.prefer(e2)),
                     }
                 }))
             }
-        }
-    }
-}
-
-enum OwnedCredentials {
-    Bearer(String),
-    Basic(BasicCredentials),
-}
-
-impl From<&Credentials<'_>> for OwnedCredentials {
-    fn from(c: &Credentials<'_>) -> Self {
-        match c {
-            Credentials::Bearer(t) => Self::Bearer((*t).to_owned()),
-            Credentials::Basic(b) => Self::Basic((*b).clone()),
-        }
-    }
-}
-
-impl OwnedCredentials {
-    fn borrow(&self) -> Credentials<'_> {
-        match self {
-            Self::Bearer(t) => Credentials::Bearer(t),
-            Self::Basic(b) => Credentials::Basic(b),
         }
     }
 }

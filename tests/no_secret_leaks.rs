@@ -44,7 +44,7 @@ use mcp_server_auth::{
     credentials,
     jwt::{Algorithm, Issuer, JwtVerifier, KeySet, TokenCacheConfig},
     mcp::McpScopes,
-    verifier::Credentials,
+    verifier::{AuthRequest, Credentials},
 };
 use serde_json::{Value, json};
 use tracing_subscriber::fmt::MakeWriter;
@@ -1113,11 +1113,15 @@ fn debug_of_every_configuration_type_names_no_secret() {
     check("credentials::Authorization", format!("{auth:?}"));
     let basic = credentials::basic(&STANDARD.encode(format!("{USER}:{PASSWORD}"))).unwrap();
     check("BasicCredentials", format!("{basic:?}"));
-    let verdict = static_bearer().verify(&Credentials::Bearer(TOKEN_CI));
+    let verdict = static_bearer().verify(&AuthRequest::credentials_only(Credentials::Bearer(
+        TOKEN_CI,
+    )));
     check("Verdict (accepted)", format!("{verdict:?}"));
-    let verdict = static_bearer().verify(&Credentials::Bearer(WRONG_TOKEN));
+    let verdict = static_bearer().verify(&AuthRequest::credentials_only(Credentials::Bearer(
+        WRONG_TOKEN,
+    )));
     check("Verdict (refused)", format!("{verdict:?}"));
-    let verdict = basic_auth().verify(&Credentials::Basic(&basic));
+    let verdict = basic_auth().verify(&AuthRequest::credentials_only(Credentials::Basic(&basic)));
     check("Verdict (Basic)", format!("{verdict:?}"));
     let token = rs256("rsa-1", &claims(RESOURCE, ISSUER, now() + 600, "mcp:read"));
     let mut with_token = secrets;

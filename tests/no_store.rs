@@ -19,7 +19,7 @@ use mcp_server_auth::{
     bearer::StaticBearer,
     config::EnvConfig,
     mcp::McpScopes,
-    verifier::{Credentials, Rejection, Schemes, Verdict, Verifier},
+    verifier::{AuthRequest, Credentials, Rejection, Schemes, Verdict, Verifier},
 };
 
 use common::{TestServer, client, serve_axum};
@@ -41,13 +41,14 @@ impl Verifier for Tokens {
     fn schemes(&self) -> Schemes {
         Schemes::BEARER
     }
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        let credentials = request.credentials();
         if matches!(credentials, Credentials::Bearer(t) if *t == DOWN) {
             return Verdict::Ready(Err(Rejection::Unavailable {
                 retry_after: Duration::from_secs(5),
             }));
         }
-        self.0.verify(credentials)
+        self.0.verify(request)
     }
 }
 

@@ -11,7 +11,7 @@ use mcp_server_auth::{
     AuthInfo, AuthLayer, AuthMethod, ScopeRequirement, ScopeSet,
     bearer::StaticBearer,
     tonic::TonicRequestExt,
-    verifier::{Credentials, Rejection, Schemes, Verdict, Verifier},
+    verifier::{AuthRequest, Credentials, Rejection, Schemes, Verdict, Verifier},
 };
 use tonic::{
     Code, Request, Response, Status,
@@ -272,9 +272,10 @@ impl Verifier for SlowVerifier {
     fn schemes(&self) -> Schemes {
         Schemes::BEARER
     }
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        let credentials = request.credentials();
         let down = matches!(credentials, Credentials::Bearer(t) if *t == KEY_SERVER_DOWN);
-        let verdict = self.0.verify(credentials);
+        let verdict = self.0.verify(request);
         Verdict::Pending(Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
             if down {

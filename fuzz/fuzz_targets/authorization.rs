@@ -72,10 +72,13 @@ fuzz_target!(|data: &[u8]| {
         Scheme::Bearer
     } else if scheme.eq_ignore_ascii_case("basic") {
         Scheme::Basic
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::DPoP
     } else {
         Scheme::Other
     };
     assert_eq!(auth.scheme(), expected);
+    assert_eq!(auth.scheme_name(), scheme);
     assert_eq!(
         inner[scheme.len()..].trim_start_matches(' '),
         creds,

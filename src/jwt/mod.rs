@@ -66,7 +66,7 @@ use crate::{
     identity::{AuthInfo, AuthMethod},
     resource::{Redacted, ResourceUrl, redact_userinfo, redact_userinfo_in},
     scope::ScopeSet,
-    verifier::{Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
+    verifier::{AuthRequest, Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
 use cache::{TokenCache, now_secs};
 
@@ -340,7 +340,9 @@ impl JwtVerifier {
 
     /// Verifies `token` as the layer does (through the verified-token cache, when it is on).
     pub async fn verify_token(&self, token: &str) -> Result<AuthInfo, Rejection> {
-        self.verify(&Credentials::Bearer(token)).resolve().await
+        self.verify(&AuthRequest::credentials_only(Credentials::Bearer(token)))
+            .resolve()
+            .await
     }
 }
 
@@ -708,8 +710,8 @@ impl Verifier for JwtVerifier {
         Schemes::BEARER
     }
 
-    fn verify(&self, credentials: &Credentials<'_>) -> Verdict {
-        let Credentials::Bearer(token) = credentials else {
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        let Credentials::Bearer(token) = request.credentials() else {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };
         let tag = self.0.cache.as_ref().map(|cache| cache.tag(token));
