@@ -1,7 +1,7 @@
 //! Credentials in: reading the `Authorization` header.
 //!
 //! This is the first step of the data flow (credentials → [verifier](crate::verifier) →
-//! [identity](crate::identity) → [policy](crate::scope) → [challenge](crate::challenge)). It only
+//! [identity](crate::identity) → [policy](crate::scope) → [refusal](crate::refusal)). It only
 //! reads the one place MCP allows credentials to travel, the `Authorization` request header
 //! (RFC 6750 §2.1): tokens in the query string (`access_token=`) or in a form body are never
 //! looked at, so they can never authenticate a request. `Bearer` (RFC 6750), `Basic`

@@ -12,15 +12,14 @@
 //! 4. checks the required scopes ([`crate::scope`]);
 //! 5. on success, removes the `Authorization` header (no token passthrough), puts the
 //!    [`AuthInfo`] in the request extensions and calls the inner service; otherwise it answers
-//!    the refusal ([`crate::challenge`]) without calling it. A gRPC call (HTTP/2 or later with
+//!    the refusal ([`crate::refusal`]) without calling it. A gRPC call (HTTP/2 or later with
 //!    a `application/grpc…` content type) gets a gRPC refusal; any HTTP/1.x request gets an HTTP
-//!    one, since a gRPC refusal's `200` would read as success there (`challenge` module: why).
+//!    one, since a gRPC refusal's `200` would read as success there (`refusal::grpc` says why).
 //!    An HTTP/1.x request whose body is left unread gets `Connection: close` with its refusal
-//!    (`connection` module: why a refusal must say so). Every refusal, gRPC or not, carries
+//!    (`refusal`: why a refusal must say so). Every refusal, gRPC or not, carries
 //!    `Cache-Control: no-store`.
 
 use std::{
-    future::Future,
     mem,
     pin::Pin,
     sync::Arc,
@@ -29,17 +28,20 @@ use std::{
 };
 
 use http::{Request, Response, header::AUTHORIZATION};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    body::ResponseBody,
-    challenge::{ChallengeSettings, Responder, is_grpc},
-    connection,
     credentials::{self, CredentialError, DEFAULT_MAX_HEADER_BYTES, Scheme},
     identity::AuthInfo,
     metadata::{DEFAULT_MAX_AGE, MetadataEndpoint, ProtectedResourceMetadata},
+    refusal::{
+        ResponseBody, ResponseFuture,
+        challenge::{ChallengeSettings, Responder},
+        connection,
+        future::{Outcome, Prelude},
+        grpc::is_grpc,
+    },
     scope::{ScopeError, ScopeHierarchy, ScopeRequirement, ScopeSet},
     verifier::{AuthRequest, Credentials, Rejection, Schemes, Verdict, Verifier, VerifyFuture},
 };
@@ -191,7 +193,7 @@ impl Policy {
     }
 
     /// The refusal of `req`: a gRPC one for a gRPC call (HTTP/2 or later only), and `Connection: close` if `req`'s
-    /// body is left unread ([`crate::connection`]).
+    /// body is left unread ([`crate::refusal::connection`]).
     fn refuse_request<B, R>(
         &self,
         rejection: &Rejection,
@@ -305,7 +307,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -324,7 +326,7 @@ where
         match verdict {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
             Err((rejection, presented)) => {
-                ResponseFuture::done(self.policy.refuse_request(&rejection, presented, &req))
+                ResponseFuture::refused(self.policy.refuse_request(&rejection, presented, &req))
             }
         }
     }
@@ -454,7 +456,7 @@ impl<V: Verifier> AuthLayerBuilder<V> {
                 .realm
                 .bytes()
                 .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-            || crate::challenge::mimics_challenge_param(&self.realm)
+            || crate::refusal::challenge::mimics_challenge_param(&self.realm)
         {
             return Err(BuildError::Realm);
         }
@@ -599,7 +601,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, Verifying<S, ReqBody>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -611,7 +613,7 @@ where
             && let Some(res) = metadata.respond(req.method(), req.uri().path())
         {
             let res = res.map(ResponseBody::full);
-            return ResponseFuture::done(connection::close_if_body_unread(
+            return ResponseFuture::refused(connection::close_if_body_unread(
                 res,
                 req.version(),
                 req.headers(),
@@ -620,7 +622,7 @@ where
         let (presented, verdict) = shared.check(&req);
         let policy = &shared.policy;
         let refuse = |rejection: Rejection, req: &Request<ReqBody>| {
-            ResponseFuture::done(policy.refuse_request(&rejection, presented, req))
+            ResponseFuture::refused(policy.refuse_request(&rejection, presented, req))
         };
         match verdict {
             Verdict::Ready(Ok(info)) => match policy.admit(info, &mut req) {
@@ -632,49 +634,29 @@ where
                 // Take the service that was driven to readiness; leave a clone in its place.
                 let clone = self.inner.clone();
                 let inner = mem::replace(&mut self.inner, clone);
-                ResponseFuture {
-                    state: State::Verifying {
-                        fut,
-                        pending: Some(Box::new(Pending {
-                            req,
-                            inner,
-                            policy: policy.clone(),
-                            presented,
-                        })),
-                    },
-                }
+                ResponseFuture::prelude(Verifying {
+                    fut,
+                    pending: Some(Box::new(Pending {
+                        req,
+                        inner,
+                        policy: policy.clone(),
+                        presented,
+                    })),
+                })
             }
         }
     }
 }
 
-pin_project! {
-    /// The response future of [`AuthService`].
-    pub struct ResponseFuture<S, ReqBody, ResBody>
-    where
-        S: Service<Request<ReqBody>>,
-    {
-        #[pin]
-        state: State<S, ReqBody, ResBody>,
-    }
+/// The auth layer's work before it calls the inner service: waiting for a verifier that does
+/// I/O (fetching keys). The rest of the request waits boxed: the rare path keeps the future
+/// small.
+pub struct Verifying<S, ReqBody> {
+    fut: VerifyFuture,
+    pending: Option<Box<Pending<S, ReqBody>>>,
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<S, ReqBody, ResBody>
-    where
-        S: Service<Request<ReqBody>>,
-    {
-        Inner { #[pin] fut: S::Future },
-        Done { response: Option<Response<ResponseBody<ResBody>>> },
-        Verifying {
-            fut: VerifyFuture,
-            pending: Option<Box<Pending<S, ReqBody>>>,
-        },
-    }
-}
-
-/// What a request waiting for its verdict holds (boxed: the rare path keeps the future small).
+/// What a request waiting for its verdict holds.
 struct Pending<S, ReqBody> {
     req: Request<ReqBody>,
     inner: S,
@@ -682,66 +664,29 @@ struct Pending<S, ReqBody> {
     presented: Option<Scheme>,
 }
 
-impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
-where
-    S: Service<Request<ReqBody>>,
-{
-    fn inner(fut: S::Future) -> Self {
-        Self {
-            state: State::Inner { fut },
-        }
-    }
-
-    fn done(response: Response<ResponseBody<ResBody>>) -> Self {
-        Self {
-            state: State::Done {
-                response: Some(response),
-            },
-        }
-    }
-}
-
-impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
+impl<S, ReqBody, ResBody> Prelude<S::Future, ResBody> for Verifying<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Inner { fut } => {
-                    let res = ready!(fut.poll(cx))?;
-                    return Poll::Ready(Ok(res.map(ResponseBody::inner)));
-                }
-                StateProj::Done { response } => {
-                    let res = response
-                        .take()
-                        .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(res));
-                }
-                StateProj::Verifying { fut, pending } => {
-                    let result = ready!(fut.as_mut().poll(cx));
-                    let Pending {
-                        mut req,
-                        mut inner,
-                        policy,
-                        presented,
-                    } = *pending
-                        .take()
-                        .expect("ResponseFuture polled after completion");
-                    let next = match result.and_then(|info| policy.admit(info, &mut req)) {
-                        Ok(()) => State::Inner {
-                            fut: inner.call(req),
-                        },
-                        Err(rejection) => State::Done {
-                            response: Some(policy.refuse_request(&rejection, presented, &req)),
-                        },
-                    };
-                    this.state.set(next);
-                }
-            }
-        }
+    fn poll_prelude(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Outcome<S::Future, ResBody>> {
+        // Both fields are Unpin (a boxed future and a box).
+        let this = self.get_mut();
+        let result = ready!(this.fut.as_mut().poll(cx));
+        let Pending {
+            mut req,
+            mut inner,
+            policy,
+            presented,
+        } = *this
+            .pending
+            .take()
+            .expect("ResponseFuture polled after completion");
+        Poll::Ready(match result.and_then(|info| policy.admit(info, &mut req)) {
+            Ok(()) => Outcome::Call(inner.call(req)),
+            Err(rejection) => Outcome::Refuse(policy.refuse_request(&rejection, presented, &req)),
+        })
     }
 }

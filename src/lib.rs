@@ -9,7 +9,7 @@
 //! | verifier, given a view of the whole request (static bearer, Basic, JWT, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`] |
 //! | identity handed to handlers | [`identity`] |
 //! | policy (scopes) | [`scope`] |
-//! | challenge out (401 / 403 / 400 / 503) | [`challenge`] |
+//! | refusal out (401 / 403 / 400 / 404 / 413 / 503, gRPC statuses; one response future) | [`refusal`] |
 //! | Protected Resource Metadata (RFC 9728) | [`metadata`], [`resource`] |
 //! | the layer tying them together | [`layer`] |
 //! | MCP sessions bound to the principal that opened them (inside the auth layer) | [`session`] |
@@ -59,10 +59,7 @@
 
 pub mod basic;
 pub mod bearer;
-mod body;
-pub mod challenge;
 pub mod config;
-mod connection;
 pub mod credentials;
 pub mod identity;
 pub mod jwt;
@@ -70,6 +67,7 @@ pub mod layer;
 pub mod mcp;
 pub mod metadata;
 pub mod origin;
+pub mod refusal;
 pub mod resource;
 pub mod scope;
 mod secret;
@@ -83,14 +81,13 @@ pub mod rmcp;
 #[cfg(feature = "tonic")]
 pub mod tonic;
 
-pub use body::ResponseBody;
 pub use identity::{AuthInfo, AuthMethod, PrincipalKey};
 pub use layer::{
     AuthLayer, AuthLayerBuilder, AuthService, BuildError, RequireScopes, RequireScopesLayer,
-    ResponseFuture,
 };
 pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use origin::{AllowedOrigins, OriginLayer};
+pub use refusal::{ResponseBody, ResponseFuture};
 pub use resource::ResourceUrl;
 pub use scope::{ImplicationMap, ScopeHierarchy, ScopeRequirement, ScopeSet};
 pub use session::{SessionBinding, SessionBindingLayer};

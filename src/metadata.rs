@@ -45,7 +45,7 @@ use http::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    body::ResponseBody,
+    refusal::ResponseBody,
     resource::{ResourceUrl, ResourceUrlError, WELL_KNOWN},
     scope::{ScopeError, ScopeSet},
 };

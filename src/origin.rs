@@ -95,11 +95,9 @@
 
 use std::{
     fmt,
-    future::Future,
     net::{Ipv4Addr, Ipv6Addr},
-    pin::Pin,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use bytes::Bytes;
@@ -107,11 +105,10 @@ use http::{
     HeaderMap, HeaderValue, Method, Request, Response, StatusCode,
     header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN},
 };
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{body::ResponseBody, connection};
+use crate::refusal::{ResponseBody, ResponseFuture, connection};
 
 /// The body of every refusal: a JSON-RPC error response without `id`.
 const REFUSAL_BODY: &[u8] =
@@ -619,53 +616,10 @@ where
                 }
                 let response =
                     connection::close_if_body_unread(self.refusal(), req.version(), req.headers());
-                return ResponseFuture {
-                    state: State::Refused {
-                        response: Some(response),
-                    },
-                };
+                return ResponseFuture::refused(response);
             }
         }
-        ResponseFuture {
-            state: State::Inner {
-                fut: self.inner.call(req),
-            },
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`OriginService`]: the inner service's, or the refusal.
-    pub struct ResponseFuture<F, ResBody> {
-        #[pin]
-        state: State<F, ResBody>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, ResBody> {
-        Inner { #[pin] fut: F },
-        Refused { response: Option<Response<ResponseBody<ResBody>>> },
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F, ResBody>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = Result<Response<ResponseBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { fut } => {
-                let res = ready!(fut.poll(cx))?;
-                Poll::Ready(Ok(res.map(ResponseBody::inner)))
-            }
-            StateProj::Refused { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("ResponseFuture polled after completion"))),
-        }
+        ResponseFuture::inner(self.inner.call(req))
     }
 }
 

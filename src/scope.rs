@@ -82,7 +82,7 @@ impl ScopeSet {
             if !is_scope_token(s) {
                 return Err(ScopeError::Invalid(s.to_owned()));
             }
-            if crate::challenge::mimics_challenge_param(s) {
+            if crate::refusal::challenge::mimics_challenge_param(s) {
                 return Err(ScopeError::ChallengeParam(s.to_owned()));
             }
             v.push(s.to_owned());

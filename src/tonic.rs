@@ -11,7 +11,7 @@
 //! (`accept_http1`, for gRPC-Web) answers a refused HTTP/1.1 request with the plain `401`, `403`
 //! or `503`, whatever its content type: a `200` there would read as success to proxies, monitors
 //! and caches, and gRPC-Web clients map those statuses to the same gRPC codes. See
-//! [`crate::challenge`].
+//! [`crate::refusal`].
 //!
 //! ```
 //! use mcp_server_auth::{AuthInfo, AuthMethod, tonic::TonicRequestExt};

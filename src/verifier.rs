@@ -345,7 +345,7 @@ impl Invalid {
 }
 
 /// Why a request is refused. The layer turns each into its response (see
-/// [`crate::challenge`]).
+/// [`crate::refusal`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rejection {

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_server_auth::challenge::{Challenge, MAX_DESCRIPTION_BYTES};
+use mcp_server_auth::refusal::challenge::{Challenge, MAX_DESCRIPTION_BYTES};
 
 /// Parameter names must be lowercase `&'static str` tokens (a debug assertion): pick them here.
 const NAMES: [&str; 8] = [

@@ -3,7 +3,6 @@
 //! [`AuthLayer::mcp_scopes`]: crate::AuthLayer::mcp_scopes
 
 use std::{
-    future::Future,
     mem,
     pin::Pin,
     sync::Arc,
@@ -11,11 +10,7 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{
-    HeaderValue, Method, Request, Response, StatusCode,
-    header::{CACHE_CONTROL, CONTENT_TYPE},
-    request::Parts,
-};
+use http::{Method, Request, Response, StatusCode, request::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use serde_json::value::RawValue;
@@ -27,10 +22,12 @@ use super::{
     policy::McpScopes,
 };
 use crate::{
-    body::ResponseBody,
-    connection,
     identity::AuthInfo,
     layer::{Policy, presented_scheme},
+    refusal::{
+        self, ResponseBody, ResponseFuture, connection,
+        future::{Outcome, Prelude},
+    },
     scope::ScopeSet,
     verifier::Rejection,
 };
@@ -155,48 +152,14 @@ impl Shared {
     }
 }
 
-/// A `400`/`413` answer with a JSON-RPC error body (no `WWW-Authenticate`: this is not an
-/// authorization failure).
-fn jsonrpc_error<B>(
-    status: StatusCode,
-    code: i32,
-    message: &str,
-    id: Option<&RawValue>,
-) -> Response<ResponseBody<B>> {
-    #[derive(serde::Serialize)]
-    struct Error<'a> {
-        code: i32,
-        message: &'a str,
-    }
-    #[derive(serde::Serialize)]
-    struct Body<'a> {
-        jsonrpc: &'static str,
-        id: Option<&'a RawValue>,
-        error: Error<'a>,
-    }
-    let body = serde_json::to_vec(&Body {
-        jsonrpc: "2.0",
-        id,
-        error: Error { code, message },
-    })
-    .unwrap_or_default();
-    let mut res = Response::new(ResponseBody::full(Bytes::from(body)));
-    *res.status_mut() = status;
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
 fn operation_error<B>(e: &OperationError, id: Option<&RawValue>) -> Response<ResponseBody<B>> {
     tracing::debug!(reason = %e, "refused: MCP operation unreadable");
-    jsonrpc_error(StatusCode::BAD_REQUEST, e.code(), &e.to_string(), id)
+    refusal::json_rpc(StatusCode::BAD_REQUEST, e.code(), &e.to_string(), id)
 }
 
 fn too_large<B>(limit: usize) -> Response<ResponseBody<B>> {
     tracing::debug!(limit, "refused: MCP request body too large");
-    jsonrpc_error(
+    refusal::json_rpc(
         StatusCode::PAYLOAD_TOO_LARGE,
         -32600,
         &format!("the request body is larger than {limit} bytes"),
@@ -211,7 +174,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, ReadingBody<S, ReqBody>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -228,11 +191,11 @@ where
         let unread = |res| connection::close_if_body_unread(res, req.version(), req.headers());
         let Some(info) = req.extensions().get::<AuthInfo>() else {
             // Not behind the auth layer: fail closed.
-            return ResponseFuture::done(unread(shared.refuse(&Rejection::NoCredentials, None)));
+            return ResponseFuture::refused(unread(shared.refuse(&Rejection::NoCredentials, None)));
         };
         let header = match operation::read_headers(req.headers()) {
             Ok(header) => header,
-            Err(e) => return ResponseFuture::done(unread(operation_error(&e, None))),
+            Err(e) => return ResponseFuture::refused(unread(operation_error(&e, None))),
         };
         if let Some(h) = &header
             && h.validated_by_server
@@ -246,36 +209,34 @@ where
             // their name is read from the body below.
             if h.operation.name().is_none() && operation::name_in_header(h.operation.method()) {
                 let e = OperationError::MissingName(h.operation.method().to_owned());
-                return ResponseFuture::done(unread(operation_error(&e, None)));
+                return ResponseFuture::refused(unread(operation_error(&e, None)));
             }
             return match shared.authorize(std::slice::from_ref(&h.operation), info) {
                 Ok(()) => ResponseFuture::inner(self.inner.call(req)),
                 Err(rejection) => {
-                    ResponseFuture::done(unread(shared.refuse(&rejection, Some(info))))
+                    ResponseFuture::refused(unread(shared.refuse(&rejection, Some(info))))
                 }
             };
         }
         let announced = req.body().size_hint().lower();
         if announced > shared.max_body_bytes as u64 {
-            return ResponseFuture::done(unread(too_large(shared.max_body_bytes)));
+            return ResponseFuture::refused(unread(too_large(shared.max_body_bytes)));
         }
         let (parts, body) = req.into_parts();
         // Take the service that was driven to readiness; leave a clone in its place.
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
-        ResponseFuture {
-            state: State::Reading {
-                body,
-                reading: Some(Box::new(Reading {
-                    parts,
-                    // At most the limit, so the announced size is a usize.
-                    buf: BytesMut::with_capacity(announced as usize),
-                    header: header.map(|h| h.operation),
-                    inner,
-                    shared: self.shared.clone(),
-                })),
-            },
-        }
+        ResponseFuture::prelude(ReadingBody {
+            body,
+            reading: Some(Box::new(Reading {
+                parts,
+                // At most the limit, so the announced size is a usize.
+                buf: BytesMut::with_capacity(announced as usize),
+                header: header.map(|h| h.operation),
+                inner,
+                shared: self.shared.clone(),
+            })),
+        })
     }
 }
 
@@ -295,7 +256,7 @@ impl<S> Reading<S> {
     }
 
     /// Decides on the complete body: refuse, or hand the same bytes on.
-    fn finish<ReqBody, ResBody>(self) -> State<S, ReqBody, ResBody>
+    fn finish<ReqBody, ResBody>(self) -> Outcome<S::Future, ResBody>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
         ReqBody: From<Bytes>,
@@ -309,12 +270,8 @@ impl<S> Reading<S> {
         } = self;
         let bytes = buf.freeze();
         match shared.decide(&bytes, header.as_ref(), &parts) {
-            None => State::Inner {
-                fut: inner.call(Request::from_parts(parts, ReqBody::from(bytes))),
-            },
-            Some(response) => State::Done {
-                response: Some(response),
-            },
+            None => Outcome::Call(inner.call(Request::from_parts(parts, ReqBody::from(bytes)))),
+            Some(response) => Outcome::Refuse(response),
         }
     }
 }
@@ -346,116 +303,62 @@ impl Shared {
 }
 
 pin_project! {
-    /// The response future of [`McpScope`].
-    pub struct ResponseFuture<S, ReqBody, ResBody>
-    where
-        S: Service<Request<ReqBody>>,
-    {
+    /// The MCP scope layer's work before it calls the inner service: reading the JSON-RPC body
+    /// (bounded), to find the operations it asks for.
+    pub struct ReadingBody<S, ReqBody> {
         #[pin]
-        state: State<S, ReqBody, ResBody>,
+        body: ReqBody,
+        reading: Option<Box<Reading<S>>>,
     }
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<S, ReqBody, ResBody>
-    where
-        S: Service<Request<ReqBody>>,
-    {
-        Inner { #[pin] fut: S::Future },
-        Done { response: Option<Response<ResponseBody<ResBody>>> },
-        Reading {
-            #[pin]
-            body: ReqBody,
-            reading: Option<Box<Reading<S>>>,
-        },
-    }
-}
-
-impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
-where
-    S: Service<Request<ReqBody>>,
-{
-    fn inner(fut: S::Future) -> Self {
-        Self {
-            state: State::Inner { fut },
-        }
-    }
-
-    fn done(response: Response<ResponseBody<ResBody>>) -> Self {
-        Self {
-            state: State::Done {
-                response: Some(response),
-            },
-        }
-    }
-}
-
-impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
+impl<S, ReqBody, ResBody> Prelude<S::Future, ResBody> for ReadingBody<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ReqBody: Body + From<Bytes>,
 {
-    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
+    fn poll_prelude(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Outcome<S::Future, ResBody>> {
+        let mut this = self.project();
         loop {
-            let next = match state.as_mut().project() {
-                StateProj::Inner { fut } => {
-                    return fut.poll(cx).map_ok(|res| res.map(ResponseBody::inner));
-                }
-                StateProj::Done { response } => {
-                    return Poll::Ready(Ok(response
-                        .take()
-                        .expect("ResponseFuture polled after completion")));
-                }
-                StateProj::Reading { body, reading } => {
-                    let r = reading
-                        .as_mut()
-                        .expect("ResponseFuture polled after completion");
-                    match ready!(body.poll_frame(cx)) {
-                        Some(Ok(frame)) => {
-                            if let Ok(mut data) = frame.into_data() {
-                                use bytes::Buf as _;
-                                let limit = r.shared.max_body_bytes;
-                                if r.buf.len().saturating_add(data.remaining()) > limit {
-                                    State::Done {
-                                        response: Some(r.unread(too_large(limit))),
-                                    }
-                                } else {
-                                    while data.has_remaining() {
-                                        let chunk = data.chunk();
-                                        let n = chunk.len();
-                                        r.buf.put_slice(chunk);
-                                        data.advance(n);
-                                    }
-                                    continue;
-                                }
-                            } else {
-                                // Trailers carry no JSON-RPC.
-                                continue;
-                            }
-                        }
-                        Some(Err(_)) => {
-                            tracing::debug!("refused: the request body could not be read");
-                            State::Done {
-                                response: Some(r.unread(jsonrpc_error(
-                                    StatusCode::BAD_REQUEST,
-                                    -32600,
-                                    "the request body could not be read",
-                                    None,
-                                ))),
-                            }
-                        }
-                        None => match reading.take() {
-                            Some(r) => (*r).finish(),
-                            None => unreachable!("checked above"),
-                        },
+            let r = this
+                .reading
+                .as_mut()
+                .expect("ResponseFuture polled after completion");
+            match ready!(this.body.as_mut().poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    // Trailers carry no JSON-RPC.
+                    let Ok(mut data) = frame.into_data() else {
+                        continue;
+                    };
+                    use bytes::Buf as _;
+                    let limit = r.shared.max_body_bytes;
+                    if r.buf.len().saturating_add(data.remaining()) > limit {
+                        return Poll::Ready(Outcome::Refuse(r.unread(too_large(limit))));
+                    }
+                    while data.has_remaining() {
+                        let chunk = data.chunk();
+                        let n = chunk.len();
+                        r.buf.put_slice(chunk);
+                        data.advance(n);
                     }
                 }
-            };
-            state.set(next);
+                Some(Err(_)) => {
+                    tracing::debug!("refused: the request body could not be read");
+                    return Poll::Ready(Outcome::Refuse(r.unread(refusal::json_rpc(
+                        StatusCode::BAD_REQUEST,
+                        -32600,
+                        "the request body could not be read",
+                        None,
+                    ))));
+                }
+                None => {
+                    let r = this.reading.take().expect("checked above");
+                    return Poll::Ready((*r).finish());
+                }
+            }
         }
     }
 }

@@ -84,24 +84,24 @@ mod table;
 
 use std::{
     fmt,
-    future::Future,
-    pin::Pin,
     sync::{Arc, Mutex, PoisonError},
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode,
-    header::{CACHE_CONTROL, CONTENT_TYPE},
-};
-use pin_project_lite::pin_project;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use self::table::{Bind, Limits, Lookup, Table};
-use crate::{body::ResponseBody, connection, identity::AuthInfo};
+use crate::{
+    identity::AuthInfo,
+    refusal::{
+        self, ResponseBody, ResponseFuture, connection,
+        future::{After, NoPrelude},
+    },
+};
 
 /// The session header of the Streamable HTTP transport.
 pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -299,13 +299,7 @@ impl fmt::Display for Redacted<'_> {
 }
 
 fn refusal<B>(status: StatusCode, body: &'static [u8]) -> Response<ResponseBody<B>> {
-    let mut res = Response::new(ResponseBody::full(Bytes::from_static(body)));
-    *res.status_mut() = status;
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    refusal::fixed(status, Bytes::from_static(body))
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionBinding<S>
@@ -314,7 +308,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
+    type Future = ResponseFuture<S::Future, ResBody, NoPrelude, Record>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -334,11 +328,11 @@ where
         let id = match shared.session_id(req.headers()) {
             Ok(Some(id)) => id,
             Ok(None) => {
-                let after = After {
+                let after = Record {
                     shared: self.shared.clone(),
                     step: Step::Open(info.clone()),
                 };
-                return ResponseFuture::inner(self.inner.call(req), after);
+                return ResponseFuture::inner(self.inner.call(req)).with_after(after);
             }
             Err(()) => {
                 tracing::debug!(subject = info.subject(), "refused: unusable Mcp-Session-Id");
@@ -351,7 +345,7 @@ where
                 .check(id, info.principal_key(), Instant::now(), shared.limits.idle);
         match lookup {
             Lookup::Owned(id, seq) => {
-                let after = After {
+                let after = Record {
                     shared: self.shared.clone(),
                     step: Step::Known {
                         id,
@@ -359,7 +353,7 @@ where
                         delete: req.method() == Method::DELETE,
                     },
                 };
-                ResponseFuture::inner(self.inner.call(req), after)
+                ResponseFuture::inner(self.inner.call(req)).with_after(after)
             }
             Lookup::NotOwner => {
                 tracing::debug!(
@@ -385,8 +379,9 @@ fn not_found<B>() -> Response<ResponseBody<B>> {
     refusal(StatusCode::NOT_FOUND, NOT_FOUND_BODY)
 }
 
-/// What to do with the inner service's response.
-struct After {
+/// What the session binding does with the inner service's response: binds the session it
+/// opens, or forgets the one it ends.
+pub struct Record {
     shared: Arc<Shared>,
     step: Step,
 }
@@ -402,7 +397,13 @@ enum Step {
     },
 }
 
-impl After {
+impl After for Record {
+    fn after<B>(self, response: &Response<B>) {
+        self.finish(response.headers(), response.status());
+    }
+}
+
+impl Record {
     fn finish(self, headers: &HeaderMap, status: StatusCode) {
         let shared = &*self.shared;
         match self.step {
@@ -438,63 +439,6 @@ impl After {
                     shared.table().remove(&id, seq);
                 }
             }
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`SessionBinding`]: the inner service's, or a refusal.
-    pub struct ResponseFuture<F, ResBody> {
-        #[pin]
-        state: State<F, ResBody>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, ResBody> {
-        Inner { #[pin] fut: F, after: Option<After> },
-        Refused { response: Option<Response<ResponseBody<ResBody>>> },
-    }
-}
-
-impl<F, ResBody> ResponseFuture<F, ResBody> {
-    fn inner(fut: F, after: After) -> Self {
-        Self {
-            state: State::Inner {
-                fut,
-                after: Some(after),
-            },
-        }
-    }
-
-    fn refused(response: Response<ResponseBody<ResBody>>) -> Self {
-        Self {
-            state: State::Refused {
-                response: Some(response),
-            },
-        }
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F, ResBody>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = Result<Response<ResponseBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { fut, after } => {
-                let res = ready!(fut.poll(cx))?;
-                if let Some(after) = after.take() {
-                    after.finish(res.headers(), res.status());
-                }
-                Poll::Ready(Ok(res.map(ResponseBody::inner)))
-            }
-            StateProj::Refused { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("ResponseFuture polled after completion"))),
         }
     }
 }

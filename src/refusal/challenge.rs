@@ -18,20 +18,12 @@
 //! `Cache-Control: no-store` and a JSON body `{"error":…[,"error_description":…]}`.
 //! `error_description` is off by default ([`AuthLayerBuilder::error_descriptions`]).
 //!
-//! A gRPC call gets the same refusal as a gRPC status instead: HTTP `200`, no body (a
-//! "trailers-only" response), `grpc-status` 16 (unauthenticated; also for malformed
-//! credentials), 7 (permission denied) or 14 (unavailable), `grpc-message`, and the
-//! `WWW-Authenticate` and `Retry-After` fields above as metadata, with `Cache-Control: no-store`
-//! too. Only a request over HTTP/2 or later whose `Content-Type` is `application/grpc…` is a
-//! gRPC call: gRPC runs over HTTP/2 only ("gRPC over HTTP2", PROTOCOL-HTTP2.md), and the `200`
-//! of a gRPC refusal reads as success to anything that does not speak gRPC. Over HTTP/1.x, which
-//! proxies, monitors, caches and any client can use with any `Content-Type`, a refusal is
-//! always one of the statuses above.
+//! A gRPC call gets the same refusal in gRPC form ([`super::grpc`]).
 //!
 //! [`AuthLayerBuilder::error_descriptions`]: crate::AuthLayerBuilder::error_descriptions
 //!
 //! ```
-//! use mcp_server_auth::challenge::Challenge;
+//! use mcp_server_auth::refusal::challenge::Challenge;
 //!
 //! let c = Challenge::bearer()
 //!     .param("resource_metadata", "https://h/.well-known/oauth-protected-resource/mcp")
@@ -48,13 +40,13 @@ use std::{fmt, time::Duration};
 
 use bytes::Bytes;
 use http::{
-    HeaderMap, HeaderValue, Response, StatusCode, Version,
+    HeaderMap, HeaderValue, Response, StatusCode,
     header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE},
 };
 
 use crate::{
-    body::ResponseBody,
     credentials::Scheme,
+    refusal::ResponseBody,
     scope::ScopeSet,
     verifier::{Rejection, Schemes},
 };
@@ -463,7 +455,7 @@ impl Responder {
                 }
             };
         if grpc {
-            return grpc_response(status, headers);
+            return super::grpc::refusal(status, headers);
         }
         let body = match (code, description) {
             (Some(code), Some(desc)) if d => Bytes::from(
@@ -534,32 +526,4 @@ impl Responder {
             headers.append(WWW_AUTHENTICATE, c.clone());
         }
     }
-}
-
-/// A gRPC refusal: HTTP 200, trailers-only, `grpc-status` 16 (unauthenticated), 7 (permission
-/// denied) or 14 (unavailable), keeping `www-authenticate` as metadata. `no-store` as every
-/// refusal: a `200` is what a cache would keep.
-fn grpc_response<B>(status: StatusCode, mut headers: HeaderMap) -> Response<ResponseBody<B>> {
-    let (code, message) = match status {
-        StatusCode::FORBIDDEN => ("7", "insufficient scope"),
-        StatusCode::SERVICE_UNAVAILABLE => ("14", "authentication temporarily unavailable"),
-        StatusCode::BAD_REQUEST => ("16", "malformed credentials"),
-        _ => ("16", "authentication required"),
-    };
-    headers.insert(CACHE_CONTROL, NO_STORE);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert("grpc-status", HeaderValue::from_static(code));
-    headers.insert("grpc-message", HeaderValue::from_static(message));
-    let mut res = Response::new(ResponseBody::empty());
-    *res.headers_mut() = headers;
-    res
-}
-
-/// Whether a request is a gRPC call: HTTP/2 or later, with `content-type: application/grpc…`.
-/// An HTTP/1.x request is never one, whatever its content type (module documentation: why).
-pub(crate) fn is_grpc(version: Version, headers: &HeaderMap) -> bool {
-    version >= Version::HTTP_2
-        && headers
-            .get(CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
