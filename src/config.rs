@@ -47,10 +47,10 @@ use std::{
 };
 
 use crate::{
+    auth::{AuthLayer, BuildError},
     basic::{BasicAuth, BasicUserError},
     bearer::{StaticBearer, StaticTokenError},
     jwt::{Algorithm, Issuer, JwtConfigError, JwtVerifier},
-    layer::{AuthLayer, BuildError},
     mcp::{McpScopes, McpScopesError},
     metadata::{MetadataError, ProtectedResourceMetadata},
     origin::{AllowedOrigins, OriginError},

@@ -11,7 +11,7 @@
 //! | policy (scopes) | [`scope`] |
 //! | refusal out (401 / 403 / 400 / 404 / 413 / 503, gRPC statuses; one response future) | [`refusal`] |
 //! | Protected Resource Metadata (RFC 9728) | [`metadata`], [`resource`] |
-//! | the layer tying them together | [`layer`] |
+//! | the layer tying them together | [`auth`] |
 //! | MCP sessions bound to the principal that opened them (inside the auth layer) | [`session`] |
 //!
 //! # Example: protect an axum app serving MCP at `/mcp`
@@ -57,17 +57,18 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod auth;
 pub mod basic;
 pub mod bearer;
 pub mod config;
 pub mod credentials;
 pub mod identity;
 pub mod jwt;
-pub mod layer;
 pub mod mcp;
 pub mod metadata;
 pub mod origin;
 pub mod refusal;
+pub mod rejection;
 pub mod resource;
 pub mod scope;
 mod secret;
@@ -81,10 +82,10 @@ pub mod rmcp;
 #[cfg(feature = "tonic")]
 pub mod tonic;
 
-pub use identity::{AuthInfo, AuthMethod, PrincipalKey};
-pub use layer::{
+pub use auth::{
     AuthLayer, AuthLayerBuilder, AuthService, BuildError, RequireScopes, RequireScopesLayer,
 };
+pub use identity::{AuthInfo, AuthMethod, PrincipalKey};
 pub use metadata::{MetadataService, ProtectedResourceMetadata};
 pub use origin::{AllowedOrigins, OriginLayer};
 pub use refusal::{ResponseBody, ResponseFuture};

@@ -75,12 +75,12 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{Arc, LazyLock},
-    time::Duration,
 };
 
 use http::{Extensions, HeaderMap, Method, Uri, Version};
 
-use crate::{credentials::BasicCredentials, identity::AuthInfo, scope::ScopeSet};
+pub use crate::rejection::{Invalid, Rejection};
+use crate::{credentials::BasicCredentials, identity::AuthInfo};
 
 /// The credentials of the request's `Authorization` header, as the layer parsed them.
 #[derive(Debug, Clone, Copy)]
@@ -286,107 +286,6 @@ fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Why presented credentials are not valid. It decides nothing about the status (always 401);
-/// it goes to logs, and only a generic form of it reaches the client, when
-/// `error_description` is switched on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Invalid {
-    /// The bearer token is not one of the configured tokens.
-    #[error("the token is not one of the configured tokens")]
-    UnknownToken,
-    /// Unknown user or wrong password.
-    #[error("unknown user or wrong password")]
-    WrongPassword,
-    /// The token is not a well-formed token of the expected kind.
-    #[error("the token is malformed")]
-    Malformed,
-    /// The token has expired.
-    #[error("the token has expired")]
-    Expired,
-    /// The token is not valid yet (`nbf`, or `iat` in the future).
-    #[error("the token is not valid yet")]
-    NotYetValid,
-    /// The signature does not verify.
-    #[error("the token signature does not verify")]
-    BadSignature,
-    /// The token was issued for another resource.
-    #[error("the token was issued for another audience")]
-    WrongAudience,
-    /// The token was issued by an issuer that is not trusted.
-    #[error("the token issuer is not trusted")]
-    WrongIssuer,
-    /// The token names a key that is not known.
-    #[error("the token is signed by an unknown key")]
-    UnknownKey,
-    /// The token's algorithm or type is not accepted.
-    #[error("the token algorithm or type is not accepted")]
-    Unacceptable,
-    /// A required claim is missing or has the wrong form.
-    #[error("a required claim is missing or malformed")]
-    Claims,
-    /// A custom check refused the token.
-    #[error("the token was refused: {0}")]
-    Custom(&'static str),
-}
-
-impl Invalid {
-    /// The description sent in `error_description` when descriptions are switched on. It names no
-    /// validation internals (which key, which claim) beyond expiry.
-    pub fn public_description(&self) -> &'static str {
-        match self {
-            Self::Expired => "The access token expired",
-            Self::WrongPassword => "Invalid credentials",
-            _ => "The access token is invalid",
-        }
-    }
-}
-
-/// Why a request is refused. The layer turns each into its response (see
-/// [`crate::refusal`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Rejection {
-    /// No credentials this verifier understands: `401` with no `error` (RFC 6750 §3.1).
-    NoCredentials,
-    /// The credentials are malformed: `400` with `error="invalid_request"`.
-    Malformed(crate::credentials::CredentialError),
-    /// The credentials are not valid: `401` with `error="invalid_token"`.
-    Invalid(Invalid),
-    /// Valid credentials without the scopes needed: `403` with `error="insufficient_scope"`
-    /// naming the full set in `required`.
-    InsufficientScope {
-        /// The scopes the operation needs.
-        required: ScopeSet,
-    },
-    /// The credentials cannot be checked now (a dependency such as a JWKS endpoint is down):
-    /// `503` with `Retry-After`, never `401`.
-    Unavailable {
-        /// When to try again.
-        retry_after: Duration,
-    },
-}
-
-impl Rejection {
-    /// Of two refusals of the same request by two verifiers, the one to report: being unable
-    /// to check beats a definite "invalid", which beats "not mine".
-    fn prefer(self, other: Self) -> Self {
-        fn rank(r: &Rejection) -> u8 {
-            match r {
-                Rejection::NoCredentials => 0,
-                Rejection::Invalid(_) => 1,
-                Rejection::Malformed(_) | Rejection::InsufficientScope { .. } => 2,
-                Rejection::Unavailable { .. } => 3,
-            }
-        }
-        if rank(&other) > rank(&self) {
-            other
-        } else {
-            self
-        }
-    }
 }
 
 /// A boxed verification future, for verifiers that must do I/O.

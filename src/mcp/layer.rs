@@ -22,8 +22,8 @@ use super::{
     policy::McpScopes,
 };
 use crate::{
+    auth::{Admission, presented_scheme},
     identity::AuthInfo,
-    layer::{Policy, presented_scheme},
     refusal::{
         self, ResponseBody, ResponseFuture, connection,
         future::{Outcome, Prelude},
@@ -51,19 +51,19 @@ struct Shared {
     known: ScopeSet,
     /// `scopes.is_empty()`, fixed at construction: then every request passes straight through.
     empty: bool,
-    policy: Arc<Policy>,
+    admission: Arc<Admission>,
     max_body_bytes: usize,
     verify_headers: bool,
 }
 
 impl McpScopeLayer {
-    pub(crate) fn new(scopes: McpScopes, policy: Arc<Policy>) -> Self {
+    pub(crate) fn new(scopes: McpScopes, admission: Arc<Admission>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 known: scopes.all_scopes(),
                 empty: scopes.is_empty(),
                 scopes,
-                policy,
+                admission,
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
                 verify_headers: false,
             }),
@@ -98,7 +98,7 @@ impl McpScopeLayer {
         self.shared
             .scopes
             .requirement(op)
-            .is_none_or(|r| self.shared.policy.satisfies(r, info))
+            .is_none_or(|r| self.shared.admission.satisfies(r, info))
     }
 }
 
@@ -126,7 +126,7 @@ impl Shared {
         let mut refused = None;
         for op in ops {
             if let Some(r) = self.scopes.requirement(op)
-                && !self.policy.satisfies(r, info)
+                && !self.admission.satisfies(r, info)
             {
                 refused.get_or_insert(op);
             }
@@ -139,7 +139,9 @@ impl Shared {
             .iter()
             .filter_map(|op| self.scopes.requirement(op))
             .flat_map(|r| r.challenge_scopes().iter());
-        Err(self.policy.insufficient(required, info, Some(&self.known)))
+        Err(self
+            .admission
+            .insufficient(required, info, Some(&self.known)))
     }
 
     fn refuse<B>(
@@ -147,7 +149,7 @@ impl Shared {
         rejection: &Rejection,
         info: Option<&AuthInfo>,
     ) -> Response<ResponseBody<B>> {
-        self.policy
+        self.admission
             .refuse(rejection, info.map(presented_scheme), false)
     }
 }

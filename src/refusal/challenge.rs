@@ -251,7 +251,7 @@ impl Responder {
         }
         if !r.settings.descriptions {
             let required = r.settings.required.clone().unwrap_or_default();
-            let malformed = Rejection::Malformed(crate::credentials::CredentialError::Empty);
+            let malformed = Rejection::InvalidRequest(crate::credentials::CredentialError::Empty);
             let invalid = Rejection::Invalid(crate::verifier::Invalid::UnknownToken);
             let insufficient = Rejection::InsufficientScope { required };
             let cases = [
@@ -281,8 +281,8 @@ impl Responder {
         let basic = presented == Some(Scheme::Basic);
         let i = match rejection {
             Rejection::NoCredentials => 0,
-            Rejection::Malformed(_) if !basic => 1,
-            Rejection::Malformed(_) => 2,
+            Rejection::InvalidRequest(_) if !basic => 1,
+            Rejection::InvalidRequest(_) => 2,
             Rejection::Invalid(_) if presented == Some(Scheme::Bearer) => 3,
             Rejection::Invalid(_) => 4,
             Rejection::InsufficientScope { required }
@@ -342,7 +342,7 @@ impl Responder {
         if !grpc && let Some(headers) = self.cached(rejection, presented) {
             let (status, body) = match rejection {
                 Rejection::NoCredentials => (StatusCode::UNAUTHORIZED, BODY_UNAUTHORIZED),
-                Rejection::Malformed(_) => (StatusCode::BAD_REQUEST, BODY_INVALID_REQUEST),
+                Rejection::InvalidRequest(_) => (StatusCode::BAD_REQUEST, BODY_INVALID_REQUEST),
                 Rejection::Invalid(_) if presented == Some(Scheme::Bearer) => {
                     (StatusCode::UNAUTHORIZED, BODY_INVALID_TOKEN)
                 }
@@ -374,7 +374,7 @@ impl Responder {
                     self.push_challenges(&mut headers, None);
                     (StatusCode::UNAUTHORIZED, None, None, BODY_UNAUTHORIZED)
                 }
-                Rejection::Malformed(e) => {
+                Rejection::InvalidRequest(e) => {
                     let desc = e.description();
                     // Malformed Basic credentials: no token scheme was used, so no token challenge
                     // carries an error (as for a wrong password); otherwise `invalid_request`, on

@@ -1,0 +1,123 @@
+//! After verification: the scope check, admitting the identity into the request, and the refusal.
+
+use std::sync::Arc;
+
+use http::{Request, Response, header::AUTHORIZATION};
+
+use crate::{
+    credentials::Scheme,
+    identity::AuthInfo,
+    refusal::{ResponseBody, challenge::Responder, connection, grpc::is_grpc},
+    scope::{ScopeHierarchy, ScopeRequirement, ScopeSet},
+    verifier::Rejection,
+};
+
+/// What happens after verification; shared with pending futures, so not generic.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    pub(super) required: Option<ScopeRequirement>,
+    pub(super) hierarchy: Option<Arc<dyn ScopeHierarchy>>,
+    pub(super) forward_authorization: bool,
+    pub(super) responder: Responder,
+    /// The scopes this server asks for anywhere: required, challenged or advertised.
+    pub(super) known: ScopeSet,
+    /// Whether `insufficient_scope` challenges also name the known scopes already granted.
+    pub(super) challenge_granted: bool,
+}
+
+/// The scheme an authenticated identity presented, for the challenges of a later refusal.
+pub(crate) fn presented_scheme(info: &AuthInfo) -> Scheme {
+    match info.method() {
+        crate::AuthMethod::Basic => Scheme::Basic,
+        _ => Scheme::Bearer,
+    }
+}
+
+impl Admission {
+    /// Whether the identity's scopes meet `required`, honouring the hierarchy.
+    pub(crate) fn satisfies(&self, required: &ScopeRequirement, info: &AuthInfo) -> bool {
+        match &self.hierarchy {
+            Some(h) => required.is_satisfied_with(info.scopes(), h.as_ref()),
+            None => required.is_satisfied_by(info.scopes()),
+        }
+    }
+
+    /// Checks `required` against the identity's scopes, honouring the hierarchy.
+    pub(super) fn check_scopes(
+        &self,
+        required: &ScopeRequirement,
+        info: &AuthInfo,
+    ) -> Result<(), Rejection> {
+        if self.satisfies(required, info) {
+            return Ok(());
+        }
+        tracing::debug!(subject = info.subject(), "refused: insufficient scope");
+        Err(self.insufficient(required.challenge_scopes().iter(), info, None))
+    }
+
+    /// The refusal for an identity lacking scopes: the challenge names `required` and, unless
+    /// switched off, the scopes the identity already holds that this server uses (in `known` or
+    /// `also_known`), so that a client which replaces its scopes with the challenged ones
+    /// (MCP 2025-11-25 and older clients) keeps what it had. Never `offline_access`.
+    pub(crate) fn insufficient<'a>(
+        &self,
+        required: impl Iterator<Item = &'a str>,
+        info: &AuthInfo,
+        also_known: Option<&ScopeSet>,
+    ) -> Rejection {
+        let granted = info.scopes().iter().filter(|s| {
+            self.challenge_granted
+                && *s != "offline_access"
+                && (self.known.contains(s) || also_known.is_some_and(|k| k.contains(s)))
+        });
+        let mut scopes: Vec<&str> = required.collect();
+        scopes.extend(granted);
+        Rejection::InsufficientScope {
+            required: ScopeSet::from_iter_lossy(scopes),
+        }
+    }
+
+    pub(super) fn admit<B>(&self, info: AuthInfo, req: &mut Request<B>) -> Result<(), Rejection> {
+        if let Some(required) = &self.required {
+            self.check_scopes(required, &info)?;
+        }
+        if !self.forward_authorization {
+            req.headers_mut().remove(AUTHORIZATION);
+        }
+        tracing::trace!(subject = info.subject(), method = %info.method(), "authenticated");
+        req.extensions_mut().insert(info);
+        Ok(())
+    }
+
+    pub(crate) fn refuse<B>(
+        &self,
+        rejection: &Rejection,
+        presented: Option<Scheme>,
+        grpc: bool,
+    ) -> Response<ResponseBody<B>> {
+        match rejection {
+            Rejection::NoCredentials => tracing::debug!("refused: no credentials"),
+            Rejection::InvalidRequest(e) => {
+                tracing::debug!(reason = %e, "refused: malformed credentials")
+            }
+            Rejection::Invalid(e) => tracing::debug!(reason = %e, "refused: invalid credentials"),
+            Rejection::InsufficientScope { .. } => {}
+            Rejection::Unavailable { .. } => {
+                tracing::warn!("refused: credentials cannot be checked now")
+            }
+        }
+        self.responder.respond(rejection, presented, grpc)
+    }
+
+    /// The refusal of `req`: a gRPC one for a gRPC call (HTTP/2 or later only), and `Connection: close` if `req`'s
+    /// body is left unread ([`crate::refusal::connection`]).
+    pub(super) fn refuse_request<B, R>(
+        &self,
+        rejection: &Rejection,
+        presented: Option<Scheme>,
+        req: &Request<R>,
+    ) -> Response<ResponseBody<B>> {
+        let res = self.refuse(rejection, presented, is_grpc(req.version(), req.headers()));
+        connection::close_if_body_unread(res, req.version(), req.headers())
+    }
+}

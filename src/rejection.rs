@@ -1,0 +1,123 @@
+//! Why a request is refused: one vocabulary for every layer.
+//!
+//! A verifier says why credentials are not accepted ([`Rejection::NoCredentials`],
+//! [`Rejection::InvalidRequest`], [`Rejection::Invalid`] with the reason, [`Rejection::Unavailable`]);
+//! the scope checks add [`Rejection::InsufficientScope`]. Each maps to one answer, built in
+//! [`crate::refusal`]: `401` without an error, `400 invalid_request`, `401 invalid_token`, `503`
+//! with `Retry-After`, and `403 insufficient_scope` (RFC 6750 §3.1). The reason in
+//! [`Invalid`] goes to logs; a client sees at most its [public
+//! description](Invalid::public_description).
+//!
+//! ```
+//! use mcp_server_auth::rejection::{Invalid, Rejection};
+//!
+//! let why = Rejection::Invalid(Invalid::Expired);
+//! assert_eq!(Invalid::Expired.public_description(), "The access token expired");
+//! # let _ = why;
+//! ```
+
+use std::time::Duration;
+
+use crate::{credentials::CredentialError, scope::ScopeSet};
+
+/// Why presented credentials are not valid. It decides nothing about the status (always 401);
+/// it goes to logs, and only a generic form of it reaches the client, when
+/// `error_description` is switched on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Invalid {
+    /// The bearer token is not one of the configured tokens.
+    #[error("the token is not one of the configured tokens")]
+    UnknownToken,
+    /// Unknown user or wrong password.
+    #[error("unknown user or wrong password")]
+    WrongPassword,
+    /// The token is not a well-formed token of the expected kind.
+    #[error("the token is malformed")]
+    Malformed,
+    /// The token has expired.
+    #[error("the token has expired")]
+    Expired,
+    /// The token is not valid yet (`nbf`, or `iat` in the future).
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// The signature does not verify.
+    #[error("the token signature does not verify")]
+    BadSignature,
+    /// The token was issued for another resource.
+    #[error("the token was issued for another audience")]
+    WrongAudience,
+    /// The token was issued by an issuer that is not trusted.
+    #[error("the token issuer is not trusted")]
+    WrongIssuer,
+    /// The token names a key that is not known.
+    #[error("the token is signed by an unknown key")]
+    UnknownKey,
+    /// The token's algorithm or type is not accepted.
+    #[error("the token algorithm or type is not accepted")]
+    Unacceptable,
+    /// A required claim is missing or has the wrong form.
+    #[error("a required claim is missing or malformed")]
+    Claims,
+    /// A custom check refused the token.
+    #[error("the token was refused: {0}")]
+    Custom(&'static str),
+}
+
+impl Invalid {
+    /// The description sent in `error_description` when descriptions are switched on. It names no
+    /// validation internals (which key, which claim) beyond expiry.
+    pub fn public_description(&self) -> &'static str {
+        match self {
+            Self::Expired => "The access token expired",
+            Self::WrongPassword => "Invalid credentials",
+            _ => "The access token is invalid",
+        }
+    }
+}
+
+/// Why a request is refused. The layer turns each into its response (see
+/// [`crate::refusal`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No credentials this verifier understands: `401` with no `error` (RFC 6750 §3.1).
+    NoCredentials,
+    /// The `Authorization` header or its credentials are malformed: `400` with
+    /// `error="invalid_request"`.
+    InvalidRequest(CredentialError),
+    /// The credentials are not valid: `401` with `error="invalid_token"`.
+    Invalid(Invalid),
+    /// Valid credentials without the scopes needed: `403` with `error="insufficient_scope"`
+    /// naming the full set in `required`.
+    InsufficientScope {
+        /// The scopes the operation needs.
+        required: ScopeSet,
+    },
+    /// The credentials cannot be checked now (a dependency such as a JWKS endpoint is down):
+    /// `503` with `Retry-After`, never `401`.
+    Unavailable {
+        /// When to try again.
+        retry_after: Duration,
+    },
+}
+
+impl Rejection {
+    /// Of two refusals of the same request by two verifiers, the one to report: being unable
+    /// to check beats a definite "invalid", which beats "not mine".
+    pub(crate) fn prefer(self, other: Self) -> Self {
+        fn rank(r: &Rejection) -> u8 {
+            match r {
+                Rejection::NoCredentials => 0,
+                Rejection::Invalid(_) => 1,
+                Rejection::InvalidRequest(_) | Rejection::InsufficientScope { .. } => 2,
+                Rejection::Unavailable { .. } => 3,
+            }
+        }
+        if rank(&other) > rank(&self) {
+            other
+        } else {
+            self
+        }
+    }
+}
