@@ -8,8 +8,9 @@
 //!
 //! Configuration, all optional (see `mcp_server_auth::config`): `MCP_AUTH_LISTEN` (default
 //! `127.0.0.1:8080`), `MCP_AUTH_RESOURCE_URL` (the public URL of `/mcp`),
-//! `MCP_AUTH_BEARER_TOKEN`, `MCP_AUTH_BEARER_TOKENS` (`name:token,...`), `MCP_AUTH_USER` +
-//! `MCP_AUTH_PASSWORD` (HTTP Basic), `MCP_AUTH_REALM`, `MCP_AUTH_ISSUER_URL` /
+//! `MCP_AUTH_BEARER_TOKEN`, `MCP_AUTH_BEARER_TOKENS` (`name:token,...`),
+//! `MCP_AUTH_BEARER_TOKEN_SCOPES` (`name=scope scope,...`), `MCP_AUTH_USER` +
+//! `MCP_AUTH_PASSWORD` (HTTP Basic) with `MCP_AUTH_USER_SCOPES`, `MCP_AUTH_REALM`, `MCP_AUTH_ISSUER_URL` /
 //! `MCP_AUTH_JWKS_URL` (JWT mode, with the other `MCP_AUTH_*` JWT variables),
 //! `MCP_AUTH_TOOL_SCOPES` (per-tool scopes; in JWT mode the default is
 //! `echo=mcp:read,write_note=mcp:write`) and `MCP_AUTH_ALLOWED_ORIGINS`.
@@ -120,9 +121,10 @@ pub fn mcp_router(config: &EnvConfig) -> (Router, CancellationToken) {
 pub const DEFAULT_TOOL_SCOPES: &str = "echo=mcp:read,write_note=mcp:write";
 
 /// The configuration with the example's defaults: in JWT mode, when `MCP_AUTH_TOOL_SCOPES` is
-/// not set, [`DEFAULT_TOOL_SCOPES`] (which the metadata then advertises). Static tokens and
-/// Basic users carry no scopes, so with them the tools are open to every authenticated caller
-/// unless `MCP_AUTH_TOOL_SCOPES` says otherwise.
+/// not set, [`DEFAULT_TOOL_SCOPES`] (which the metadata then advertises). Without JWTs the tools
+/// are open to every authenticated caller unless `MCP_AUTH_TOOL_SCOPES` says otherwise (static
+/// tokens and the Basic user then hold the scopes of `MCP_AUTH_BEARER_TOKEN_SCOPES` and
+/// `MCP_AUTH_USER_SCOPES`).
 pub fn with_defaults(config: &EnvConfig) -> Result<EnvConfig, ConfigError> {
     let mut config = config.clone();
     if config.tool_scopes().is_none() && config.issuer().is_some() {

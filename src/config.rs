@@ -6,8 +6,10 @@
 //! | `MCP_AUTH_LISTEN` | the address the examples bind | `127.0.0.1:8080` |
 //! | `MCP_AUTH_RESOURCE_URL` | the public URL of the MCP endpoint | `http://<listen>/mcp` |
 //! | `MCP_AUTH_BEARER_TOKEN` | one static bearer token (named `default`) | — |
-//! | `MCP_AUTH_BEARER_TOKENS` | comma-separated tokens, each `token` or `name:token` | — |
+//! | `MCP_AUTH_BEARER_TOKENS` | comma-separated tokens, each `name:token` or a bare `token` (named `token-<position>`) | — |
+//! | `MCP_AUTH_BEARER_TOKEN_SCOPES` | scopes granted to static tokens, by name: `name=scope [scope…]`, comma-separated (e.g. `laptop=mcp:read mcp:write,ci=mcp:read`) | none: a token without an entry has no scopes |
 //! | `MCP_AUTH_USER`, `MCP_AUTH_PASSWORD` | one HTTP Basic user | — |
+//! | `MCP_AUTH_USER_SCOPES` | scopes granted to the Basic user (space-separated) | none |
 //! | `MCP_AUTH_REALM` | the realm of the challenges | `mcp` |
 //! | `MCP_AUTH_ISSUER_URL` | JWT mode: the trusted issuer (`iss`); its keys are found by discovery | — |
 //! | `MCP_AUTH_JWKS_URL` | JWT mode: the issuer's JWKS URL (skips discovery; needs the issuer) | — |
@@ -39,7 +41,7 @@
 //! ```
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     str::FromStr,
@@ -62,13 +64,15 @@ use crate::{
 /// The default listen address of the examples.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
-const VARS: [&str; 18] = [
+const VARS: [&str; 20] = [
     "MCP_AUTH_LISTEN",
     "MCP_AUTH_RESOURCE_URL",
     "MCP_AUTH_BEARER_TOKEN",
     "MCP_AUTH_BEARER_TOKENS",
+    "MCP_AUTH_BEARER_TOKEN_SCOPES",
     "MCP_AUTH_USER",
     "MCP_AUTH_PASSWORD",
+    "MCP_AUTH_USER_SCOPES",
     "MCP_AUTH_REALM",
     "MCP_AUTH_ISSUER_URL",
     "MCP_AUTH_JWKS_URL",
@@ -102,6 +106,24 @@ pub enum ConfigError {
     /// A configured token is not acceptable.
     #[error("bearer token: {0}")]
     Token(#[from] StaticTokenError),
+    /// An entry of `MCP_AUTH_BEARER_TOKEN_SCOPES` (counted from 1) is not `name=scope [scope…]`,
+    /// or names a token a second time.
+    #[error(
+        "MCP_AUTH_BEARER_TOKEN_SCOPES entry {0} is malformed: use `name=scope [scope…]`, one \
+         entry per token name"
+    )]
+    TokenScopesEntry(usize),
+    /// An entry of `MCP_AUTH_BEARER_TOKEN_SCOPES` (counted from 1) names no configured token.
+    /// The name is not repeated: it might be a token pasted in the wrong place.
+    #[error(
+        "MCP_AUTH_BEARER_TOKEN_SCOPES entry {0} names no configured token: use a name of \
+         MCP_AUTH_BEARER_TOKENS (`name:token`; a bare token is `token-<position>`), or `default` \
+         for MCP_AUTH_BEARER_TOKEN"
+    )]
+    UnknownTokenName(usize),
+    /// `MCP_AUTH_USER_SCOPES` is set without a Basic user.
+    #[error("MCP_AUTH_USER_SCOPES needs MCP_AUTH_USER and MCP_AUTH_PASSWORD")]
+    UserScopesWithoutUser,
     /// Only one of `MCP_AUTH_USER` and `MCP_AUTH_PASSWORD` is set.
     #[error("set both MCP_AUTH_USER and MCP_AUTH_PASSWORD, or neither")]
     BasicPair,
@@ -218,13 +240,42 @@ fn comma_list(value: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Parses `MCP_AUTH_BEARER_TOKEN_SCOPES`: `name=scope [scope…]` entries, comma-separated, each
+/// naming one of `tokens` at most once. Errors give the entry's position, never its text.
+fn token_scopes(
+    value: Option<String>,
+    tokens: &[(String, String)],
+) -> Result<BTreeMap<String, ScopeSet>, ConfigError> {
+    let mut scopes = BTreeMap::new();
+    let entries = value.iter().flat_map(|v| v.split(',')).map(str::trim);
+    for (i, entry) in entries.enumerate().filter(|(_, e)| !e.is_empty()) {
+        let malformed = || ConfigError::TokenScopesEntry(i + 1);
+        let (name, list) = entry.split_once('=').ok_or_else(malformed)?;
+        let name = name.trim();
+        let set = ScopeSet::parse(list.trim()).map_err(|source| ConfigError::Scopes {
+            var: "MCP_AUTH_BEARER_TOKEN_SCOPES",
+            source,
+        })?;
+        if name.is_empty() || set.is_empty() || scopes.contains_key(name) {
+            return Err(malformed());
+        }
+        if !tokens.iter().any(|(n, _)| n == name) {
+            return Err(ConfigError::UnknownTokenName(i + 1));
+        }
+        scopes.insert(name.to_owned(), set);
+    }
+    Ok(scopes)
+}
+
 /// Settings read from `MCP_AUTH_*` variables. `Debug` never prints a secret.
 #[derive(Clone)]
 pub struct EnvConfig {
     listen: SocketAddr,
     resource_url: ResourceUrl,
     tokens: Vec<(String, String)>,
+    token_scopes: BTreeMap<String, ScopeSet>,
     basic: Option<(String, String)>,
+    user_scopes: ScopeSet,
     realm: String,
     jwt: Option<JwtEnv>,
     required_scopes: Option<ScopeRequirement>,
@@ -240,7 +291,9 @@ impl fmt::Debug for EnvConfig {
             .field("listen", &self.listen)
             .field("resource_url", &self.resource_url)
             .field("bearer_token_names", &names)
+            .field("bearer_token_scopes", &self.token_scopes)
             .field("basic_user", &self.basic.as_ref().map(|(u, _)| u))
+            .field("basic_user_scopes", &self.user_scopes)
             .field("realm", &self.realm)
             .field("jwt", &self.jwt)
             .field("required_scopes", &self.required_scopes)
@@ -315,10 +368,19 @@ impl EnvConfig {
                 tokens.push((name, token));
             }
         }
+        let token_scopes = token_scopes(take("MCP_AUTH_BEARER_TOKEN_SCOPES"), &tokens)?;
         let basic = match (take("MCP_AUTH_USER"), take("MCP_AUTH_PASSWORD")) {
             (Some(u), Some(p)) => Some((u, p)),
             (None, None) => None,
             _ => return Err(ConfigError::BasicPair),
+        };
+        let user_scopes = match take("MCP_AUTH_USER_SCOPES") {
+            Some(_) if basic.is_none() => return Err(ConfigError::UserScopesWithoutUser),
+            Some(v) => ScopeSet::try_from_iter(list(&v)).map_err(|source| ConfigError::Scopes {
+                var: "MCP_AUTH_USER_SCOPES",
+                source,
+            })?,
+            None => ScopeSet::new(),
         };
         let realm = take("MCP_AUTH_REALM").unwrap_or_else(|| "mcp".to_owned());
         let scopes =
@@ -406,7 +468,9 @@ impl EnvConfig {
             listen,
             resource_url,
             tokens,
+            token_scopes,
             basic,
+            user_scopes,
             realm,
             jwt,
             required_scopes,
@@ -519,20 +583,31 @@ impl EnvConfig {
         self.tokens.push((name.into(), token.into()));
     }
 
-    /// The static-token verifier, if any token is configured.
+    /// The static-token verifier, if any token is configured. Each token grants the scopes
+    /// `MCP_AUTH_BEARER_TOKEN_SCOPES` gives its name, and none without an entry.
     pub fn static_bearer(&self) -> Result<Option<StaticBearer>, ConfigError> {
         if self.tokens.is_empty() {
             return Ok(None);
         }
-        Ok(Some(StaticBearer::new(
-            self.tokens.iter().map(|(n, t)| (n.clone(), t)),
-        )?))
+        let builder = self
+            .tokens
+            .iter()
+            .fold(StaticBearer::builder(), |b, (n, t)| {
+                let scopes = self.token_scopes.get(n).cloned().unwrap_or_default();
+                b.token_with_scopes(n.clone(), t, scopes)
+            });
+        Ok(Some(builder.build()?))
     }
 
-    /// The Basic verifier, if a user is configured.
+    /// The Basic verifier, if a user is configured; the user is granted
+    /// `MCP_AUTH_USER_SCOPES`.
     pub fn basic_auth(&self) -> Result<Option<BasicAuth>, ConfigError> {
         match &self.basic {
-            Some((u, p)) => Ok(Some(BasicAuth::builder().user(u.clone(), p).build()?)),
+            Some((u, p)) => Ok(Some(
+                BasicAuth::builder()
+                    .user_with_scopes(u.clone(), p, self.user_scopes.clone())
+                    .build()?,
+            )),
             None => Ok(None),
         }
     }
@@ -789,6 +864,128 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    const LAPTOP: &str = "bGFwdG9wLXRva2VuLTEyMzQ1Ng";
+    const CI: &str = "c2VjcmV0LXRva2VuLWZvci1jaQ";
+
+    /// The scopes granted to whoever presents `token`, or `None` if it is refused.
+    fn granted_to(c: &EnvConfig, token: &str) -> Option<String> {
+        match c
+            .static_bearer()
+            .unwrap()?
+            .verify(&Credentials::Bearer(token))
+        {
+            Verdict::Ready(Ok(info)) => Some(info.scopes().to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn static_tokens_get_the_scopes_named_for_them() {
+        let tokens = format!("laptop:{LAPTOP},ci:{CI}");
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_BEARER_TOKENS", tokens.as_str()),
+            (
+                "MCP_AUTH_BEARER_TOKEN_SCOPES",
+                " laptop = mcp:read  mcp:write , ci=mcp:read,",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            granted_to(&c, LAPTOP).as_deref(),
+            Some("mcp:read mcp:write")
+        );
+        assert_eq!(granted_to(&c, CI).as_deref(), Some("mcp:read"));
+        // A token without an entry has no scopes; `default` and `token-<n>` are names too.
+        let bare = "YmFyZS10b2tlbi1mb3ItdGhlLXRlc3Rz";
+        let tokens = format!("{bare},ci:{CI}");
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_BEARER_TOKEN", LAPTOP),
+            ("MCP_AUTH_BEARER_TOKENS", tokens.as_str()),
+            ("MCP_AUTH_BEARER_TOKEN_SCOPES", "default=a:b,token-1=c:d"),
+        ])
+        .unwrap();
+        assert_eq!(granted_to(&c, LAPTOP).as_deref(), Some("a:b"));
+        assert_eq!(granted_to(&c, bare).as_deref(), Some("c:d"));
+        assert_eq!(granted_to(&c, CI).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn token_scope_errors_name_the_variable_and_never_a_token() {
+        let err = |scopes: &str| {
+            let tokens = format!("laptop:{LAPTOP},ci:{CI}");
+            EnvConfig::from_vars([
+                ("MCP_AUTH_BEARER_TOKENS", tokens.as_str()),
+                ("MCP_AUTH_BEARER_TOKEN_SCOPES", scopes),
+            ])
+            .unwrap_err()
+        };
+        // An unknown name (here a token pasted in place of its name) is reported by position.
+        let e = err(&format!("ci=mcp:read,{LAPTOP}=mcp:read"));
+        assert_eq!(e, ConfigError::UnknownTokenName(2));
+        let message = e.to_string();
+        assert!(
+            message.starts_with("MCP_AUTH_BEARER_TOKEN_SCOPES"),
+            "{message}"
+        );
+        assert!(!message.contains(LAPTOP), "{message}");
+        assert_eq!(err("nobody=mcp:read"), ConfigError::UnknownTokenName(1));
+        // Malformed entries: no `=`, no name, no scope, a name given twice.
+        for (scopes, entry) in [
+            ("ci:mcp:read", 1),
+            ("ci=mcp:read,=mcp:read", 2),
+            ("ci=", 1),
+            ("ci=a:b,ci=c:d", 2),
+        ] {
+            let e = err(scopes);
+            assert_eq!(e, ConfigError::TokenScopesEntry(entry), "{scopes}");
+            assert!(e.to_string().starts_with("MCP_AUTH_BEARER_TOKEN_SCOPES"));
+        }
+        // A malformed scope.
+        assert!(matches!(
+            err("ci=mcp:read bad\"scope"),
+            ConfigError::Scopes {
+                var: "MCP_AUTH_BEARER_TOKEN_SCOPES",
+                source: ScopeError::Invalid(_)
+            }
+        ));
+    }
+
+    #[test]
+    fn the_basic_user_gets_the_user_scopes() {
+        let granted = |c: &EnvConfig, header: &str| {
+            let basic = crate::credentials::basic(header).unwrap();
+            match c
+                .basic_auth()
+                .unwrap()
+                .unwrap()
+                .verify(&Credentials::Basic(&basic))
+            {
+                Verdict::Ready(Ok(info)) => info.scopes().to_string(),
+                _ => panic!("refused"),
+            }
+        };
+        let user = [("MCP_AUTH_USER", "alice"), ("MCP_AUTH_PASSWORD", "pw")];
+        let alice = "YWxpY2U6cHc="; // alice:pw
+        let mut vars = user.to_vec();
+        vars.push(("MCP_AUTH_USER_SCOPES", "mcp:write  mcp:read"));
+        let c = EnvConfig::from_vars(vars).unwrap();
+        assert_eq!(granted(&c, alice), "mcp:read mcp:write");
+        assert_eq!(granted(&EnvConfig::from_vars(user).unwrap(), alice), "");
+        let mut vars = user.to_vec();
+        vars.push(("MCP_AUTH_USER_SCOPES", "mcp:read bad\"scope"));
+        assert!(matches!(
+            EnvConfig::from_vars(vars).unwrap_err(),
+            ConfigError::Scopes {
+                var: "MCP_AUTH_USER_SCOPES",
+                ..
+            }
+        ));
+        assert_eq!(
+            EnvConfig::from_vars([("MCP_AUTH_USER_SCOPES", "mcp:read")]).unwrap_err(),
+            ConfigError::UserScopesWithoutUser
+        );
     }
 
     #[test]

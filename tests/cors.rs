@@ -1,4 +1,4 @@
-//! CORS for browser-based MCP clients (checklist §K, CORS-1..3) over real HTTP: an axum 0.8
+//! CORS (the Fetch standard's CORS protocol) for browser-based MCP clients over real HTTP: an axum 0.8
 //! server on 127.0.0.1 with `tower_http::cors::CorsLayer` around the auth layer, and reqwest
 //! playing the browser.
 
@@ -122,7 +122,7 @@ fn acao(res: &reqwest::Response) -> Option<&str> {
         .map(|v| v.to_str().unwrap())
 }
 
-/// CORS-3: a preflight never reaches the auth layer, and it allows `authorization` by name.
+/// A preflight never reaches the auth layer, and it allows `authorization` by name.
 #[tokio::test]
 async fn preflight_to_mcp_is_answered_before_auth() {
     let server = serve().await;
@@ -158,7 +158,7 @@ async fn preflight_to_mcp_is_answered_before_auth() {
     }
 }
 
-/// CORS-2: refusals carry ACAO and expose `WWW-Authenticate`, so a browser can read the
+/// Refusals carry ACAO and expose `WWW-Authenticate`, so a browser can read the
 /// challenge.
 #[tokio::test]
 async fn refusals_are_readable_cross_origin() {
@@ -217,7 +217,7 @@ async fn refusals_are_readable_cross_origin() {
     assert_eq!(res.text().await.unwrap(), "ci static_bearer");
 }
 
-/// CORS-1 through the whole stack: the metadata (and its 404 neighbours) stay readable
+/// Through the whole stack, the metadata (and its 404 neighbours) stay readable
 /// cross-origin, and its preflight allows `mcp-protocol-version`.
 #[tokio::test]
 async fn metadata_is_readable_cross_origin_through_the_stack() {

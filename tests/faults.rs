@@ -10,6 +10,10 @@
 //! cooldown. Latencies are checked only against a generous multiple of the fetch timeout, with
 //! `tokio::time::timeout` as a hang detector (a liveness check, not a performance one); they are
 //! printed as figures.
+#![cfg(all(
+    feature = "remote-jwks",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))] // Remote keys and JWT verification.
 
 mod common;
 #[path = "common/jwks_server.rs"]

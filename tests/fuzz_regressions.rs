@@ -1,5 +1,6 @@
 //! Inputs the fuzz targets (`fuzz/`) crashed on, kept as plain tests: each calls the same
 //! functions as its target, on the crashing input written as bytes.
+#![cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))] // JWT verification needs a crypto backend.
 
 use mcp_server_auth::{
     ProtectedResourceMetadata, ResourceUrl,

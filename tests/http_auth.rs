@@ -1102,7 +1102,7 @@ async fn custom_realm_appears_in_both_challenges() {
 }
 
 /// With metadata and Basic, the Bearer line carries `resource_metadata` (no realm) and the Basic
-/// line the realm (checklist §M).
+/// line the realm (RFC 9110 §11.6.1, RFC 9728 §5.1, RFC 7617 §2).
 #[tokio::test]
 async fn two_verifiers_with_metadata() {
     let layer = AuthLayer::builder(bearer().or(basic()))

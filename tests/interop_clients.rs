@@ -12,6 +12,10 @@
 //! Needs Node.js 20+ with npm and Python 3.11+ with venv; the first run installs the packages
 //! (about 20 s; see `CARGO_TARGET_TMPDIR/interop-clients-*.log`). `INTEROP_VERBOSE=1` prints
 //! every client's output.
+#![cfg(all(
+    feature = "remote-jwks",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))] // Remote keys and JWT verification.
 
 #[path = "common/clients.rs"]
 mod clients;

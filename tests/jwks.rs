@@ -5,6 +5,10 @@
 //! verifier runs behind a real `AuthLayer` on a real axum server where the status code matters
 //! (200 / 401 / 503 with `Retry-After`), and is called directly where HTTP adds nothing. More
 //! faults, with figures, in `tests/faults.rs`; load in `tests/load.rs`.
+#![cfg(all(
+    feature = "remote-jwks",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))] // Remote keys and JWT verification.
 
 mod common;
 #[path = "common/jwks_server.rs"]

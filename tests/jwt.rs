@@ -5,8 +5,10 @@
 //! Tokens are minted here with `jsonwebtoken` and the test-only keys of `tests/fixtures/jwt/`
 //! (RS256, ES256, EdDSA; HS256 from a secret), or crafted by hand for the malformed cases.
 //!
-//! Checklist sections E (token from the request), F (validation rules) and G (JWT access
-//! tokens) of `resource-server-checklist.md`.
+//! Covers the token's place in the request (RFC 6750 §2.1; MCP 2025-11-25, Authorization,
+//! “Token Handling”), the validation rules (RFC 9068 §4, RFC 7519 §4.1, RFC 8725 §3.1 and §3.11,
+//! RFC 8707 §2 for the audience) and the JWT access token profile (RFC 9068 §2).
+#![cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))] // JWT verification needs a crypto backend.
 
 mod common;
 

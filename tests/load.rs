@@ -9,6 +9,10 @@
 //! cap (sampled during the run and after it), resident memory growth under a generous bound.
 //! Printed only (`FIGURE` lines; `-- --nocapture`): throughput, latency percentiles, RSS.
 //! Deterministic apart from timing: the mix comes from fixed seeds.
+#![cfg(all(
+    feature = "remote-jwks",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))] // Remote keys and JWT verification.
 
 mod common;
 #[path = "common/jwks_server.rs"]

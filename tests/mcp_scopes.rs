@@ -709,3 +709,51 @@ async fn prompt_and_resource_scopes_cover_subscriptions_and_completions() {
     })
     .await;
 }
+
+/// The example server (`quickstart::app`) configured from the environment only: static tokens
+/// granted scopes by `MCP_AUTH_BEARER_TOKEN_SCOPES`, per-tool scopes by `MCP_AUTH_TOOL_SCOPES`.
+#[tokio::test]
+async fn static_tokens_from_the_environment_get_their_configured_scopes() {
+    timed(async {
+        let tokens = format!("laptop:{WRITER},ci:{READER},other:{NOBODY}");
+        let config = EnvConfig::from_vars([
+            ("MCP_AUTH_BEARER_TOKENS", tokens.as_str()),
+            (
+                "MCP_AUTH_BEARER_TOKEN_SCOPES",
+                "laptop=mcp:read mcp:write,ci=mcp:read",
+            ),
+            ("MCP_AUTH_TOOL_SCOPES", quickstart::DEFAULT_TOOL_SCOPES),
+        ])
+        .unwrap();
+        let (app, _shutdown) = quickstart::app(&config).await.unwrap();
+        let s = serve_axum(app).await;
+        let call = |token, tool| modern(&s, token, "tools/call", Some(tool)).send();
+        let refused = |res: reqwest::Response, scope: &str| {
+            assert_eq!(res.status(), 403);
+            let expected = format!(r#"scope="{scope}", error="insufficient_scope""#);
+            let challenge = challenges(&res).join("\n");
+            assert!(challenge.contains(&expected), "{challenge}");
+        };
+        // ci (mcp:read): echo, not write_note.
+        assert_eq!(
+            tool_text(call(READER, "echo").await.unwrap()).await,
+            "hello"
+        );
+        refused(
+            call(READER, "write_note").await.unwrap(),
+            "mcp:read mcp:write",
+        );
+        // laptop (mcp:read mcp:write): both.
+        assert_eq!(
+            tool_text(call(WRITER, "echo").await.unwrap()).await,
+            "hello"
+        );
+        let saved = tool_text(call(WRITER, "write_note").await.unwrap()).await;
+        assert!(saved.contains("saved for laptop"), "{saved}");
+        // A token without an entry has no scopes: only the tools that need none.
+        refused(call(NOBODY, "echo").await.unwrap(), "mcp:read");
+        let who = tool_text(call(NOBODY, "whoami").await.unwrap()).await;
+        assert!(who.contains(r#""subject":"other""#), "{who}");
+    })
+    .await;
+}

@@ -1,5 +1,6 @@
-//! Protected Resource Metadata (RFC 9728, checklist §A) served by the auth layer, and the
-//! challenges that point at it (checklist §B), over real HTTP: an axum 0.8 server on 127.0.0.1
+//! Protected Resource Metadata (RFC 9728 §2 and §3) served by the auth layer, and the
+//! challenges that point at it (RFC 9728 §5.1; MCP 2025-11-25, Authorization, “Protected
+//! Resource Metadata Discovery Requirements”), over real HTTP: an axum 0.8 server on 127.0.0.1
 //! and reqwest (raw TCP for a spoofed `Host`).
 //!
 //! The resource is the fixed `https://mcp.example.com/mcp` while the server listens on
@@ -216,7 +217,7 @@ async fn root_metadata_is_off_by_default() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
-    // Public, and readable cross-origin even when not found (checklist CORS-1).
+    // Public, and readable cross-origin even when not found: browser-based clients fetch it.
     assert_eq!(header(&res, ACCESS_CONTROL_ALLOW_ORIGIN), Some("*"));
     assert!(common::challenges(&res).is_empty());
 
@@ -328,7 +329,7 @@ async fn challenges_point_at_the_metadata() {
     );
 
     // The resource_metadata URL, fetched by its path on this server, is the document, whose
-    // `resource` is the URL of the endpoint that sent the challenge (checklist CH-3 / PRM-4).
+    // `resource` is the URL of the endpoint that sent the challenge (RFC 9728 §3.3 and §5.1).
     let url = challenges[0]
         .strip_prefix("Bearer resource_metadata=\"")
         .and_then(|r| r.split('"').next())
@@ -349,7 +350,8 @@ async fn challenges_point_at_the_metadata() {
     assert_eq!(res.text().await.unwrap(), "ci static_bearer");
 }
 
-/// A spoofed `Host` changes neither the challenge nor the document (checklist VAL-8).
+/// A spoofed `Host` changes neither the challenge nor the document: the resource identifier is
+/// configured, never read from the request (RFC 9728 §3.3 and §7.3).
 #[tokio::test]
 async fn host_header_is_never_used() {
     let server = serve(true).await;

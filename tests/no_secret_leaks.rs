@@ -14,6 +14,10 @@
 //! Static bearer and Basic requests go over a real socket (reqwest, and raw TCP for bytes no
 //! client sends); so do JWT and MCP requests. Passwords in URLs (configured, or sent back by an
 //! authorization server on 127.0.0.1): `no_secret_leaks/urls.rs`.
+#![cfg(all(
+    feature = "remote-jwks",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))] // Remote keys and JWT verification.
 
 mod common;
 #[path = "no_secret_leaks/urls.rs"]

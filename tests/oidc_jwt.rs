@@ -3,6 +3,10 @@
 //! variables exactly as the quickstart is: discovery from the issuer URL, a `client_credentials`
 //! token for our resource accepted, a token for another resource refused, a read-only token
 //! refused where writing is required, an opaque token refused.
+#![cfg(all(
+    feature = "remote-jwks",
+    any(feature = "aws-lc-rs", feature = "rust-crypto")
+))] // Remote keys and JWT verification.
 
 mod common;
 #[path = "common/install.rs"]

@@ -1,4 +1,5 @@
-//! Origin validation (checklist §J SEC-2, DNS rebinding) over real HTTP: an axum 0.8 server on
+//! Origin validation (MCP 2025-11-25, Transports, Streamable HTTP “Security Warning”: DNS
+//! rebinding; a present, invalid `Origin` gets `403`) over real HTTP: an axum 0.8 server on
 //! 127.0.0.1 with `OriginLayer` outside the real `AuthLayer`, and reqwest (raw TCP for bytes no
 //! client would send).
 

@@ -375,7 +375,8 @@ async fn wrong_token_is_refused_with_invalid_token() {
     .await;
 }
 
-/// Checklist TOK-3: a session id is not a credential. Every request of a session must carry
+/// A session id is not a credential (MCP 2025-11-25, Security Best Practices, “Session
+/// Hijacking”; Authorization, “Token Handling”). Every request of a session must carry
 /// the token; the session id alone (or with a wrong token) is refused.
 #[tokio::test]
 async fn session_id_without_token_is_refused() {

@@ -26,6 +26,7 @@
 //! token's `kid` and `alg` is tried, at most four.
 //!
 //! ```
+//! # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))] { // a crypto backend is needed
 //! use mcp_server_auth::jwt::{Algorithm, Issuer, JwtVerifier, KeySet};
 //! use mcp_server_auth::{AuthLayer, ResourceUrl};
 //!
@@ -39,6 +40,7 @@
 //!     .unwrap();
 //! let layer = AuthLayer::new(verifier);
 //! # let _ = layer;
+//! # }
 //! ```
 
 mod cache;
@@ -789,6 +791,7 @@ impl JwtVerifierBuilder {
     /// default union that one would grant scopes too.
     ///
     /// ```
+    /// # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))] { // a crypto backend is needed
     /// # use mcp_server_auth::{ResourceUrl, jwt::{Issuer, JwtVerifier, KeySet}};
     /// # let keys = KeySet::new().add_hmac_secret(Some("k"), mcp_server_auth::jwt::Algorithm::HS256,
     /// #     b"0123456789abcdef0123456789abcdef").unwrap();
@@ -797,6 +800,7 @@ impl JwtVerifierBuilder {
     ///     .scope_claims(["scp"]) // Entra ID: `scope` is not read at all
     ///     .build()?;
     /// # let _ = verifier;
+    /// # }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn scope_claims<I, S>(mut self, names: I) -> Self
