@@ -672,6 +672,7 @@ impl Verifier for EnvVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verifier::Credentials;
 
     #[test]
     fn tool_scopes_and_origins() {
@@ -874,7 +875,7 @@ mod tests {
         match c
             .static_bearer()
             .unwrap()?
-            .verify(&Credentials::Bearer(token))
+            .verify(&AuthRequest::credentials_only(Credentials::Bearer(token)))
         {
             Verdict::Ready(Ok(info)) => Some(info.scopes().to_string()),
             _ => None,
@@ -960,7 +961,7 @@ mod tests {
                 .basic_auth()
                 .unwrap()
                 .unwrap()
-                .verify(&Credentials::Basic(&basic))
+                .verify(&AuthRequest::credentials_only(Credentials::Basic(&basic)))
             {
                 Verdict::Ready(Ok(info)) => info.scopes().to_string(),
                 _ => panic!("refused"),

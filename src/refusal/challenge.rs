@@ -8,7 +8,7 @@
 //! | valid, but a scope is missing | 403 | `error="insufficient_scope"`, `scope` = the full required set |
 //! | credentials cannot be checked now | 503 + `Retry-After` | none |
 //!
-//! Format, for the parsers real MCP clients use (see the checklist in this crate's README):
+//! Format, for the parsers real MCP clients use (RFC 6750 §3, RFC 9728 §5.1; see the Conformance section of this crate's README):
 //! lowercase parameter names, `name="value"` with no spaces around `=`, values sanitized rather
 //! than escaped (no `"` or `\` and nothing outside printable ASCII), all on one line, in the
 //! fixed order `realm`, `resource_metadata`, `scope`, `error`, `error_description`; empty values
