@@ -62,6 +62,8 @@ pub mod basic;
 pub mod bearer;
 pub mod config;
 pub mod credentials;
+#[cfg(feature = "remote-jwks")]
+mod fetch;
 pub mod identity;
 pub mod jwt;
 pub mod mcp;
