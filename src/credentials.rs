@@ -9,14 +9,34 @@
 //! reported by name, for verifiers of schemes of their own.
 //!
 //! ```
-//! use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
-//! use mcp_server_auth::credentials::{self, Scheme};
+//! use std::convert::Infallible;
+//! use http::{Request, Response, header::AUTHORIZATION};
+//! use mcp_server_auth::{AuthLayer, bearer::StaticBearer};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
-//! let mut headers = HeaderMap::new();
-//! headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer abc.def"));
-//! let auth = credentials::authorization(&headers, 8192).unwrap().unwrap();
-//! assert_eq!(auth.scheme(), Scheme::Bearer); // the scheme is case-insensitive
-//! assert_eq!(credentials::bearer_token(auth.credentials()).unwrap(), "abc.def");
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let tokens = StaticBearer::new([("ci", "c2VjcmV0LXRva2VuLWZvci1jaQ")]).unwrap();
+//! let service = ServiceBuilder::new()
+//!     .layer(AuthLayer::new(tokens))
+//!     .service(service_fn(|_: Request<String>| async {
+//!         Ok::<_, Infallible>(Response::new(String::new()))
+//!     }));
+//! let status = |request: Request<String>| {
+//!     let service = service.clone();
+//!     async move { service.oneshot(request).await.unwrap().status() }
+//! };
+//! // The scheme is case-insensitive.
+//! let header = Request::get("/mcp")
+//!     .header(AUTHORIZATION, "bearer c2VjcmV0LXRva2VuLWZvci1jaQ")
+//!     .body(String::new())
+//!     .unwrap();
+//! assert_eq!(status(header).await, 200);
+//! // A token in the query string is never read.
+//! let query = Request::get("/mcp?access_token=c2VjcmV0LXRva2VuLWZvci1jaQ")
+//!     .body(String::new())
+//!     .unwrap();
+//! assert_eq!(status(query).await, 401);
+//! # });
 //! ```
 
 use std::fmt;
@@ -138,6 +158,7 @@ impl CredentialError {
     }
 }
 
+#[doc(hidden)] // Reachable for the fuzz targets and tests; not part of the API (no semver promise).
 /// Reads the request's `Authorization` header.
 ///
 /// Returns `Ok(None)` when there is no such header. Leading and trailing spaces and tabs are
@@ -207,6 +228,7 @@ pub fn authorization(
     }))
 }
 
+#[doc(hidden)] // Reachable for the fuzz targets and tests; not part of the API (no semver promise).
 /// Checks a bearer token against RFC 6750 `b64token`:
 /// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub fn bearer_token(credentials: &str) -> Result<&str, CredentialError> {
@@ -220,6 +242,7 @@ pub fn bearer_token(credentials: &str) -> Result<&str, CredentialError> {
     }
 }
 
+#[doc(hidden)] // Reachable for the fuzz targets and tests; not part of the API (no semver promise).
 /// Whether `s` matches RFC 6750 `b64token`.
 pub fn is_b64token(s: &str) -> bool {
     let bytes = s.as_bytes();
@@ -273,6 +296,7 @@ impl fmt::Debug for BasicCredentials {
     }
 }
 
+#[doc(hidden)] // Reachable for the fuzz targets and tests; not part of the API (no semver promise).
 /// Decodes `Basic` credentials: strict, padded, standard base64 (RFC 4648 §4) of
 /// `user-id ":" password` in UTF-8, split at the first colon, with no control characters.
 ///

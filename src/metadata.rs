@@ -167,7 +167,12 @@ impl ProtectedResourceMetadata {
     /// `Router::route_service`, when the [`AuthLayer`](crate::AuthLayer) does not wrap the
     /// whole router).
     pub fn into_service(self) -> MetadataService {
-        MetadataService(MetadataEndpoint::new(&self, false, DEFAULT_MAX_AGE))
+        MetadataService {
+            endpoint: MetadataEndpoint::new(&self, false, DEFAULT_MAX_AGE),
+            doc: self,
+            root: false,
+            max_age: DEFAULT_MAX_AGE,
+        }
     }
 }
 
@@ -393,17 +398,34 @@ impl MetadataEndpoint {
 /// Serves a [`ProtectedResourceMetadata`] document on its own; any path outside
 /// `/.well-known/oauth-protected-resource…` gets `404`.
 #[derive(Debug, Clone)]
-pub struct MetadataService(MetadataEndpoint);
+pub struct MetadataService {
+    doc: ProtectedResourceMetadata,
+    root: bool,
+    max_age: Duration,
+    endpoint: MetadataEndpoint,
+}
 
 impl MetadataService {
-    /// Also serve the document at the root well-known URL, with `resource` = the origin.
-    pub fn serve_at_root(self, doc: &ProtectedResourceMetadata) -> Self {
-        Self(MetadataEndpoint::new(doc, true, DEFAULT_MAX_AGE))
+    /// Also serves the document at the root well-known URL, with `resource` = the origin.
+    pub fn serve_at_root(mut self) -> Self {
+        self.root = true;
+        self.rebuild()
+    }
+
+    /// The `Cache-Control: max-age` of the document (default 1 h).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self.rebuild()
+    }
+
+    fn rebuild(mut self) -> Self {
+        self.endpoint = MetadataEndpoint::new(&self.doc, self.root, self.max_age);
+        self
     }
 
     /// The path the document is served at (without a trailing slash).
     pub fn path(&self) -> &str {
-        &self.0.path
+        &self.endpoint.path
     }
 }
 
@@ -418,7 +440,7 @@ impl<B> tower_service::Service<Request<B>> for MetadataService {
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let res = self
-            .0
+            .endpoint
             .respond(req.method(), req.uri().path())
             .unwrap_or_else(|| {
                 let mut r = Response::new(Bytes::new());

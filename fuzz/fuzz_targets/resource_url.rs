@@ -74,7 +74,7 @@ fn check(r: &ResourceUrl, input: &str) {
     let uri: http::Uri = path
         .parse()
         .unwrap_or_else(|e| panic!("metadata path {path:?}: {e}"));
-    let mut service = doc.clone().into_service().serve_at_root(&doc);
+    let mut service = doc.clone().into_service().serve_at_root();
     let req = Request::builder()
         .method(Method::GET)
         .uri(uri)

@@ -571,6 +571,7 @@ fn message(json: &str) -> Result<Parsed, OperationError> {
     ))
 }
 
+#[doc(hidden)] // Reachable for the fuzz targets; not part of the API (no semver promise).
 /// Checks that the routing headers agree with a single-message body: the method, and the name
 /// where the headers carry one. `Mcp-Name` must be present for the methods of
 /// [`name_in_header`]; for the others it is optional, and checked when present
