@@ -183,7 +183,7 @@ impl ResourceUrl {
             canonical.push('?');
             canonical.push_str(q);
         }
-        if crate::refusal::challenge::mimics_challenge_param(&canonical) {
+        if crate::scope::mimics_challenge_param(&canonical) {
             return Err(ResourceUrlError::ChallengeParam(redact_userinfo(url)));
         }
         let bare = host.trim_start_matches('[').trim_end_matches(']');

@@ -82,7 +82,7 @@ impl ScopeSet {
             if !is_scope_token(s) {
                 return Err(ScopeError::Invalid(s.to_owned()));
             }
-            if crate::refusal::challenge::mimics_challenge_param(s) {
+            if mimics_challenge_param(s) {
                 return Err(ScopeError::ChallengeParam(s.to_owned()));
             }
             v.push(s.to_owned());
@@ -301,6 +301,22 @@ impl ScopeHierarchy for ImplicationMap {
         }
         false
     }
+}
+
+/// Whether `value` contains `name=` for a parameter the official MCP SDK clients look for
+/// anywhere in a `WWW-Authenticate` value (`scope=`, `error=`, `error_description=`,
+/// `resource_metadata=`): their regular expressions would read it as that parameter. Configured
+/// values that go into challenges (realm, resource URL, scopes) are refused when it is so. It
+/// lives here, low in the flow, so that every module above may use it without a cycle.
+pub(crate) fn mimics_challenge_param(value: &str) -> bool {
+    [
+        "scope=",
+        "error=",
+        "error_description=",
+        "resource_metadata=",
+    ]
+    .iter()
+    .any(|p| value.contains(p))
 }
 
 #[cfg(test)]

@@ -162,7 +162,7 @@ impl<V: Verifier> AuthLayerBuilder<V> {
                 .realm
                 .bytes()
                 .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-            || crate::refusal::challenge::mimics_challenge_param(&self.realm)
+            || crate::scope::mimics_challenge_param(&self.realm)
         {
             return Err(BuildError::Realm);
         }

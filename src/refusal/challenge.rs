@@ -160,21 +160,6 @@ impl fmt::Display for Challenge {
     }
 }
 
-/// Whether `value` contains `name=` for a parameter the official MCP SDK clients look for
-/// anywhere in a `WWW-Authenticate` value (`scope=`, `error=`, `error_description=`,
-/// `resource_metadata=`): their regular expressions would read it as that parameter. Configured
-/// values that go into challenges (realm, resource URL, scopes) are refused when it is so.
-pub(crate) fn mimics_challenge_param(value: &str) -> bool {
-    [
-        "scope=",
-        "error=",
-        "error_description=",
-        "resource_metadata=",
-    ]
-    .iter()
-    .any(|p| value.contains(p))
-}
-
 /// What the challenges say, fixed at construction.
 #[derive(Debug, Clone)]
 pub(crate) struct ChallengeSettings {
