@@ -57,6 +57,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod admission;
 pub mod auth;
 pub mod basic;
 pub mod bearer;

@@ -2,7 +2,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{Admission, AuthLayer, Shared};
+use super::{AuthLayer, Shared};
+use crate::admission::Admission;
 use crate::{
     credentials::DEFAULT_MAX_HEADER_BYTES,
     metadata::{DEFAULT_MAX_AGE, MetadataEndpoint, ProtectedResourceMetadata},

@@ -15,9 +15,10 @@
 //!    otherwise it answers the refusal ([`crate::refusal`]: the status, the challenges, the gRPC
 //!    form, `no-store`, `Connection: close`) without calling it.
 //!
-//! The files: this one (the layer and its service), `builder` ([`AuthLayerBuilder`]),
-//! `admission` (after the verifier: scopes, the identity into the request, the refusal; shared
-//! with the scope layers) and `require_scopes` ([`RequireScopesLayer`]).
+//! The files: this one (the layer and its service), `builder` ([`AuthLayerBuilder`]) and
+//! `require_scopes` ([`RequireScopesLayer`]). What happens after the verifier (scopes, the
+//! identity into the request, the refusal) is `crate::admission`, shared with the MCP
+//! operation scope layer.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -42,7 +43,6 @@
 //! # });
 //! ```
 
-mod admission;
 mod builder;
 mod require_scopes;
 
@@ -68,7 +68,7 @@ use crate::{
     verifier::{AuthRequest, Credentials, Rejection, Schemes, Verdict, Verifier, VerifyFuture},
 };
 
-pub(crate) use admission::{Admission, presented_scheme};
+use crate::admission::Admission;
 pub use builder::{AuthLayerBuilder, BuildError};
 pub use require_scopes::{RequireScopes, RequireScopesLayer};
 

@@ -9,7 +9,7 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Admission, presented_scheme};
+use crate::admission::{Admission, presented_scheme};
 use crate::{
     identity::AuthInfo,
     refusal::{ResponseBody, ResponseFuture},

@@ -22,7 +22,7 @@ use super::{
     policy::McpScopes,
 };
 use crate::{
-    auth::{Admission, presented_scheme},
+    admission::{Admission, presented_scheme},
     identity::AuthInfo,
     refusal::{
         self, ResponseBody, ResponseFuture, connection,

@@ -1,4 +1,35 @@
-//! After verification: the scope check, admitting the identity into the request, and the refusal.
+//! Scope policy: what happens once a verifier has spoken. The required scopes are checked
+//! (honouring the scope hierarchy), the identity goes into the request extensions and the
+//! `Authorization` header leaves it (no token passthrough); or the refusal is built
+//! ([`crate::refusal`]). The auth layer, `require_scopes` and the MCP operation scope layer
+//! share one `Admission`, so their `403`s point at the same metadata and name scopes alike.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response, header::AUTHORIZATION};
+//! use mcp_server_auth::{AuthLayer, ScopeRequirement, ScopeSet, bearer::StaticBearer};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let tokens = StaticBearer::builder()
+//!     .token_with_scopes("ci", "c2VjcmV0LXRva2VuLWZvci1jaQ", ScopeSet::parse("mcp:read").unwrap())
+//!     .build()
+//!     .unwrap();
+//! let auth = AuthLayer::builder(tokens)
+//!     .required_scopes(ScopeRequirement::all_of(["mcp:write"]).unwrap())
+//!     .build()
+//!     .unwrap();
+//! let service = ServiceBuilder::new().layer(auth).service(service_fn(|_: Request<String>| async {
+//!     Ok::<_, Infallible>(Response::new(String::new()))
+//! }));
+//! let request = Request::get("/mcp")
+//!     .header(AUTHORIZATION, "Bearer c2VjcmV0LXRva2VuLWZvci1jaQ")
+//!     .body(String::new())
+//!     .unwrap();
+//! let response = service.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 403); // valid token, missing scope
+//! # });
+//! ```
 
 use std::sync::Arc;
 
@@ -15,14 +46,14 @@ use crate::{
 /// What happens after verification; shared with pending futures, so not generic.
 #[derive(Debug)]
 pub(crate) struct Admission {
-    pub(super) required: Option<ScopeRequirement>,
-    pub(super) hierarchy: Option<Arc<dyn ScopeHierarchy>>,
-    pub(super) forward_authorization: bool,
-    pub(super) responder: Responder,
+    pub(crate) required: Option<ScopeRequirement>,
+    pub(crate) hierarchy: Option<Arc<dyn ScopeHierarchy>>,
+    pub(crate) forward_authorization: bool,
+    pub(crate) responder: Responder,
     /// The scopes this server asks for anywhere: required, challenged or advertised.
-    pub(super) known: ScopeSet,
+    pub(crate) known: ScopeSet,
     /// Whether `insufficient_scope` challenges also name the known scopes already granted.
-    pub(super) challenge_granted: bool,
+    pub(crate) challenge_granted: bool,
 }
 
 /// The scheme an authenticated identity presented, for the challenges of a later refusal.
@@ -43,7 +74,7 @@ impl Admission {
     }
 
     /// Checks `required` against the identity's scopes, honouring the hierarchy.
-    pub(super) fn check_scopes(
+    pub(crate) fn check_scopes(
         &self,
         required: &ScopeRequirement,
         info: &AuthInfo,
@@ -77,7 +108,7 @@ impl Admission {
         }
     }
 
-    pub(super) fn admit<B>(&self, info: AuthInfo, req: &mut Request<B>) -> Result<(), Rejection> {
+    pub(crate) fn admit<B>(&self, info: AuthInfo, req: &mut Request<B>) -> Result<(), Rejection> {
         if let Some(required) = &self.required {
             self.check_scopes(required, &info)?;
         }
@@ -111,7 +142,7 @@ impl Admission {
 
     /// The refusal of `req`: a gRPC one for a gRPC call (HTTP/2 or later only), and `Connection: close` if `req`'s
     /// body is left unread ([`crate::refusal::connection`]).
-    pub(super) fn refuse_request<B, R>(
+    pub(crate) fn refuse_request<B, R>(
         &self,
         rejection: &Rejection,
         presented: Option<Scheme>,
