@@ -45,6 +45,7 @@ mod cache;
 mod keys;
 #[cfg(feature = "remote-jwks")]
 mod remote;
+mod signature;
 
 use std::{
     fmt,
@@ -53,7 +54,7 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{Header, errors::ErrorKind};
+use jsonwebtoken::Header;
 use serde_json::{Map, Value};
 
 pub use cache::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, TokenCacheConfig};
@@ -69,6 +70,7 @@ use crate::{
     verifier::{Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
 use cache::{TokenCache, now_secs};
+use signature::Signature;
 
 /// The default clock leeway: 60 seconds.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -363,20 +365,6 @@ fn numeric_date(value: &Value) -> Option<u64> {
         .filter(|&secs| secs <= MAX_NUMERIC_DATE)
 }
 
-/// Maps a jsonwebtoken error to why the token is refused.
-fn invalid(kind: &ErrorKind) -> Invalid {
-    match kind {
-        ErrorKind::ExpiredSignature => Invalid::Expired,
-        ErrorKind::ImmatureSignature => Invalid::NotYetValid,
-        ErrorKind::InvalidSignature => Invalid::BadSignature,
-        ErrorKind::InvalidIssuer => Invalid::WrongIssuer,
-        ErrorKind::InvalidAudience => Invalid::WrongAudience,
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => Invalid::Unacceptable,
-        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => Invalid::Claims,
-        _ => Invalid::Malformed,
-    }
-}
-
 fn refuse(reason: Invalid) -> Rejection {
     Rejection::Invalid(reason)
 }
@@ -543,27 +531,13 @@ impl Inner {
         if payload.contains('.') {
             return Err(refuse(Invalid::Malformed));
         }
-        let mut refusal = None;
-        let mut keys = keys.into_iter();
-        let key = loop {
-            let Some(key) = keys.next() else {
-                return Err(refuse(refusal.unwrap_or(Invalid::BadSignature)));
-            };
-            match jsonwebtoken::crypto::verify(
-                signature,
-                message.as_bytes(),
-                key.decoding(),
-                key.algorithm(),
-            ) {
-                Ok(true) => break key,
-                Ok(false) => {
-                    refusal.get_or_insert(Invalid::BadSignature);
-                }
-                Err(e) => {
-                    refusal.get_or_insert(invalid(e.kind()));
-                }
-            }
-        };
+        // Decoded once (on the stack) for all the candidate keys; each key was parsed once, when
+        // it was added, into the backend's verification key for its one algorithm.
+        let signature = Signature::decode(signature).map_err(|_| refuse(Invalid::Malformed))?;
+        let key = keys
+            .into_iter()
+            .find(|key| key.verify(message.as_bytes(), &signature))
+            .ok_or(refuse(Invalid::BadSignature))?;
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| refuse(Invalid::Malformed))?;

@@ -1,0 +1,300 @@
+//! Signature checks with keys parsed once, into the crypto backend's own verification keys.
+//!
+//! Why not `jsonwebtoken::crypto::verify`: it builds a verifier per call from the raw key
+//! material (a boxed verifier, an HMAC key schedule, and for RSA the public key itself, parsed
+//! from DER or rebuilt from `n` and `e` on every token), and decodes the signature into a fresh
+//! `Vec`. Here each [`JwtKey`](super::JwtKey) parses its material once, when it is added, into
+//! the backend's verification key for its one algorithm, so a token costs the backend's
+//! verification alone:
+//! - `aws-lc-rs` (the default; it wins when both backends are on, as in
+//!   [`install_crypto_provider`](super::install_crypto_provider)): a `ParsedPublicKey` for
+//!   RSA, ECDSA and Ed25519, an `hmac::Key` for HMAC;
+//! - `rust-crypto`: `rsa`'s PKCS#1 v1.5 and PSS verifying keys, `p256` / `p384` ECDSA and
+//!   `ed25519-dalek` verifying keys, and `hmac`'s keyed state.
+//!
+//! The parameters are those jsonwebtoken uses (RFC 7518 §3: RSA keys of 2048 bits or more with
+//! aws-lc-rs, PSS salt the hash length, fixed-size `r || s` ECDSA signatures), and HMAC tags are
+//! compared in constant time by the backend. Key material the backend cannot read is kept as a
+//! key that verifies nothing, as before: tokens naming it are refused as badly signed.
+//!
+//! ```
+//! use mcp_server_auth::jwt::{Algorithm, KeySet};
+//!
+//! // The key is parsed here, once; verifying a token no longer parses it.
+//! let keys = KeySet::new()
+//!     .add_hmac_secret(Some("k1"), Algorithm::HS256, b"0123456789abcdef0123456789abcdef")
+//!     .unwrap();
+//! assert_eq!(keys.len(), 1);
+//! ```
+
+use base64::{DecodeSliceError, Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+/// The largest signature of a supported algorithm: RSA with an 8192-bit modulus.
+const MAX_SIGNATURE_BYTES: usize = 1024;
+/// The largest signature of a non-RSA algorithm: ES384's `r || s` (HS512's tag is 64 bytes).
+const SMALL_SIGNATURE_BYTES: usize = 96;
+
+/// Why a signature was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignatureError {
+    /// The signature is not Base64url (without padding).
+    Malformed,
+    /// The signature does not verify with this key.
+    Bad,
+}
+
+/// A signature, Base64url-decoded on the stack (no allocation).
+pub(crate) struct Signature {
+    buf: SignatureBuf,
+    len: usize,
+}
+
+enum SignatureBuf {
+    Small([u8; SMALL_SIGNATURE_BYTES + 3]),
+    Large([u8; MAX_SIGNATURE_BYTES + 3]),
+    /// Valid Base64url, but longer than any supported signature.
+    TooLong,
+}
+
+impl Signature {
+    /// Decodes the third part of a compact JWS.
+    pub(crate) fn decode(encoded: &str) -> Result<Self, SignatureError> {
+        // `decode_slice` wants room for its estimate: 3 bytes per 4 characters, rounded up.
+        let estimate = encoded.len().div_ceil(4) * 3;
+        let mut buf = if estimate <= SMALL_SIGNATURE_BYTES + 3 {
+            SignatureBuf::Small([0; SMALL_SIGNATURE_BYTES + 3])
+        } else if estimate <= MAX_SIGNATURE_BYTES + 3 {
+            SignatureBuf::Large([0; MAX_SIGNATURE_BYTES + 3])
+        } else {
+            // Nothing this long can verify; only tell malformed from badly signed.
+            return match URL_SAFE_NO_PAD.decode(encoded) {
+                Ok(_) => Ok(Self {
+                    buf: SignatureBuf::TooLong,
+                    len: 0,
+                }),
+                Err(_) => Err(SignatureError::Malformed),
+            };
+        };
+        let out: &mut [u8] = match &mut buf {
+            SignatureBuf::Small(b) => b,
+            SignatureBuf::Large(b) => b,
+            SignatureBuf::TooLong => &mut [],
+        };
+        match URL_SAFE_NO_PAD.decode_slice(encoded, out) {
+            Ok(len) => Ok(Self { buf, len }),
+            Err(DecodeSliceError::DecodeError(_)) => Err(SignatureError::Malformed),
+            // Not reached: the buffer holds the estimate.
+            Err(DecodeSliceError::OutputSliceTooSmall) => Err(SignatureError::Bad),
+        }
+    }
+
+    /// The signature bytes, or `None` when it is too long to verify.
+    fn bytes(&self) -> Option<&[u8]> {
+        match &self.buf {
+            SignatureBuf::Small(b) => Some(&b[..self.len]),
+            SignatureBuf::Large(b) => Some(&b[..self.len]),
+            SignatureBuf::TooLong => None,
+        }
+    }
+}
+
+/// A key parsed into the backend's verification key for one algorithm.
+pub(crate) struct PreparedKey(Option<backend::Key>);
+
+impl PreparedKey {
+    /// Parses `key` for `alg`. Material the backend cannot read gives a key that verifies
+    /// nothing.
+    pub(crate) fn new(alg: Algorithm, key: &DecodingKey) -> Self {
+        Self(backend::Key::new(alg, key))
+    }
+
+    /// Whether `signature` is a valid signature of `message` under this key.
+    pub(crate) fn verify(&self, message: &[u8], signature: &Signature) -> bool {
+        match (&self.0, signature.bytes()) {
+            (Some(key), Some(signature)) => key.verify(message, signature),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(feature = "aws-lc-rs")]
+use aws_lc as backend;
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+use none as backend;
+#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+use rust_crypto as backend;
+
+#[cfg(feature = "aws-lc-rs")]
+mod aws_lc {
+    use aws_lc_rs::{
+        hmac,
+        signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents},
+    };
+    use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+
+    pub(super) enum Key {
+        Public(ParsedPublicKey),
+        Hmac(hmac::Key),
+    }
+
+    fn rsa(alg: Algorithm) -> Option<&'static RsaParameters> {
+        Some(match alg {
+            Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+            Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+            Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+            Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+            Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+            Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+            _ => return None,
+        })
+    }
+
+    impl Key {
+        pub(super) fn new(alg: Algorithm, key: &DecodingKey) -> Option<Self> {
+            let hmac = |a| Some(Key::Hmac(hmac::Key::new(a, key.try_get_as_bytes().ok()?)));
+            let public = |a: &'static dyn sig::VerificationAlgorithm| {
+                let bytes = key.try_get_as_bytes().ok()?;
+                ParsedPublicKey::new(a, bytes).ok().map(Key::Public)
+            };
+            match alg {
+                Algorithm::HS256 => hmac(hmac::HMAC_SHA256),
+                Algorithm::HS384 => hmac(hmac::HMAC_SHA384),
+                Algorithm::HS512 => hmac(hmac::HMAC_SHA512),
+                Algorithm::ES256 => public(&sig::ECDSA_P256_SHA256_FIXED),
+                Algorithm::ES384 => public(&sig::ECDSA_P384_SHA384_FIXED),
+                Algorithm::EdDSA => public(&sig::ED25519),
+                _ => {
+                    let params = rsa(alg)?;
+                    match key.kind() {
+                        DecodingKeyKind::SecretOrDer(_) => public(params),
+                        DecodingKeyKind::RsaModulusExponent { n, e } => {
+                            RsaPublicKeyComponents { n, e }
+                                .to_parsed_public_key(params)
+                                .ok()
+                                .map(Key::Public)
+                        }
+                    }
+                }
+            }
+        }
+
+        pub(super) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+            match self {
+                Key::Public(key) => key.verify_sig(message, signature).is_ok(),
+                // Constant-time comparison of the tags (aws-lc's `CRYPTO_memcmp`).
+                Key::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
+            }
+        }
+    }
+}
+
+#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+mod rust_crypto {
+    use ed25519_dalek::Verifier as _;
+    use hmac::{Hmac, Mac};
+    use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+    use rsa::{BigUint, RsaPublicKey, pkcs1::DecodeRsaPublicKey, pkcs1v15, pss};
+    use sha2::{Sha256, Sha384, Sha512};
+
+    pub(super) enum Key {
+        Rs256(pkcs1v15::VerifyingKey<Sha256>),
+        Rs384(pkcs1v15::VerifyingKey<Sha384>),
+        Rs512(pkcs1v15::VerifyingKey<Sha512>),
+        Ps256(pss::VerifyingKey<Sha256>),
+        Ps384(pss::VerifyingKey<Sha384>),
+        Ps512(pss::VerifyingKey<Sha512>),
+        Es256(p256::ecdsa::VerifyingKey),
+        Es384(p384::ecdsa::VerifyingKey),
+        EdDsa(ed25519_dalek::VerifyingKey),
+        Hs256(Hmac<Sha256>),
+        Hs384(Hmac<Sha384>),
+        Hs512(Hmac<Sha512>),
+    }
+
+    fn rsa_key(key: &DecodingKey) -> Option<RsaPublicKey> {
+        match key.kind() {
+            DecodingKeyKind::SecretOrDer(der) => RsaPublicKey::from_pkcs1_der(der).ok(),
+            DecodingKeyKind::RsaModulusExponent { n, e } => {
+                RsaPublicKey::new(BigUint::from_bytes_be(n), BigUint::from_bytes_be(e)).ok()
+            }
+        }
+    }
+
+    impl Key {
+        pub(super) fn new(alg: Algorithm, key: &DecodingKey) -> Option<Self> {
+            let bytes = || key.try_get_as_bytes().ok();
+            Some(match alg {
+                Algorithm::RS256 => Key::Rs256(pkcs1v15::VerifyingKey::new(rsa_key(key)?)),
+                Algorithm::RS384 => Key::Rs384(pkcs1v15::VerifyingKey::new(rsa_key(key)?)),
+                Algorithm::RS512 => Key::Rs512(pkcs1v15::VerifyingKey::new(rsa_key(key)?)),
+                Algorithm::PS256 => Key::Ps256(pss::VerifyingKey::new(rsa_key(key)?)),
+                Algorithm::PS384 => Key::Ps384(pss::VerifyingKey::new(rsa_key(key)?)),
+                Algorithm::PS512 => Key::Ps512(pss::VerifyingKey::new(rsa_key(key)?)),
+                Algorithm::ES256 => {
+                    Key::Es256(p256::ecdsa::VerifyingKey::from_sec1_bytes(bytes()?).ok()?)
+                }
+                Algorithm::ES384 => {
+                    Key::Es384(p384::ecdsa::VerifyingKey::from_sec1_bytes(bytes()?).ok()?)
+                }
+                Algorithm::EdDSA => Key::EdDsa(
+                    ed25519_dalek::VerifyingKey::from_bytes(bytes()?.try_into().ok()?).ok()?,
+                ),
+                Algorithm::HS256 => Key::Hs256(Hmac::new_from_slice(bytes()?).ok()?),
+                Algorithm::HS384 => Key::Hs384(Hmac::new_from_slice(bytes()?).ok()?),
+                Algorithm::HS512 => Key::Hs512(Hmac::new_from_slice(bytes()?).ok()?),
+                _ => return None,
+            })
+        }
+
+        pub(super) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+            fn rsa<V: rsa::signature::Verifier<S>, S>(k: &V, m: &[u8], s: &[u8]) -> bool
+            where
+                S: for<'a> TryFrom<&'a [u8]>,
+            {
+                S::try_from(s).is_ok_and(|s| k.verify(m, &s).is_ok())
+            }
+            // `verify_slice` compares the tags in constant time (`subtle`).
+            fn hmac<M: Mac + Clone>(k: &M, m: &[u8], s: &[u8]) -> bool {
+                let mut mac = k.clone();
+                mac.update(m);
+                mac.verify_slice(s).is_ok()
+            }
+            match self {
+                Key::Rs256(k) => rsa::<_, pkcs1v15::Signature>(k, message, signature),
+                Key::Rs384(k) => rsa::<_, pkcs1v15::Signature>(k, message, signature),
+                Key::Rs512(k) => rsa::<_, pkcs1v15::Signature>(k, message, signature),
+                Key::Ps256(k) => rsa::<_, pss::Signature>(k, message, signature),
+                Key::Ps384(k) => rsa::<_, pss::Signature>(k, message, signature),
+                Key::Ps512(k) => rsa::<_, pss::Signature>(k, message, signature),
+                Key::Es256(k) => p256::ecdsa::Signature::from_slice(signature)
+                    .is_ok_and(|s| k.verify(message, &s).is_ok()),
+                Key::Es384(k) => p384::ecdsa::Signature::from_slice(signature)
+                    .is_ok_and(|s| k.verify(message, &s).is_ok()),
+                Key::EdDsa(k) => ed25519_dalek::Signature::from_slice(signature)
+                    .is_ok_and(|s| k.verify(message, &s).is_ok()),
+                Key::Hs256(k) => hmac(k, message, signature),
+                Key::Hs384(k) => hmac(k, message, signature),
+                Key::Hs512(k) => hmac(k, message, signature),
+            }
+        }
+    }
+}
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+mod none {
+    use jsonwebtoken::{Algorithm, DecodingKey};
+
+    /// No backend: no key verifies anything (and `JwtVerifierBuilder::build` refuses).
+    pub(super) enum Key {}
+
+    impl Key {
+        pub(super) fn new(_: Algorithm, _: &DecodingKey) -> Option<Self> {
+            None
+        }
+
+        pub(super) fn verify(&self, _: &[u8], _: &[u8]) -> bool {
+            match *self {}
+        }
+    }
+}
