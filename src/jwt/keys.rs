@@ -25,7 +25,7 @@ use std::{
 
 pub use jsonwebtoken::Algorithm;
 
-use super::signature::{PreparedKey, Signature};
+use super::signature::PreparedKey;
 use jsonwebtoken::{
     DecodingKey,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
@@ -115,7 +115,7 @@ impl JwtKey {
     }
 
     /// Whether `signature` is this key's signature of `message` with its one algorithm.
-    pub(crate) fn verify(&self, message: &[u8], signature: &Signature) -> bool {
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         self.prepared.verify(message, signature)
     }
 

@@ -70,7 +70,6 @@ use crate::{
     verifier::{Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
 use cache::{TokenCache, now_secs};
-use signature::Signature;
 
 /// The default clock leeway: 60 seconds.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -365,6 +364,23 @@ fn numeric_date(value: &Value) -> Option<u64> {
         .filter(|&secs| secs <= MAX_NUMERIC_DATE)
 }
 
+/// Claims payloads up to this size are Base64url-decoded on the stack.
+const STACK_CLAIMS_BYTES: usize = 2048;
+
+/// Reads the claims of a token whose signature was verified, once: Base64url-decoded (on the
+/// stack when small enough), UTF-8 checked once for the whole document, then parsed into the map
+/// [`AuthInfo`] keeps. `None` if any step fails (a malformed token).
+fn read_claims(payload: &str) -> Option<Map<String, Value>> {
+    let parse = |json: &[u8]| serde_json::from_str(std::str::from_utf8(json).ok()?).ok();
+    if payload.len().div_ceil(4) * 3 <= STACK_CLAIMS_BYTES {
+        let mut buf = [0; STACK_CLAIMS_BYTES];
+        let len = URL_SAFE_NO_PAD.decode_slice(payload, &mut buf).ok()?;
+        parse(&buf[..len])
+    } else {
+        parse(&URL_SAFE_NO_PAD.decode(payload).ok()?)
+    }
+}
+
 fn refuse(reason: Invalid) -> Rejection {
     Rejection::Invalid(reason)
 }
@@ -533,16 +549,13 @@ impl Inner {
         }
         // Decoded once (on the stack) for all the candidate keys; each key was parsed once, when
         // it was added, into the backend's verification key for its one algorithm.
-        let signature = Signature::decode(signature).map_err(|_| refuse(Invalid::Malformed))?;
-        let key = keys
-            .into_iter()
-            .find(|key| key.verify(message.as_bytes(), &signature))
-            .ok_or(refuse(Invalid::BadSignature))?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| refuse(Invalid::Malformed))?;
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&payload).map_err(|_| refuse(Invalid::Malformed))?;
+        let key = signature::with_signature(signature, |signature| {
+            keys.into_iter()
+                .find(|key| key.verify(message.as_bytes(), signature))
+        })
+        .map_err(|_| refuse(Invalid::Malformed))?
+        .ok_or(refuse(Invalid::BadSignature))?;
+        let claims = read_claims(payload).ok_or(refuse(Invalid::Malformed))?;
         let exp = self.check_claims(&issuer.issuer, &claims)?;
         let string = |name: &str| claims.get(name).and_then(Value::as_str);
         if let Some(check) = &self.check {

@@ -35,67 +35,42 @@ const MAX_SIGNATURE_BYTES: usize = 1024;
 /// The largest signature of a non-RSA algorithm: ES384's `r || s` (HS512's tag is 64 bytes).
 const SMALL_SIGNATURE_BYTES: usize = 96;
 
-/// Why a signature was not accepted.
+/// The signature is not Base64url (without padding): the token is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SignatureError {
-    /// The signature is not Base64url (without padding).
-    Malformed,
-    /// The signature does not verify with this key.
-    Bad,
-}
+pub(crate) struct Malformed;
 
-/// A signature, Base64url-decoded on the stack (no allocation).
-pub(crate) struct Signature {
-    buf: SignatureBuf,
-    len: usize,
-}
-
-enum SignatureBuf {
-    Small([u8; SMALL_SIGNATURE_BYTES + 3]),
-    Large([u8; MAX_SIGNATURE_BYTES + 3]),
-    /// Valid Base64url, but longer than any supported signature.
-    TooLong,
-}
-
-impl Signature {
-    /// Decodes the third part of a compact JWS.
-    pub(crate) fn decode(encoded: &str) -> Result<Self, SignatureError> {
-        // `decode_slice` wants room for its estimate: 3 bytes per 4 characters, rounded up.
-        let estimate = encoded.len().div_ceil(4) * 3;
-        let mut buf = if estimate <= SMALL_SIGNATURE_BYTES + 3 {
-            SignatureBuf::Small([0; SMALL_SIGNATURE_BYTES + 3])
-        } else if estimate <= MAX_SIGNATURE_BYTES + 3 {
-            SignatureBuf::Large([0; MAX_SIGNATURE_BYTES + 3])
-        } else {
-            // Nothing this long can verify; only tell malformed from badly signed.
-            return match URL_SAFE_NO_PAD.decode(encoded) {
-                Ok(_) => Ok(Self {
-                    buf: SignatureBuf::TooLong,
-                    len: 0,
-                }),
-                Err(_) => Err(SignatureError::Malformed),
-            };
-        };
-        let out: &mut [u8] = match &mut buf {
-            SignatureBuf::Small(b) => b,
-            SignatureBuf::Large(b) => b,
-            SignatureBuf::TooLong => &mut [],
-        };
-        match URL_SAFE_NO_PAD.decode_slice(encoded, out) {
-            Ok(len) => Ok(Self { buf, len }),
-            Err(DecodeSliceError::DecodeError(_)) => Err(SignatureError::Malformed),
-            // Not reached: the buffer holds the estimate.
-            Err(DecodeSliceError::OutputSliceTooSmall) => Err(SignatureError::Bad),
+/// Decodes the signature (the third part of a compact JWS) on the stack, and gives it to `check`.
+/// A signature longer than any supported one is not given to `check` (nothing could verify it):
+/// the answer is then `R::default()`.
+pub(crate) fn with_signature<R: Default>(
+    encoded: &str,
+    check: impl FnOnce(&[u8]) -> R,
+) -> Result<R, Malformed> {
+    // `decode_slice` wants room for its estimate: 3 bytes per 4 characters, rounded up.
+    let estimate = encoded.len().div_ceil(4) * 3;
+    if estimate <= SMALL_SIGNATURE_BYTES + 3 {
+        decode_into(encoded, &mut [0; SMALL_SIGNATURE_BYTES + 3], check)
+    } else if estimate <= MAX_SIGNATURE_BYTES + 3 {
+        decode_into(encoded, &mut [0; MAX_SIGNATURE_BYTES + 3], check)
+    } else {
+        // Only tell a malformed signature from one that is merely wrong.
+        match URL_SAFE_NO_PAD.decode(encoded) {
+            Ok(_) => Ok(R::default()),
+            Err(_) => Err(Malformed),
         }
     }
+}
 
-    /// The signature bytes, or `None` when it is too long to verify.
-    fn bytes(&self) -> Option<&[u8]> {
-        match &self.buf {
-            SignatureBuf::Small(b) => Some(&b[..self.len]),
-            SignatureBuf::Large(b) => Some(&b[..self.len]),
-            SignatureBuf::TooLong => None,
-        }
+fn decode_into<R: Default>(
+    encoded: &str,
+    buf: &mut [u8],
+    check: impl FnOnce(&[u8]) -> R,
+) -> Result<R, Malformed> {
+    match URL_SAFE_NO_PAD.decode_slice(encoded, buf) {
+        Ok(len) => Ok(check(&buf[..len])),
+        Err(DecodeSliceError::DecodeError(_)) => Err(Malformed),
+        // Not reached: the buffer holds the estimate.
+        Err(DecodeSliceError::OutputSliceTooSmall) => Ok(R::default()),
     }
 }
 
@@ -110,11 +85,10 @@ impl PreparedKey {
     }
 
     /// Whether `signature` is a valid signature of `message` under this key.
-    pub(crate) fn verify(&self, message: &[u8], signature: &Signature) -> bool {
-        match (&self.0, signature.bytes()) {
-            (Some(key), Some(signature)) => key.verify(message, signature),
-            _ => false,
-        }
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|key| key.verify(message, signature))
     }
 }
 
@@ -135,7 +109,8 @@ mod aws_lc {
 
     pub(super) enum Key {
         Public(ParsedPublicKey),
-        Hmac(hmac::Key),
+        /// Boxed: aws-lc's HMAC state is large.
+        Hmac(Box<hmac::Key>),
     }
 
     fn rsa(alg: Algorithm) -> Option<&'static RsaParameters> {
@@ -152,7 +127,12 @@ mod aws_lc {
 
     impl Key {
         pub(super) fn new(alg: Algorithm, key: &DecodingKey) -> Option<Self> {
-            let hmac = |a| Some(Key::Hmac(hmac::Key::new(a, key.try_get_as_bytes().ok()?)));
+            let hmac = |a| {
+                Some(Key::Hmac(Box::new(hmac::Key::new(
+                    a,
+                    key.try_get_as_bytes().ok()?,
+                ))))
+            };
             let public = |a: &'static dyn sig::VerificationAlgorithm| {
                 let bytes = key.try_get_as_bytes().ok()?;
                 ParsedPublicKey::new(a, bytes).ok().map(Key::Public)
