@@ -278,3 +278,142 @@ mod none {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, crypto::sign};
+
+    use super::{Malformed, PreparedKey, with_signature};
+
+    const SECRET: &[u8] = b"unit tests only: an HMAC secret of 48 bytes ....";
+    const MESSAGE: &[u8] = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0";
+
+    /// Every algorithm with a test key: its signing key and its verification key.
+    fn keys() -> Vec<(Algorithm, EncodingKey, DecodingKey)> {
+        let rsa = || {
+            (
+                EncodingKey::from_rsa_pem(include_bytes!(
+                    "../../tests/fixtures/jwt/rsa_private.pem"
+                ))
+                .unwrap(),
+                DecodingKey::from_rsa_pem(include_bytes!(
+                    "../../tests/fixtures/jwt/rsa_public.pem"
+                ))
+                .unwrap(),
+            )
+        };
+        let mut all = Vec::new();
+        for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            all.push((
+                alg,
+                EncodingKey::from_secret(SECRET),
+                DecodingKey::from_secret(SECRET),
+            ));
+        }
+        for alg in [
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ] {
+            let (e, d) = rsa();
+            all.push((alg, e, d));
+        }
+        all.push((
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(include_bytes!("../../tests/fixtures/jwt/ec_private.pem"))
+                .unwrap(),
+            DecodingKey::from_ec_pem(include_bytes!("../../tests/fixtures/jwt/ec_public.pem"))
+                .unwrap(),
+        ));
+        all.push((
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_pem(include_bytes!(
+                "../../tests/fixtures/jwt/ed25519_private.pem"
+            ))
+            .unwrap(),
+            DecodingKey::from_ed_pem(include_bytes!(
+                "../../tests/fixtures/jwt/ed25519_public.pem"
+            ))
+            .unwrap(),
+        ));
+        all
+    }
+
+    fn signature(alg: Algorithm, key: &EncodingKey) -> Vec<u8> {
+        crate::jwt::install_crypto_provider().unwrap();
+        URL_SAFE_NO_PAD
+            .decode(sign(MESSAGE, key, alg).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_prepared_key_verifies_its_signatures_and_refuses_any_change() {
+        for (alg, encoding, decoding) in keys() {
+            let key = PreparedKey::new(alg, &decoding);
+            let mut sig = signature(alg, &encoding);
+            assert!(key.verify(MESSAGE, &sig), "{alg:?}");
+            assert!(
+                !key.verify(b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9", &sig),
+                "{alg:?}"
+            );
+            assert!(!key.verify(MESSAGE, &sig[..sig.len() - 1]), "{alg:?}");
+            assert!(!key.verify(MESSAGE, &[]), "{alg:?}");
+            let middle = sig.len() / 2;
+            sig[middle] ^= 1;
+            assert!(!key.verify(MESSAGE, &sig), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn a_prepared_key_verifies_with_its_one_algorithm_only() {
+        let all = keys();
+        for (alg, encoding, _) in &all {
+            let sig = signature(*alg, encoding);
+            for (other, _, decoding) in all.iter().filter(|(other, ..)| other != alg) {
+                assert!(
+                    !PreparedKey::new(*other, decoding).verify(MESSAGE, &sig),
+                    "a {alg:?} signature verified as {other:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn key_material_the_backend_cannot_read_verifies_nothing() {
+        let (_, encoding, _) = &keys()[3]; // RS256
+        let sig = signature(Algorithm::RS256, encoding);
+        for (alg, decoding) in [
+            (Algorithm::RS256, DecodingKey::from_rsa_der(b"not DER")),
+            (
+                Algorithm::RS256,
+                DecodingKey::from_rsa_raw_components(&[0, 1], &[1, 0, 1]),
+            ),
+            (Algorithm::ES256, DecodingKey::from_ec_der(&[4; 65])),
+            (Algorithm::EdDSA, DecodingKey::from_ed_der(&[1; 31])),
+        ] {
+            let key = PreparedKey::new(alg, &decoding);
+            assert!(key.0.is_none(), "{alg:?}");
+            assert!(!key.verify(MESSAGE, &sig), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn a_signature_not_in_base64url_is_malformed_and_an_overlong_one_reaches_no_key() {
+        for bad in ["a+b/", "abc=", "ab\n", "A", "A".repeat(1997).as_str()] {
+            assert_eq!(with_signature(bad, |_| true), Err(Malformed), "{bad:?}");
+        }
+        // Every size up to the largest RSA signature (8192 bits) reaches the check intact.
+        for len in [0, 32, 95, 96, 97, 98, 512, 1023, 1024] {
+            let sig: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let encoded = URL_SAFE_NO_PAD.encode(&sig);
+            assert_eq!(with_signature(&encoded, |s| s == sig), Ok(true), "{len}");
+        }
+        // Longer: valid, but nothing could verify it (the check is not run).
+        let long = URL_SAFE_NO_PAD.encode([7; 1100]);
+        assert_eq!(with_signature(&long, |_| true), Ok(false));
+    }
+}
