@@ -24,12 +24,12 @@ use std::{
 };
 
 pub use jsonwebtoken::Algorithm;
-
-use super::signature::PreparedKey;
 use jsonwebtoken::{
     DecodingKey,
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
 };
+
+use super::signature::PreparedKey;
 
 /// The smallest HMAC secret accepted: 32 bytes (RFC 7518 §3.2 asks for at least the hash size).
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
