@@ -29,6 +29,8 @@ use jsonwebtoken::{
     jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
 };
 
+use super::signature::PreparedKey;
+
 /// The smallest HMAC secret accepted: 32 bytes (RFC 7518 §3.2 asks for at least the hash size).
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
 
@@ -74,7 +76,10 @@ fn family_name(alg: Algorithm) -> &'static str {
 pub struct JwtKey {
     kid: Option<String>,
     alg: Algorithm,
+    /// The key material as read (compared by [`JwtKey::same_as`]).
     decoding: DecodingKey,
+    /// The material parsed once into the crypto backend's verification key for `alg`.
+    prepared: PreparedKey,
     /// Set when the key leaves its key set, so that cached verdicts it signed are dropped.
     retired: AtomicBool,
 }
@@ -93,6 +98,7 @@ impl JwtKey {
         Self {
             kid,
             alg,
+            prepared: PreparedKey::new(alg, &decoding),
             decoding,
             retired: AtomicBool::new(false),
         }
@@ -108,8 +114,9 @@ impl JwtKey {
         self.alg
     }
 
-    pub(crate) fn decoding(&self) -> &DecodingKey {
-        &self.decoding
+    /// Whether `signature` is this key's signature of `message` with its one algorithm.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.prepared.verify(message, signature)
     }
 
     /// Whether the key has left its key set.

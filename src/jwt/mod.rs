@@ -47,6 +47,7 @@ mod cache;
 mod keys;
 #[cfg(feature = "remote-jwks")]
 mod remote;
+mod signature;
 
 use std::{
     fmt,
@@ -55,7 +56,7 @@ use std::{
 };
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{Header, errors::ErrorKind};
+use jsonwebtoken::Header;
 use serde_json::{Map, Value};
 
 pub use cache::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, TokenCacheConfig};
@@ -367,17 +368,20 @@ fn numeric_date(value: &Value) -> Option<u64> {
         .filter(|&secs| secs <= MAX_NUMERIC_DATE)
 }
 
-/// Maps a jsonwebtoken error to why the token is refused.
-fn invalid(kind: &ErrorKind) -> Invalid {
-    match kind {
-        ErrorKind::ExpiredSignature => Invalid::Expired,
-        ErrorKind::ImmatureSignature => Invalid::NotYetValid,
-        ErrorKind::InvalidSignature => Invalid::BadSignature,
-        ErrorKind::InvalidIssuer => Invalid::WrongIssuer,
-        ErrorKind::InvalidAudience => Invalid::WrongAudience,
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => Invalid::Unacceptable,
-        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => Invalid::Claims,
-        _ => Invalid::Malformed,
+/// Claims payloads up to this size are Base64url-decoded on the stack.
+const STACK_CLAIMS_BYTES: usize = 2048;
+
+/// Reads the claims of a token whose signature was verified, once: Base64url-decoded (on the
+/// stack when small enough), UTF-8 checked once for the whole document, then parsed into the map
+/// [`AuthInfo`] keeps. `None` if any step fails (a malformed token).
+fn read_claims(payload: &str) -> Option<Map<String, Value>> {
+    let parse = |json: &[u8]| serde_json::from_str(std::str::from_utf8(json).ok()?).ok();
+    if payload.len().div_ceil(4) * 3 <= STACK_CLAIMS_BYTES {
+        let mut buf = [0; STACK_CLAIMS_BYTES];
+        let len = URL_SAFE_NO_PAD.decode_slice(payload, &mut buf).ok()?;
+        parse(&buf[..len])
+    } else {
+        parse(&URL_SAFE_NO_PAD.decode(payload).ok()?)
     }
 }
 
@@ -547,32 +551,15 @@ impl Inner {
         if payload.contains('.') {
             return Err(refuse(Invalid::Malformed));
         }
-        let mut refusal = None;
-        let mut keys = keys.into_iter();
-        let key = loop {
-            let Some(key) = keys.next() else {
-                return Err(refuse(refusal.unwrap_or(Invalid::BadSignature)));
-            };
-            match jsonwebtoken::crypto::verify(
-                signature,
-                message.as_bytes(),
-                key.decoding(),
-                key.algorithm(),
-            ) {
-                Ok(true) => break key,
-                Ok(false) => {
-                    refusal.get_or_insert(Invalid::BadSignature);
-                }
-                Err(e) => {
-                    refusal.get_or_insert(invalid(e.kind()));
-                }
-            }
-        };
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
-            .map_err(|_| refuse(Invalid::Malformed))?;
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&payload).map_err(|_| refuse(Invalid::Malformed))?;
+        // Decoded once (on the stack) for all the candidate keys; each key was parsed once, when
+        // it was added, into the backend's verification key for its one algorithm.
+        let key = signature::with_signature(signature, |signature| {
+            keys.into_iter()
+                .find(|key| key.verify(message.as_bytes(), signature))
+        })
+        .map_err(|_| refuse(Invalid::Malformed))?
+        .ok_or(refuse(Invalid::BadSignature))?;
+        let claims = read_claims(payload).ok_or(refuse(Invalid::Malformed))?;
         let exp = self.check_claims(&issuer.issuer, &claims)?;
         let string = |name: &str| claims.get(name).and_then(Value::as_str);
         if let Some(check) = &self.check {
