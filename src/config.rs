@@ -185,6 +185,7 @@ pub enum ConfigError {
 #[derive(Clone)]
 struct JwtEnv {
     issuer: String,
+    /// Read only where keys are fetched (feature `remote-jwks`).
     #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
     jwks_url: Option<String>,
     audiences: Vec<String>,

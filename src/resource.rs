@@ -17,7 +17,7 @@
 //! );
 //! ```
 
-use std::{borrow::Cow, fmt, net::IpAddr};
+use std::{fmt, net::IpAddr};
 
 /// The well-known URI suffix of RFC 9728 §3.
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -40,7 +40,9 @@ pub(crate) fn redact_userinfo(url: &str) -> String {
 /// client's errors, a redirect's target, a server's answer). A URL's authority ends here at
 /// `/`, `?`, `#`, white space, or a character a serialized URL never holds (`"`, `<`, `>`, `\`,
 /// `` ` ``): the user information a URL parser serializes has each of them percent-encoded.
-pub(crate) fn redact_userinfo_in(text: &str) -> Cow<'_, str> {
+#[cfg(feature = "remote-jwks")]
+pub(crate) fn redact_userinfo_in(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
     if !text.contains('@') {
         return Cow::Borrowed(text);
     }
@@ -329,6 +331,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "remote-jwks")]
     fn every_url_in_a_text_loses_its_password() {
         let cases = [
             ("no url here", "no url here"),

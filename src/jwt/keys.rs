@@ -76,7 +76,8 @@ fn family_name(alg: Algorithm) -> &'static str {
 pub struct JwtKey {
     kid: Option<String>,
     alg: Algorithm,
-    /// The key material as read (compared by [`JwtKey::same_as`]).
+    /// The key material as read, compared when a fetched key set replaces another.
+    #[cfg(feature = "remote-jwks")]
     decoding: DecodingKey,
     /// The material parsed once into the crypto backend's verification key for `alg`.
     prepared: PreparedKey,
@@ -99,6 +100,7 @@ impl JwtKey {
             kid,
             alg,
             prepared: PreparedKey::new(alg, &decoding),
+            #[cfg(feature = "remote-jwks")]
             decoding,
             retired: AtomicBool::new(false),
         }
@@ -124,13 +126,13 @@ impl JwtKey {
         self.retired.load(Ordering::Relaxed)
     }
 
-    #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+    #[cfg(feature = "remote-jwks")]
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Relaxed);
     }
 
     /// Whether this and `other` are the same key material for the same algorithm and kid.
-    #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+    #[cfg(feature = "remote-jwks")]
     pub(crate) fn same_as(&self, other: &JwtKey) -> bool {
         use jsonwebtoken::DecodingKeyKind::{RsaModulusExponent, SecretOrDer};
         let same = match (self.decoding.kind(), other.decoding.kind()) {
@@ -338,14 +340,14 @@ impl KeySet {
     }
 
     /// Whether a key with this kid exists (whatever its algorithm).
-    #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+    #[cfg(feature = "remote-jwks")]
     pub(crate) fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
     /// Replaces this set's keys by `next`'s, keeping the `Arc`s of unchanged keys (so that their
     /// cached verdicts stay valid) and retiring the keys that left.
-    #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+    #[cfg(feature = "remote-jwks")]
     pub(crate) fn merge_from(&self, next: KeySet) -> KeySet {
         let mut keys = Vec::with_capacity(next.keys.len());
         for k in next.keys {

@@ -67,7 +67,7 @@ pub use remote::{RemoteJwksOptions, RemoteKeysError};
 use crate::secret::SecretTag;
 use crate::{
     identity::{AuthInfo, AuthMethod},
-    resource::{Redacted, ResourceUrl, redact_userinfo, redact_userinfo_in},
+    resource::{Redacted, ResourceUrl},
     scope::ScopeSet,
     verifier::{AuthRequest, Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
@@ -133,8 +133,9 @@ pub enum JwtConfigError {
 impl JwtConfigError {
     /// [`JwtConfigError::JwksUri`]: the one way this crate builds it, so that neither the
     /// user information of `url` nor that of a URL `reason` quotes reaches a message.
-    #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+    #[cfg(feature = "remote-jwks")]
     pub(crate) fn jwks_uri(url: &str, reason: &str) -> Self {
+        use crate::resource::{redact_userinfo, redact_userinfo_in};
         Self::JwksUri {
             url: redact_userinfo(url),
             reason: redact_userinfo_in(reason).into_owned(),
@@ -166,7 +167,9 @@ pub fn install_crypto_provider() -> Result<(), JwtConfigError> {
     }
 }
 
-/// The result of looking a key up in an issuer's key source.
+/// The result of looking a key up in an issuer's key source. Without the `remote-jwks` feature
+/// only `Found` and `Missing` are built (by static keys); the verifier handles every variant
+/// either way, so they are not gated one by one.
 #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
 pub(crate) enum Lookup {
     /// The keys that may have signed the token (at least one; see [`KeySet::candidates`]).
@@ -181,7 +184,8 @@ pub(crate) enum Lookup {
     Refreshing(futures_util::future::BoxFuture<'static, ()>),
 }
 
-/// How far a key lookup may go.
+/// How far a key lookup may go. Static keys ignore it, so without the `remote-jwks` feature
+/// its contents are never read.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
 pub(crate) enum Ask {
@@ -252,7 +256,7 @@ impl Issuer {
         }
     }
 
-    #[allow(dead_code)]
+    #[cfg(feature = "remote-jwks")]
     pub(crate) fn with_source(issuer: impl Into<String>, source: Arc<dyn KeySource>) -> Self {
         Self {
             issuer: issuer.into(),
@@ -276,13 +280,8 @@ impl Issuer {
 /// Return `Err` with a short reason (logged, never sent) to refuse it with `401 invalid_token`.
 pub type ClaimsCheck = dyn Fn(&Map<String, Value>) -> Result<(), &'static str> + Send + Sync;
 
-struct TrustedIssuer {
-    issuer: String,
-    source: Arc<dyn KeySource>,
-}
-
 struct Inner {
-    issuers: Vec<TrustedIssuer>,
+    issuers: Vec<Issuer>,
     resource: ResourceUrl,
     /// Accepted `aud` values, compared as strings first (the resource first).
     audiences: Vec<String>,
@@ -855,14 +854,7 @@ impl JwtVerifierBuilder {
             return Err(JwtConfigError::NoAlgorithms);
         }
         let leeway = self.leeway.as_secs();
-        let issuers = self
-            .issuers
-            .into_iter()
-            .map(|i| TrustedIssuer {
-                issuer: i.issuer,
-                source: i.source,
-            })
-            .collect();
+        let issuers = self.issuers;
         let mut audiences = vec![self.resource.as_str().to_owned()];
         audiences.extend(self.audiences);
         Ok(JwtVerifier(Arc::new(Inner {
