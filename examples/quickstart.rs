@@ -25,7 +25,7 @@ use axum::Router;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use mcp_server_auth::{
     config::{ConfigError, EnvConfig},
-    mcp::McpScopes,
+    mcp::OperationScopes,
     origin::OriginLayer,
     rmcp::Caller,
     session::SessionBindingLayer,
@@ -128,7 +128,7 @@ pub const DEFAULT_TOOL_SCOPES: &str = "echo=mcp:read,write_note=mcp:write";
 pub fn with_defaults(config: &EnvConfig) -> Result<EnvConfig, ConfigError> {
     let mut config = config.clone();
     if config.tool_scopes().is_none() && config.issuer().is_some() {
-        config.set_tool_scopes(McpScopes::parse(DEFAULT_TOOL_SCOPES)?);
+        config.set_tool_scopes(OperationScopes::parse(DEFAULT_TOOL_SCOPES)?);
     }
     Ok(config)
 }

@@ -21,7 +21,7 @@
 //! | `MCP_AUTH_ALGORITHMS` | comma-separated JWT algorithm allow-list | RS*, PS*, ES256, ES384, EdDSA |
 //! | `MCP_AUTH_SCOPE_CLAIM` | the one JWT claim scopes are read from (e.g. `scope` or `scp`) | the union of `scope` and `scp` |
 //! | `MCP_AUTH_ALLOWED_ORIGINS` | browser origins allowed besides localhost (comma-separated `scheme://host[:port]`; `*` allows any) | localhost only |
-//! | `MCP_AUTH_TOOL_SCOPES` | per-tool scopes, `tool=scope [scope…]`, comma-separated (see [`McpScopes::parse`]) | — |
+//! | `MCP_AUTH_TOOL_SCOPES` | per-tool scopes, `tool=scope [scope…]`, comma-separated (see [`OperationScopes::parse`]) | — |
 //!
 //! In JWT mode the layer serves the Protected Resource Metadata document and every challenge
 //! points at it; static tokens and a Basic user, if also set, are still accepted.
@@ -53,7 +53,7 @@ use crate::{
     basic::{BasicAuth, BasicUserError},
     bearer::{StaticBearer, StaticTokenError},
     jwt::{Algorithm, Issuer, JwtConfigError, JwtVerifier},
-    mcp::{McpScopes, McpScopesError},
+    mcp::{OperationScopes, OperationScopesError},
     metadata::{MetadataError, ProtectedResourceMetadata},
     origin::{AllowedOrigins, OriginError},
     resource::{Redacted, ResourceUrl, ResourceUrlError, redact_userinfo},
@@ -178,7 +178,7 @@ pub enum ConfigError {
     Origin(#[from] OriginError),
     /// `MCP_AUTH_TOOL_SCOPES` is not acceptable.
     #[error("MCP_AUTH_TOOL_SCOPES: {0}")]
-    ToolScopes(#[from] McpScopesError),
+    ToolScopes(#[from] OperationScopesError),
 }
 
 /// JWT settings read from the environment. `Debug` redacts the user information of URLs.
@@ -281,7 +281,7 @@ pub struct EnvConfig {
     jwt: Option<JwtEnv>,
     required_scopes: Option<ScopeRequirement>,
     scopes_supported: Vec<String>,
-    tool_scopes: Option<McpScopes>,
+    tool_scopes: Option<OperationScopes>,
     allowed_origins: AllowedOrigins,
 }
 
@@ -453,7 +453,7 @@ impl EnvConfig {
             }),
         };
         let tool_scopes = take("MCP_AUTH_TOOL_SCOPES")
-            .map(|v| McpScopes::parse(&v))
+            .map(|v| OperationScopes::parse(&v))
             .transpose()?
             .filter(|p| !p.is_empty());
         let allowed_origins = match take("MCP_AUTH_ALLOWED_ORIGINS") {
@@ -485,14 +485,14 @@ impl EnvConfig {
 
     /// The per-operation scopes of `MCP_AUTH_TOOL_SCOPES`, if set: give them to
     /// [`AuthLayer::mcp_scopes`].
-    pub fn tool_scopes(&self) -> Option<&McpScopes> {
+    pub fn tool_scopes(&self) -> Option<&OperationScopes> {
         self.tool_scopes.as_ref()
     }
 
     /// Sets the per-operation scopes (for example a program's default when
     /// `MCP_AUTH_TOOL_SCOPES` is not set). Without `MCP_AUTH_SCOPES_SUPPORTED` and
     /// `MCP_AUTH_REQUIRED_SCOPES`, the metadata then advertises every scope they name.
-    pub fn set_tool_scopes(&mut self, scopes: McpScopes) {
+    pub fn set_tool_scopes(&mut self, scopes: OperationScopes) {
         self.tool_scopes = Some(scopes).filter(|s| !s.is_empty());
     }
 
@@ -810,7 +810,7 @@ mod tests {
         .unwrap();
         let m = c.metadata().unwrap().unwrap();
         assert_eq!(m.scopes_supported(), ["mcp:read", "mcp:write"]);
-        c.set_tool_scopes(McpScopes::parse("a=x:y").unwrap());
+        c.set_tool_scopes(OperationScopes::parse("a=x:y").unwrap());
         assert_eq!(c.metadata().unwrap().unwrap().scopes_supported(), ["x:y"]);
         let c = EnvConfig::from_vars([
             ("MCP_AUTH_ISSUER_URL", "https://auth.example.com"),

@@ -19,7 +19,7 @@ use axum::{Router, routing::post};
 use common::{TestServer, serve_axum};
 use mcp_server_auth::{
     AuthInfo, AuthLayer, ProtectedResourceMetadata, ResourceUrl, ScopeRequirement, ScopeSet,
-    bearer::StaticBearer, mcp::McpScopes, origin::OriginLayer,
+    bearer::StaticBearer, mcp::OperationScopes, origin::OriginLayer,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -51,7 +51,7 @@ async fn server() -> TestServer {
         .build()
         .unwrap();
     let mcp = Router::new().route("/mcp", post(whoami)).layer(
-        auth.mcp_scopes(McpScopes::parse("write_note=mcp:write").unwrap())
+        auth.mcp_scopes(OperationScopes::parse("write_note=mcp:write").unwrap())
             .max_body_bytes(64),
     );
     let admin = Router::new()

@@ -16,7 +16,7 @@ use axum::Router;
 use base64::{Engine, engine::general_purpose::STANDARD};
 use mcp_server_auth::{
     AuthLayer, ImplicationMap, ProtectedResourceMetadata, ResourceUrl, ScopeSet,
-    bearer::StaticBearer, config::EnvConfig, mcp::McpScopes,
+    bearer::StaticBearer, config::EnvConfig, mcp::OperationScopes,
 };
 use serde_json::{Value, json};
 
@@ -50,8 +50,8 @@ fn tokens() -> StaticBearer {
         .unwrap()
 }
 
-fn policy() -> McpScopes {
-    McpScopes::parse(quickstart::DEFAULT_TOOL_SCOPES).unwrap()
+fn policy() -> OperationScopes {
+    OperationScopes::parse(quickstart::DEFAULT_TOOL_SCOPES).unwrap()
 }
 
 /// The example's MCP service behind auth (with metadata and a hierarchy in which `mcp:admin`
@@ -72,7 +72,7 @@ async fn serve_granted(
 
 /// [`serve_granted`] with the per-operation scopes `scopes`.
 async fn serve_policy(
-    scopes: McpScopes,
+    scopes: OperationScopes,
     tune: impl FnOnce(mcp_server_auth::mcp::McpScopeLayer) -> mcp_server_auth::mcp::McpScopeLayer,
     granted: bool,
 ) -> TestServer {
@@ -609,8 +609,8 @@ async fn an_unknown_or_repeated_protocol_version_is_decided_on_the_body() {
 
 /// The example's tool scopes, and `mcp:write` for the prompt `draft` and the resource
 /// `file:///notes`.
-fn named_policy() -> McpScopes {
-    McpScopes::builder()
+fn named_policy() -> OperationScopes {
+    OperationScopes::builder()
         .tool("echo", ["mcp:read"])
         .tool("write_note", ["mcp:write"])
         .prompt("draft", ["mcp:write"])

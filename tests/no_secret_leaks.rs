@@ -47,7 +47,7 @@ use mcp_server_auth::{
     config::EnvConfig,
     credentials,
     jwt::{Algorithm, Issuer, JwtVerifier, KeySet, TokenCacheConfig},
-    mcp::McpScopes,
+    mcp::OperationScopes,
     verifier::{AuthRequest, Credentials},
 };
 use serde_json::{Value, json};
@@ -798,7 +798,7 @@ fn mcp_scope_refusals_leak_nothing() {
             .error_descriptions(true)
             .build()
             .unwrap();
-        let scopes = McpScopes::builder()
+        let scopes = OperationScopes::builder()
             .tool("echo", ["mcp:read"])
             .tool("write_note", ["mcp:write"])
             .build()
@@ -1086,11 +1086,11 @@ fn debug_of_every_configuration_type_names_no_secret() {
     );
     let jwt_layer = AuthLayer::new(verifier.clone());
     check("AuthLayer<JwtVerifier>", format!("{jwt_layer:?}"));
-    let scopes = McpScopes::builder()
+    let scopes = OperationScopes::builder()
         .tool("echo", ["mcp:read"])
         .build()
         .unwrap();
-    check("McpScopes", format!("{scopes:?}"));
+    check("OperationScopes", format!("{scopes:?}"));
     check("McpScopeLayer", format!("{:?}", layer.mcp_scopes(scopes)));
     check(
         "RequireScopesLayer",

@@ -18,7 +18,7 @@ use mcp_server_auth::{
     ScopeSet,
     bearer::StaticBearer,
     config::EnvConfig,
-    mcp::McpScopes,
+    mcp::OperationScopes,
     verifier::{AuthRequest, Credentials, Rejection, Schemes, Verdict, Verifier},
 };
 
@@ -88,7 +88,7 @@ async fn full_stack(descriptions: bool) -> TestServer {
         .error_descriptions(descriptions)
         .build()
         .unwrap();
-    let policy = McpScopes::parse(quickstart::DEFAULT_TOOL_SCOPES).unwrap();
+    let policy = OperationScopes::parse(quickstart::DEFAULT_TOOL_SCOPES).unwrap();
     let admin_routes = Router::new()
         .route("/admin", post(ok))
         .route_layer(auth.require_scopes(admin()));
@@ -104,7 +104,7 @@ async fn full_stack(descriptions: bool) -> TestServer {
 /// layer in front: each fails closed.
 async fn without_auth() -> TestServer {
     let auth = AuthLayer::new(tokens());
-    let policy = McpScopes::parse(quickstart::DEFAULT_TOOL_SCOPES).unwrap();
+    let policy = OperationScopes::parse(quickstart::DEFAULT_TOOL_SCOPES).unwrap();
     let app = Router::new()
         .route("/admin", post(ok))
         .route_layer(auth.require_scopes(admin()))

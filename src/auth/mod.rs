@@ -150,7 +150,7 @@ impl<V: Verifier> AuthLayer<V> {
     /// method) of requests this layer has authenticated. Put it inside this layer, in front of
     /// the MCP service; its `403` challenges point at the same metadata and honour the same
     /// scope hierarchy. See [`crate::mcp`].
-    pub fn mcp_scopes(&self, scopes: crate::mcp::McpScopes) -> crate::mcp::McpScopeLayer {
+    pub fn mcp_scopes(&self, scopes: crate::mcp::OperationScopes) -> crate::mcp::McpScopeLayer {
         crate::mcp::McpScopeLayer::new(scopes, self.shared.admission.clone())
     }
 }

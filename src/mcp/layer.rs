@@ -19,7 +19,7 @@ use tower_service::Service;
 
 use super::{
     operation::{self, Operation, OperationError},
-    policy::McpScopes,
+    operation_scopes::OperationScopes,
 };
 use crate::{
     admission::{Admission, presented_scheme},
@@ -35,7 +35,7 @@ use crate::{
 /// The default limit on a JSON-RPC body this layer reads: 4 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-/// Requires the scopes each MCP operation needs ([`McpScopes`]) of requests an
+/// Requires the scopes each MCP operation needs ([`OperationScopes`]) of requests an
 /// [`AuthLayer`](crate::AuthLayer) has authenticated. Build it with
 /// [`AuthLayer::mcp_scopes`](crate::AuthLayer::mcp_scopes) and put it inside the auth layer,
 /// in front of the MCP service; see the [module documentation](crate::mcp).
@@ -46,7 +46,7 @@ pub struct McpScopeLayer {
 
 #[derive(Debug, Clone)]
 struct Shared {
-    scopes: McpScopes,
+    scopes: OperationScopes,
     /// Every scope `scopes` names.
     known: ScopeSet,
     /// `scopes.is_empty()`, fixed at construction: then every request passes straight through.
@@ -57,7 +57,7 @@ struct Shared {
 }
 
 impl McpScopeLayer {
-    pub(crate) fn new(scopes: McpScopes, admission: Arc<Admission>) -> Self {
+    pub(crate) fn new(scopes: OperationScopes, admission: Arc<Admission>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 known: scopes.all_scopes(),
@@ -88,7 +88,7 @@ impl McpScopeLayer {
     }
 
     /// The policy.
-    pub fn scopes(&self) -> &McpScopes {
+    pub fn scopes(&self) -> &OperationScopes {
         &self.shared.scopes
     }
 

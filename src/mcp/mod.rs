@@ -39,14 +39,14 @@
 //!
 //! ```
 //! use axum::{Router, routing::post};
-//! use mcp_server_auth::{AuthLayer, ScopeSet, bearer::StaticBearer, mcp::McpScopes};
+//! use mcp_server_auth::{AuthLayer, ScopeSet, bearer::StaticBearer, mcp::OperationScopes};
 //!
 //! let tokens = StaticBearer::builder()
 //!     .token_with_scopes("ci", "c2VjcmV0LXRva2VuLWZvci1jaS0xMjM0", ScopeSet::parse("mcp:read").unwrap())
 //!     .build()
 //!     .unwrap();
 //! let auth = AuthLayer::new(tokens);
-//! let scopes = McpScopes::builder()
+//! let scopes = OperationScopes::builder()
 //!     .tool("echo", ["mcp:read"])
 //!     .tool("write_note", ["mcp:write"])
 //!     .build()
@@ -66,8 +66,8 @@
 
 pub mod layer;
 pub mod operation;
-pub mod policy;
+pub mod operation_scopes;
 
 pub use layer::{DEFAULT_MAX_BODY_BYTES, McpScope, McpScopeLayer};
 pub use operation::{NameKind, Operation, OperationError};
-pub use policy::{McpScopes, McpScopesBuilder, McpScopesError};
+pub use operation_scopes::{OperationScopes, OperationScopesBuilder, OperationScopesError};

@@ -9,7 +9,7 @@
 //! and no "this revision or later" (a later revision may drop or change the requirement).
 //! Everything else is decided on the body.
 //!
-//! An operation's name is what per-name scopes ([`McpScopes`](super::McpScopes)) key on: a tool
+//! An operation's name is what per-name scopes ([`OperationScopes`](super::OperationScopes)) key on: a tool
 //! name, a prompt name or a resource URI ([`NameKind`]). `Mcp-Name` carries it only for
 //! `tools/call`, `prompts/get` and `resources/read` ([`name_in_header`]); for
 //! `resources/subscribe`, `resources/unsubscribe` and `completion/complete`
@@ -114,7 +114,7 @@ pub enum NameKind {
 
 impl NameKind {
     /// The method that calls, gets or reads what is named, under which
-    /// [`McpScopes`](super::McpScopes) keeps per-name entries: `tools/call`, `prompts/get` or
+    /// [`OperationScopes`](super::OperationScopes) keeps per-name entries: `tools/call`, `prompts/get` or
     /// `resources/read`.
     pub fn method(self) -> &'static str {
         match self {

@@ -1,9 +1,9 @@
-//! Which scopes each MCP operation needs: [`McpScopes`].
+//! Which scopes each MCP operation needs: [`OperationScopes`].
 //!
 //! ```
-//! use mcp_server_auth::mcp::{McpScopes, Operation};
+//! use mcp_server_auth::mcp::{OperationScopes, Operation};
 //!
-//! let policy = McpScopes::builder()
+//! let policy = OperationScopes::builder()
 //!     .tool("echo", ["mcp:read"])
 //!     .tool("write_note", ["mcp:write"])
 //!     .default_scopes(["mcp:read"]) // every other tool, prompt, resource or method
@@ -24,10 +24,10 @@ use std::{
 use super::operation::{NameKind, Operation};
 use crate::scope::{ScopeError, ScopeRequirement, ScopeSet};
 
-/// What is wrong with an [`McpScopes`] configuration.
+/// What is wrong with an [`OperationScopes`] configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum McpScopesError {
+pub enum OperationScopesError {
     /// A scope is not a valid scope token, or is `offline_access`.
     #[error("scopes for {target}: {source}")]
     Scope {
@@ -82,16 +82,16 @@ pub fn is_baseline_method(method: &str) -> bool {
 /// 2. the entry for its method;
 /// 3. nothing more for the [baseline methods](is_baseline_method) (`initialize`, `tools/list`,
 ///    …) and for messages without a method (a client's responses);
-/// 4. the [default](McpScopesBuilder::default_scopes), if one is set; otherwise nothing more.
+/// 4. the [default](OperationScopesBuilder::default_scopes), if one is set; otherwise nothing more.
 #[derive(Clone, Default)]
-pub struct McpScopes {
+pub struct OperationScopes {
     /// Method → name → requirement.
     names: HashMap<String, HashMap<String, ScopeRequirement>>,
     methods: HashMap<String, Option<ScopeRequirement>>,
     default: Option<ScopeRequirement>,
 }
 
-impl fmt::Debug for McpScopes {
+impl fmt::Debug for OperationScopes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<_> = self
             .names
@@ -115,7 +115,7 @@ impl fmt::Debug for McpScopes {
             })
             .collect();
         methods.sort();
-        f.debug_struct("McpScopes")
+        f.debug_struct("OperationScopes")
             .field("names", &names)
             .field("methods", &methods)
             .field(
@@ -129,11 +129,11 @@ impl fmt::Debug for McpScopes {
     }
 }
 
-impl McpScopes {
+impl OperationScopes {
     /// Starts an empty policy: every operation needs only what the auth layer requires.
-    pub fn builder() -> McpScopesBuilder {
-        McpScopesBuilder {
-            policy: McpScopes::default(),
+    pub fn builder() -> OperationScopesBuilder {
+        OperationScopesBuilder {
+            policy: OperationScopes::default(),
             error: None,
         }
     }
@@ -143,14 +143,14 @@ impl McpScopes {
     /// one or more space-separated scopes, all of which the tool needs. An entry whose name
     /// contains `/` names a method instead (`resources/read=files:read`), and the name `*`
     /// sets the default.
-    pub fn parse(list: &str) -> Result<Self, McpScopesError> {
+    pub fn parse(list: &str) -> Result<Self, OperationScopesError> {
         let mut builder = Self::builder();
         for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (name, scopes) = entry
                 .split_once('=')
                 .map(|(n, s)| (n.trim(), s))
                 .filter(|(n, s)| !n.is_empty() && !s.trim().is_empty())
-                .ok_or_else(|| McpScopesError::Entry(entry.to_owned()))?;
+                .ok_or_else(|| OperationScopesError::Entry(entry.to_owned()))?;
             let scopes = scopes.split_whitespace();
             builder = if name == "*" {
                 builder.default_scopes(scopes)
@@ -207,14 +207,14 @@ impl McpScopes {
     }
 }
 
-/// Builds [`McpScopes`]. Errors are collected and reported by [`build`](Self::build).
+/// Builds [`OperationScopes`]. Errors are collected and reported by [`build`](Self::build).
 #[derive(Debug)]
-pub struct McpScopesBuilder {
-    policy: McpScopes,
-    error: Option<McpScopesError>,
+pub struct OperationScopesBuilder {
+    policy: OperationScopes,
+    error: Option<OperationScopesError>,
 }
 
-impl McpScopesBuilder {
+impl OperationScopesBuilder {
     /// The tool `name` (`tools/call`) needs every scope of `scopes`.
     pub fn tool<I, S>(self, name: impl Into<String>, scopes: I) -> Self
     where
@@ -248,7 +248,7 @@ impl McpScopesBuilder {
     /// The tool, prompt or resource `name` of `method` needs `requirement` (for example
     /// [`ScopeRequirement::any_of`]). `method` is `tools/call`, `prompts/get` or
     /// `resources/read` ([`NameKind::method`]); the entry covers every method that names the
-    /// same prompt or resource. Another method is a [`McpScopesError::NameMethod`].
+    /// same prompt or resource. Another method is a [`OperationScopesError::NameMethod`].
     pub fn name_requirement(
         mut self,
         method: impl Into<String>,
@@ -257,7 +257,7 @@ impl McpScopesBuilder {
     ) -> Self {
         let (method, name) = (method.into(), name.into());
         if NameKind::of_method(&method).is_none_or(|kind| kind.method() != method) {
-            self.fail(McpScopesError::NameMethod(method));
+            self.fail(OperationScopesError::NameMethod(method));
             return self;
         }
         let names = self.policy.names.entry(method.clone()).or_default();
@@ -269,7 +269,7 @@ impl McpScopesBuilder {
             }
         };
         if let Some(d) = duplicate {
-            self.fail(McpScopesError::Duplicate(d));
+            self.fail(OperationScopesError::Duplicate(d));
         }
         self
     }
@@ -295,7 +295,7 @@ impl McpScopesBuilder {
         match self.policy.methods.entry(method) {
             Entry::Occupied(e) => {
                 let method = e.key().clone();
-                self.fail(McpScopesError::Duplicate(method));
+                self.fail(OperationScopesError::Duplicate(method));
             }
             Entry::Vacant(v) => {
                 v.insert(requirement);
@@ -312,7 +312,7 @@ impl McpScopesBuilder {
         S: Into<String>,
     {
         if self.policy.default.is_some() {
-            self.fail(McpScopesError::Duplicate("the default".to_owned()));
+            self.fail(OperationScopesError::Duplicate("the default".to_owned()));
             return self;
         }
         self.policy.default = self.requirement("the default", scopes);
@@ -320,7 +320,7 @@ impl McpScopesBuilder {
     }
 
     /// Finishes the policy, or reports the first configuration error.
-    pub fn build(self) -> Result<McpScopes, McpScopesError> {
+    pub fn build(self) -> Result<OperationScopes, OperationScopesError> {
         match self.error {
             Some(e) => Err(e),
             None => Ok(self.policy),
@@ -349,7 +349,7 @@ impl McpScopesBuilder {
         match ScopeRequirement::all_of(&scopes) {
             Ok(r) => Some(r),
             Err(source) => {
-                self.fail(McpScopesError::Scope {
+                self.fail(OperationScopesError::Scope {
                     target: target.to_owned(),
                     source,
                 });
@@ -358,7 +358,7 @@ impl McpScopesBuilder {
         }
     }
 
-    fn fail(&mut self, error: McpScopesError) {
+    fn fail(&mut self, error: OperationScopesError) {
         self.error.get_or_insert(error);
     }
 }
@@ -367,7 +367,7 @@ impl McpScopesBuilder {
 mod tests {
     use super::*;
 
-    fn needs(policy: &McpScopes, op: &Operation) -> Option<String> {
+    fn needs(policy: &OperationScopes, op: &Operation) -> Option<String> {
         policy
             .requirement(op)
             .map(|r| r.challenge_scopes().to_string())
@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn lookup_order() {
-        let policy = McpScopes::builder()
+        let policy = OperationScopes::builder()
             .tool("write_note", ["mcp:write"])
             .prompt("secret", ["prompts:secret"])
             .resource("file:///etc/hosts", ["files:read"])
@@ -451,7 +451,7 @@ mod tests {
 
     #[test]
     fn prompt_and_resource_entries_cover_every_method_that_names_them() {
-        let policy = McpScopes::builder()
+        let policy = OperationScopes::builder()
             .prompt("draft", ["prompts:draft"])
             .resource("file:///notes", ["files:read"])
             .name_requirement(
@@ -498,26 +498,26 @@ mod tests {
             "tools/list",
         ] {
             assert_eq!(
-                McpScopes::builder()
+                OperationScopes::builder()
                     .name_requirement(method, "x", ScopeRequirement::all_of(["a"]).unwrap())
                     .build()
                     .unwrap_err(),
-                McpScopesError::NameMethod(method.to_owned())
+                OperationScopesError::NameMethod(method.to_owned())
             );
         }
     }
 
     #[test]
     fn without_default_unlisted_operations_need_nothing() {
-        let policy = McpScopes::builder().tool("a", ["x"]).build().unwrap();
+        let policy = OperationScopes::builder().tool("a", ["x"]).build().unwrap();
         assert_eq!(needs(&policy, &Operation::tool("b")), None);
         assert!(!policy.is_empty());
-        assert!(McpScopes::builder().build().unwrap().is_empty());
+        assert!(OperationScopes::builder().build().unwrap().is_empty());
     }
 
     #[test]
     fn parses_env_lists() {
-        let policy = McpScopes::parse(
+        let policy = OperationScopes::parse(
             " echo=mcp:read , write_note=mcp:write mcp:read,resources/read=files:read,*=base",
         )
         .unwrap();
@@ -540,30 +540,30 @@ mod tests {
         let mut tools: Vec<_> = policy.tools().map(|(n, _)| n).collect();
         tools.sort_unstable();
         assert_eq!(tools, ["echo", "write_note"]);
-        assert!(McpScopes::parse("").unwrap().is_empty());
+        assert!(OperationScopes::parse("").unwrap().is_empty());
     }
 
     #[test]
     fn bad_configuration_is_an_error() {
         for list in ["echo", "echo=", "=mcp:read", "echo=mcp:read,echo=mcp:write"] {
-            assert!(McpScopes::parse(list).is_err(), "{list}");
+            assert!(OperationScopes::parse(list).is_err(), "{list}");
         }
         assert!(matches!(
-            McpScopes::parse("echo=offline_access"),
-            Err(McpScopesError::Scope { .. })
+            OperationScopes::parse("echo=offline_access"),
+            Err(OperationScopesError::Scope { .. })
         ));
         assert!(matches!(
-            McpScopes::parse("echo=bad\"scope"),
-            Err(McpScopesError::Scope { .. })
+            OperationScopes::parse("echo=bad\"scope"),
+            Err(OperationScopesError::Scope { .. })
         ));
         assert!(matches!(
-            McpScopes::builder()
+            OperationScopes::builder()
                 .default_scopes(["a"])
                 .default_scopes(["b"])
                 .build(),
-            Err(McpScopesError::Duplicate(_))
+            Err(OperationScopesError::Duplicate(_))
         ));
-        let e = McpScopes::parse("echo").unwrap_err().to_string();
+        let e = OperationScopes::parse("echo").unwrap_err().to_string();
         assert!(e.contains("write_note=mcp:write"), "{e}");
     }
 }
