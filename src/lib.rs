@@ -1,18 +1,21 @@
 //! Tower layers that put authentication and authorization in front of any MCP (Model Context
 //! Protocol) server that speaks HTTP: axum, hyper, tonic, or rmcp's streamable HTTP service.
 //!
-//! The data flow, one module per step:
+//! The data flow, one module per step, in the order a request meets them:
 //!
 //! | step | module |
 //! |---|---|
+//! | Origin check (DNS rebinding; outermost, before any credential) | [`origin`] |
+//! | the auth layer tying the steps below together | [`auth`] |
 //! | credentials in (`Authorization`: `Bearer`, `Basic`, `DPoP`, other schemes) | [`credentials`] |
-//! | verifier, given a view of the whole request (static bearer, Basic, JWT, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`] |
-//! | identity handed to handlers | [`identity`] |
-//! | policy (scopes) | [`scope`] |
+//! | verifier, given a view of the whole request (static bearer, Basic, JWT, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`] (its outbound HTTP: `fetch`) |
+//! | identity handed to handlers and tools | [`identity`] (and the `axum`, `rmcp` and `tonic` modules, with their features) |
+//! | scope policy: required scopes, hierarchies, per-route and per-MCP-operation scopes | [`scope`], [`mcp`] (and the private `admission`, shared by the scope layers) |
+//! | why a request is refused, in one vocabulary | [`rejection`] |
 //! | refusal out (401 / 403 / 400 / 404 / 413 / 503, gRPC statuses; one response future) | [`refusal`] |
-//! | Protected Resource Metadata (RFC 9728) | [`metadata`], [`resource`] |
-//! | the layer tying them together | [`auth`] |
 //! | MCP sessions bound to the principal that opened them (inside the auth layer) | [`session`] |
+//! | Protected Resource Metadata (RFC 9728), served by the auth layer | [`metadata`], [`resource`] |
+//! | configuration from `MCP_AUTH_*` environment variables | [`config`] |
 //!
 //! # Example: protect an axum app serving MCP at `/mcp`
 //!
