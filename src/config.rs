@@ -1,5 +1,12 @@
-//! Configuration from the environment, for the examples and for servers that want the same
-//! variables.
+//! Configuration from the environment: the `MCP_AUTH_*` variables, a first-class API.
+//!
+//! A server configured by its operator rather than its code (a container, the examples, a
+//! gateway in front of a server in another language) needs the same variables to mean the same
+//! thing everywhere, with errors that name the variable and never repeat a secret. So they are
+//! part of this crate's public API, covered by semver like its types: a variable is not renamed
+//! or given another meaning within a major version. It needs nothing the crate does not already
+//! depend on, so it is not behind a feature. [`EnvConfig`] reads them, checks them all at
+//! start-up, and builds the layers; code that configures the layers itself never has to use it.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
