@@ -6,7 +6,7 @@
 //! | step | module |
 //! |---|---|
 //! | credentials in (`Authorization`: `Bearer`, `Basic`, `DPoP`, other schemes) | [`credentials`] |
-//! | verifier, given a view of the whole request (static bearer, Basic, JWT, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`] |
+//! | verifier, given a view of the whole request (static bearer, Basic, JWT, an identity-aware proxy's assertion, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`], [`assertion`] |
 //! | identity handed to handlers | [`identity`] |
 //! | policy (scopes) | [`scope`] |
 //! | refusal out (401 / 403 / 400 / 404 / 413 / 503, gRPC statuses; one response future) | [`refusal`] |
@@ -58,6 +58,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admission;
+pub mod assertion;
 pub mod auth;
 pub mod basic;
 pub mod bearer;
