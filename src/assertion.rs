@@ -189,6 +189,7 @@ pub struct AssertionVerifier(Arc<Inner>);
 struct Inner {
     header: HeaderName,
     max_bytes: usize,
+    issuer: Issuer,
     jwt: JwtVerifier,
 }
 
@@ -197,6 +198,7 @@ impl fmt::Debug for AssertionVerifier {
         f.debug_struct("AssertionVerifier")
             .field("header", &self.0.header)
             .field("max_header_bytes", &self.0.max_bytes)
+            .field("issuer", &self.0.issuer)
             .field("jwt", &self.0.jwt)
             .finish()
     }
@@ -267,6 +269,11 @@ impl AssertionVerifier {
     /// The header assertions are read from.
     pub fn header(&self) -> &HeaderName {
         &self.0.header
+    }
+
+    /// The proxy's issuer (`iss`), and where its keys come from.
+    pub fn issuer(&self) -> &Issuer {
+        &self.0.issuer
     }
 
     /// The JWT verifier that checks the assertions.
@@ -403,7 +410,7 @@ impl AssertionVerifierBuilder {
             .fold(JwtVerifier::builder_for_audience(first), |b, a| {
                 b.audience(a)
             })
-            .issuer(issuer)
+            .issuer(issuer.clone())
             .scope_claims(Vec::<String>::new())
             .identity(IDENTITY);
         if let Some(algorithms) = self.algorithms {
@@ -415,6 +422,7 @@ impl AssertionVerifierBuilder {
         Ok(AssertionVerifier(Arc::new(Inner {
             header: self.header,
             max_bytes: self.max_header_bytes,
+            issuer,
             jwt: jwt.build()?,
         })))
     }
@@ -425,7 +433,7 @@ impl AssertionVerifierBuilder {
 #[cfg(feature = "remote-jwks")]
 pub(crate) fn from_env(
     header: Option<String>,
-    issuer: Option<String>,
+    mut issuer: Option<String>,
     jwks_url: Option<String>,
     audiences: Vec<String>,
 ) -> Result<Option<AssertionVerifier>, AssertionError> {
@@ -434,8 +442,9 @@ pub(crate) fn from_env(
     }
     let header = header.ok_or(AssertionError::NoHeader)?;
     let mut builder = match Proxy::from_name(&header) {
+        // The team domain is the issuer; the preset derives the JWKS URL from it.
         Some(Proxy::CloudflareAccess) => {
-            AssertionVerifier::cloudflare_access(issuer.as_deref().ok_or(AssertionError::NoIssuer)?)
+            AssertionVerifier::cloudflare_access(&issuer.take().ok_or(AssertionError::NoIssuer)?)
         }
         Some(Proxy::GoogleIap) => AssertionVerifier::google_iap(),
         Some(Proxy::Pomerium) => {

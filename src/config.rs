@@ -869,6 +869,72 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "remote-jwks")]
+    #[test]
+    fn assertion_variables_fill_a_preset_and_say_what_is_missing() {
+        use crate::assertion::AssertionError as E;
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_ASSERTION_HEADER", "google-iap"),
+            ("MCP_AUTH_ASSERTION_AUDIENCE", "/projects/1/apps/p"),
+        ])
+        .unwrap();
+        assert!(c.has_credentials());
+        let v = c.assertion_verifier().unwrap();
+        assert_eq!(v.header(), "x-goog-iap-jwt-assertion");
+        let jwks = "https://www.gstatic.com/iap/verify/public_key-jwk";
+        assert_eq!(v.issuer().issuer(), "https://cloud.google.com/iap");
+        assert_eq!(v.issuer().jwks_uri(), Some(jwks));
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_ASSERTION_HEADER", "X-Proxy-Assertion"),
+            ("MCP_AUTH_ASSERTION_ISSUER", "https://proxy.example.com"),
+            (
+                "MCP_AUTH_ASSERTION_JWKS_URL",
+                "https://proxy.example.com/jwks",
+            ),
+            ("MCP_AUTH_ASSERTION_AUDIENCE", "mcp-a, mcp-b"),
+        ])
+        .unwrap();
+        let v = c.assertion_verifier().unwrap();
+        assert_eq!(v.header(), "x-proxy-assertion");
+        assert_eq!(
+            v.issuer().jwks_uri(),
+            Some("https://proxy.example.com/jwks")
+        );
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_ASSERTION_HEADER", "cloudflare"),
+            ("MCP_AUTH_ASSERTION_ISSUER", "acme.cloudflareaccess.com/"),
+            ("MCP_AUTH_ASSERTION_AUDIENCE", "4714c1358e65fe4b"),
+        ])
+        .unwrap();
+        let v = c.assertion_verifier().unwrap().issuer();
+        assert_eq!(v.issuer(), "https://acme.cloudflareaccess.com");
+        let certs = "https://acme.cloudflareaccess.com/cdn-cgi/access/certs";
+        assert_eq!(v.jwks_uri(), Some(certs));
+
+        let err = |vars: &[(&str, &str)]| EnvConfig::from_vars(vars.iter().copied()).unwrap_err();
+        let header = ("MCP_AUTH_ASSERTION_HEADER", "cloudflare");
+        let aud = ("MCP_AUTH_ASSERTION_AUDIENCE", "4714c1358e65fe4b");
+        assert_eq!(err(&[aud]), ConfigError::Assertion(E::NoHeader));
+        assert_eq!(err(&[header, aud]), ConfigError::Assertion(E::NoIssuer));
+        let team = (
+            "MCP_AUTH_ASSERTION_ISSUER",
+            "https://t.cloudflareaccess.com",
+        );
+        assert_eq!(err(&[header, team]), ConfigError::Assertion(E::NoAudience));
+        let custom = ("MCP_AUTH_ASSERTION_HEADER", "X-Proxy-Assertion");
+        assert_eq!(err(&[custom, team, aud]), ConfigError::Assertion(E::NoKeys));
+        let auth = ("MCP_AUTH_ASSERTION_HEADER", "Authorization");
+        let jwks = ("MCP_AUTH_ASSERTION_JWKS_URL", "https://t/jwks");
+        assert_eq!(
+            err(&[auth, team, jwks, aud]),
+            ConfigError::Assertion(E::Header)
+        );
+        let secret = ("MCP_AUTH_ASSERTION_ISSUER", "https://u:hunter2@t.example");
+        let e = err(&[header, secret, aud]);
+        assert!(matches!(e, ConfigError::UserInfo { .. }), "{e:?}");
+        assert!(!e.to_string().contains("hunter2"));
+    }
+
     #[test]
     fn jwt_variable_errors() {
         let err = |vars: &[(&str, &str)]| EnvConfig::from_vars(vars.iter().copied()).unwrap_err();
