@@ -29,9 +29,15 @@
 //! | `MCP_AUTH_SCOPE_CLAIM` | the one JWT claim scopes are read from (e.g. `scope` or `scp`) | the union of `scope` and `scp` |
 //! | `MCP_AUTH_ALLOWED_ORIGINS` | browser origins allowed besides localhost (comma-separated `scheme://host[:port]`; `*` allows any) | localhost only |
 //! | `MCP_AUTH_TOOL_SCOPES` | per-tool scopes, `tool=scope [scope…]`, comma-separated (see [`OperationScopes::parse`]) | — |
+//! | `MCP_AUTH_ASSERTION_HEADER` | an identity-aware proxy's assertion header, or a preset: `cloudflare`, `google-iap`, `pomerium` ([`crate::assertion`]) | — |
+//! | `MCP_AUTH_ASSERTION_ISSUER` | the proxy's `iss` (Cloudflare: the team domain `https://<team>.cloudflareaccess.com`) | the preset's (Google IAP; Pomerium: the audience) |
+//! | `MCP_AUTH_ASSERTION_JWKS_URL` | the proxy's JWKS URL | the preset's |
+//! | `MCP_AUTH_ASSERTION_AUDIENCE` | the accepted `aud` values, comma-separated (Cloudflare: the AUD tag) | — |
 //!
 //! In JWT mode the layer serves the Protected Resource Metadata document and every challenge
-//! points at it; static tokens and a Basic user, if also set, are still accepted.
+//! points at it; static tokens and a Basic user, if also set, are still accepted. A proxy's
+//! assertion is accepted besides whatever else is set; set alone, a request without a valid one
+//! gets `403` (see [`crate::assertion`]).
 //!
 //! ```
 //! use mcp_server_auth::config::EnvConfig;
@@ -56,6 +62,7 @@ use std::{
 };
 
 use crate::{
+    assertion::{AssertionError, AssertionVerifier},
     auth::{AuthLayer, BuildError},
     basic::{BasicAuth, BasicUserError},
     bearer::{StaticBearer, StaticTokenError},
@@ -71,7 +78,7 @@ use crate::{
 /// The default listen address of the examples.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
-const VARS: [&str; 20] = [
+const VARS: [&str; 24] = [
     "MCP_AUTH_LISTEN",
     "MCP_AUTH_RESOURCE_URL",
     "MCP_AUTH_BEARER_TOKEN",
@@ -92,6 +99,10 @@ const VARS: [&str; 20] = [
     "MCP_AUTH_SCOPE_CLAIM",
     "MCP_AUTH_TOOL_SCOPES",
     "MCP_AUTH_ALLOWED_ORIGINS",
+    "MCP_AUTH_ASSERTION_HEADER",
+    "MCP_AUTH_ASSERTION_ISSUER",
+    "MCP_AUTH_ASSERTION_JWKS_URL",
+    "MCP_AUTH_ASSERTION_AUDIENCE",
 ];
 
 /// What is wrong with the configuration. No variant contains a secret.
@@ -186,6 +197,9 @@ pub enum ConfigError {
     /// `MCP_AUTH_TOOL_SCOPES` is not acceptable.
     #[error("MCP_AUTH_TOOL_SCOPES: {0}")]
     ToolScopes(#[from] OperationScopesError),
+    /// `MCP_AUTH_ASSERTION_*` do not describe a usable proxy assertion verifier.
+    #[error("proxy assertion: {0}")]
+    Assertion(#[from] AssertionError),
 }
 
 /// JWT settings read from the environment. `Debug` redacts the user information of URLs.
@@ -290,6 +304,7 @@ pub struct EnvConfig {
     scopes_supported: Vec<String>,
     tool_scopes: Option<OperationScopes>,
     allowed_origins: AllowedOrigins,
+    assertion: Option<AssertionVerifier>,
 }
 
 impl fmt::Debug for EnvConfig {
@@ -308,6 +323,7 @@ impl fmt::Debug for EnvConfig {
             .field("scopes_supported", &self.scopes_supported)
             .field("tool_scopes", &self.tool_scopes)
             .field("allowed_origins", &self.allowed_origins)
+            .field("assertion", &self.assertion)
             .finish()
     }
 }
@@ -470,7 +486,20 @@ impl EnvConfig {
                 .iter()
                 .try_fold(AllowedOrigins::localhost(), |a, o| a.allow(o))?,
         };
+        let assertion = crate::assertion::from_env(
+            take("MCP_AUTH_ASSERTION_HEADER"),
+            no_userinfo(
+                "MCP_AUTH_ASSERTION_ISSUER",
+                take("MCP_AUTH_ASSERTION_ISSUER"),
+            )?,
+            no_userinfo(
+                "MCP_AUTH_ASSERTION_JWKS_URL",
+                take("MCP_AUTH_ASSERTION_JWKS_URL"),
+            )?,
+            comma_list(take("MCP_AUTH_ASSERTION_AUDIENCE")),
+        )?;
         let config = Self {
+            assertion,
             tool_scopes,
             allowed_origins,
             listen,
@@ -524,9 +553,17 @@ impl EnvConfig {
         &self.realm
     }
 
-    /// Whether any token or user is configured.
+    /// Whether any token, user or proxy assertion is configured.
     pub fn has_credentials(&self) -> bool {
-        !self.tokens.is_empty() || self.basic.is_some() || self.jwt.is_some()
+        !self.tokens.is_empty()
+            || self.basic.is_some()
+            || self.jwt.is_some()
+            || self.assertion.is_some()
+    }
+
+    /// The verifier of an identity-aware proxy's assertion (`MCP_AUTH_ASSERTION_*`), if set.
+    pub fn assertion_verifier(&self) -> Option<&AssertionVerifier> {
+        self.assertion.as_ref()
     }
 
     /// The trusted JWT issuer, in JWT mode.
@@ -620,11 +657,13 @@ impl EnvConfig {
         }
     }
 
-    /// A verifier accepting every configured token, user and (in JWT mode) JWT: static tokens
-    /// are tried first (a miss costs tens of nanoseconds), then the JWT verifier.
+    /// A verifier accepting every configured token, user, (in JWT mode) JWT and proxy
+    /// assertion: static tokens are tried first (a miss costs tens of nanoseconds), then the JWT
+    /// verifier.
     pub async fn verifier(&self) -> Result<EnvVerifier, ConfigError> {
         let bearer = VerifierExt::or(self.static_bearer()?, self.jwt_verifier().await?);
-        Ok(EnvVerifier(VerifierExt::or(bearer, self.basic_auth()?)))
+        let credentials = VerifierExt::or(bearer, self.basic_auth()?);
+        Ok(EnvVerifier(credentials.or(self.assertion.clone())))
     }
 
     /// A layer with [`verifier`](Self::verifier), the realm, the required scopes and, in JWT
@@ -666,7 +705,7 @@ type EnvBearer = Or<Option<StaticBearer>, Option<JwtVerifier>>;
 
 /// The verifier built from the environment by [`EnvConfig::verifier`].
 #[derive(Debug, Clone)]
-pub struct EnvVerifier(Or<EnvBearer, Option<BasicAuth>>);
+pub struct EnvVerifier(Or<Or<EnvBearer, Option<BasicAuth>>, Option<AssertionVerifier>>);
 
 impl Verifier for EnvVerifier {
     fn schemes(&self) -> Schemes {
@@ -836,6 +875,72 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[cfg(feature = "remote-jwks")]
+    #[test]
+    fn assertion_variables_fill_a_preset_and_say_what_is_missing() {
+        use crate::assertion::AssertionError as E;
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_ASSERTION_HEADER", "google-iap"),
+            ("MCP_AUTH_ASSERTION_AUDIENCE", "/projects/1/apps/p"),
+        ])
+        .unwrap();
+        assert!(c.has_credentials());
+        let v = c.assertion_verifier().unwrap();
+        assert_eq!(v.header(), "x-goog-iap-jwt-assertion");
+        let jwks = "https://www.gstatic.com/iap/verify/public_key-jwk";
+        assert_eq!(v.issuer().issuer(), "https://cloud.google.com/iap");
+        assert_eq!(v.issuer().jwks_uri(), Some(jwks));
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_ASSERTION_HEADER", "X-Proxy-Assertion"),
+            ("MCP_AUTH_ASSERTION_ISSUER", "https://proxy.example.com"),
+            (
+                "MCP_AUTH_ASSERTION_JWKS_URL",
+                "https://proxy.example.com/jwks",
+            ),
+            ("MCP_AUTH_ASSERTION_AUDIENCE", "mcp-a, mcp-b"),
+        ])
+        .unwrap();
+        let v = c.assertion_verifier().unwrap();
+        assert_eq!(v.header(), "x-proxy-assertion");
+        assert_eq!(
+            v.issuer().jwks_uri(),
+            Some("https://proxy.example.com/jwks")
+        );
+        let c = EnvConfig::from_vars([
+            ("MCP_AUTH_ASSERTION_HEADER", "cloudflare"),
+            ("MCP_AUTH_ASSERTION_ISSUER", "acme.cloudflareaccess.com/"),
+            ("MCP_AUTH_ASSERTION_AUDIENCE", "4714c1358e65fe4b"),
+        ])
+        .unwrap();
+        let v = c.assertion_verifier().unwrap().issuer();
+        assert_eq!(v.issuer(), "https://acme.cloudflareaccess.com");
+        let certs = "https://acme.cloudflareaccess.com/cdn-cgi/access/certs";
+        assert_eq!(v.jwks_uri(), Some(certs));
+
+        let err = |vars: &[(&str, &str)]| EnvConfig::from_vars(vars.iter().copied()).unwrap_err();
+        let header = ("MCP_AUTH_ASSERTION_HEADER", "cloudflare");
+        let aud = ("MCP_AUTH_ASSERTION_AUDIENCE", "4714c1358e65fe4b");
+        assert_eq!(err(&[aud]), ConfigError::Assertion(E::NoHeader));
+        assert_eq!(err(&[header, aud]), ConfigError::Assertion(E::NoIssuer));
+        let team = (
+            "MCP_AUTH_ASSERTION_ISSUER",
+            "https://t.cloudflareaccess.com",
+        );
+        assert_eq!(err(&[header, team]), ConfigError::Assertion(E::NoAudience));
+        let custom = ("MCP_AUTH_ASSERTION_HEADER", "X-Proxy-Assertion");
+        assert_eq!(err(&[custom, team, aud]), ConfigError::Assertion(E::NoKeys));
+        let auth = ("MCP_AUTH_ASSERTION_HEADER", "Authorization");
+        let jwks = ("MCP_AUTH_ASSERTION_JWKS_URL", "https://t/jwks");
+        assert_eq!(
+            err(&[auth, team, jwks, aud]),
+            ConfigError::Assertion(E::Header)
+        );
+        let secret = ("MCP_AUTH_ASSERTION_ISSUER", "https://u:hunter2@t.example");
+        let e = err(&[header, secret, aud]);
+        assert!(matches!(e, ConfigError::UserInfo { .. }), "{e:?}");
+        assert!(!e.to_string().contains("hunter2"));
     }
 
     #[test]

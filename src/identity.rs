@@ -33,17 +33,21 @@ pub enum AuthMethod {
     Basic,
     /// A JWT access token.
     Jwt,
+    /// An identity-aware proxy's signed assertion ([`crate::assertion::AssertionVerifier`]).
+    ProxyAssertion,
     /// A verifier of your own, by name.
     Custom(&'static str),
 }
 
 impl AuthMethod {
-    /// A short lowercase name: `static_bearer`, `basic`, `jwt` or the custom name.
+    /// A short lowercase name: `static_bearer`, `basic`, `jwt`, `proxy_assertion` or the custom
+    /// name.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::StaticBearer => "static_bearer",
             Self::Basic => "basic",
             Self::Jwt => "jwt",
+            Self::ProxyAssertion => "proxy_assertion",
             Self::Custom(name) => name,
         }
     }
@@ -89,7 +93,8 @@ impl AuthInfo {
         extensions.get::<AuthInfo>()
     }
 
-    /// The subject: the token's name for a static token, the user-id for Basic, `sub` for a JWT.
+    /// The subject: the token's name for a static token, the user-id for Basic, `sub` for a JWT,
+    /// the email (else the service token's `common_name`, else `sub`) for a proxy's assertion.
     pub fn subject(&self) -> &str {
         &self.0.subject
     }

@@ -18,7 +18,9 @@
 //! credentials of those schemes (a malformed one is `400`), presents any other scheme as
 //! [`Credentials::Other`], and builds its `401` challenges from the declared schemes. Every
 //! verifier is asked about every request, with or without an `Authorization` header: return
-//! [`Rejection::NoCredentials`] for what is not yours.
+//! [`Rejection::NoCredentials`] for what is not yours. A verifier that reads no `Authorization`
+//! scheme, but credentials something in front of the server adds (a proxy's assertion header),
+//! declares [`Schemes::PROXY`]: alone, its refusals are `403` without a challenge.
 //!
 //! Two verifiers combine with [`VerifierExt::or`]: the request is accepted if either accepts it,
 //! and a `401` then carries one challenge per scheme, `Bearer` first.
@@ -188,15 +190,19 @@ pub struct Schemes {
     basic: bool,
     dpop: bool,
     custom: Vec<Box<str>>,
+    proxy: bool,
 }
 
 impl Schemes {
-    /// No scheme (a verifier that reads something else than `Authorization`).
+    /// Nothing at all: a verifier that accepts no request (an absent one, say). A layer refuses
+    /// to be built around it ([`BuildError::NoScheme`](crate::BuildError::NoScheme)); a verifier
+    /// that reads credentials elsewhere than `Authorization` declares [`Schemes::PROXY`].
     pub const NONE: Self = Self {
         bearer: false,
         basic: false,
         dpop: false,
         custom: Vec::new(),
+        proxy: false,
     };
     /// `Bearer` (RFC 6750).
     pub const BEARER: Self = Self {
@@ -204,6 +210,7 @@ impl Schemes {
         basic: false,
         dpop: false,
         custom: Vec::new(),
+        proxy: false,
     };
     /// `Basic` (RFC 7617).
     pub const BASIC: Self = Self {
@@ -211,6 +218,7 @@ impl Schemes {
         basic: true,
         dpop: false,
         custom: Vec::new(),
+        proxy: false,
     };
     /// `DPoP` (RFC 9449).
     pub const DPOP: Self = Self {
@@ -218,6 +226,23 @@ impl Schemes {
         basic: false,
         dpop: true,
         custom: Vec::new(),
+        proxy: false,
+    };
+
+    /// No `Authorization` scheme: credentials that something in front of this server adds, in
+    /// a header of its own, rather than the client (an identity-aware proxy's signed assertion,
+    /// see [`crate::assertion`]; a client certificate a TLS terminator forwards). No
+    /// `WWW-Authenticate` challenge can ask a client for them, and nothing a client does can fix
+    /// their absence. So when no `Authorization` scheme is understood too, the layer refuses a
+    /// request whose verifier answers [`Rejection::NoCredentials`] or [`Rejection::Invalid`]
+    /// with `403` and a JSON body saying it did not come through the proxy, without a challenge
+    /// (RFC 9110 §15.5.4); with other schemes, their `401` challenges as usual.
+    pub const PROXY: Self = Self {
+        bearer: false,
+        basic: false,
+        dpop: false,
+        custom: Vec::new(),
+        proxy: true,
     };
 
     /// A scheme of your own, named `name` (a token, RFC 9110 §11.1; compared
@@ -242,6 +267,7 @@ impl Schemes {
         self.bearer |= other.bearer;
         self.basic |= other.basic;
         self.dpop |= other.dpop;
+        self.proxy |= other.proxy;
         for name in other.custom {
             if !self.has_custom(&name) {
                 self.custom.push(name);
@@ -275,9 +301,20 @@ impl Schemes {
         self.custom.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 
-    /// Whether no scheme at all is understood.
+    /// Whether credentials added in front of this server are read ([`Schemes::PROXY`]).
+    pub const fn proxy(&self) -> bool {
+        self.proxy
+    }
+
+    /// Whether some `Authorization` scheme is understood: one a `401` can challenge with.
+    pub fn has_authorization_scheme(&self) -> bool {
+        self.bearer || self.basic || self.dpop || !self.custom.is_empty()
+    }
+
+    /// Whether nothing at all is understood: no `Authorization` scheme, and no
+    /// [`Schemes::PROXY`] credentials.
     pub fn is_empty(&self) -> bool {
-        !self.bearer && !self.basic && !self.dpop && self.custom.is_empty()
+        !self.has_authorization_scheme() && !self.proxy
     }
 }
 

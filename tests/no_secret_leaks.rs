@@ -667,6 +667,73 @@ fn tamper(token: &str) -> String {
     format!("{rest}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
+/// An identity-aware proxy's assertion (Cloudflare Access-shaped) in its own header: accepted,
+/// refused, repeated or oversized, no part of it reaches the logs or a refusal.
+#[test]
+fn proxy_assertions_leak_nothing() {
+    use mcp_server_auth::assertion::{AssertionVerifier, Proxy};
+    const TEAM: &str = "https://acme.cloudflareaccess.com";
+    const TAG: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
+    let header = Proxy::CloudflareAccess.header();
+    let assertion = |exp: u64, aud: &str, pad: usize| {
+        let claims = json!({
+            "aud": [aud], "email": "alice@acme.example", "iss": TEAM, "type": "app",
+            "exp": exp, "iat": now() - 10, "sub": "7335d417", "custom": {"pad": "p".repeat(pad)},
+        });
+        rs256("rsa-1", &claims)
+    };
+    let valid = assertion(now() + 600, TAG, 0);
+    let refused = [
+        ("expired", assertion(now() - 3600, TAG, 0)),
+        ("another application", assertion(now() + 600, "0123abcd", 0)),
+        ("bad signature", tamper(&valid)),
+        ("oversized", assertion(now() + 600, TAG, 9 * 1024)),
+    ];
+    let mut secrets = all_secrets();
+    secrets.add_jwt("valid assertion", &valid);
+    for (label, token) in &refused {
+        secrets.add_jwt(label, token);
+    }
+    let secrets = &secrets;
+    let keys = KeySet::new()
+        .add_pem(
+            Some("rsa-1"),
+            Algorithm::RS256,
+            fixture("rsa_public.pem").as_bytes(),
+        )
+        .unwrap();
+    let verifier = AssertionVerifier::builder(header.clone())
+        .issuer(TEAM)
+        .keys(keys)
+        .algorithms([Algorithm::RS256])
+        .audience(TAG)
+        .build()
+        .unwrap();
+    let logs = with_logs(|capture| async move {
+        let server = serve_axum(app(AuthLayer::new(verifier))).await;
+        let name = header.as_str();
+        let mut check = Check::new(&capture, secrets);
+        // Accepted: the inner service sees the proxy's header (it is the proxy's, not a token
+        // to pass through), so only the logs are checked.
+        let mark = capture.len();
+        let reply = send(&server, "/mcp", &[], &[(name, &valid)], "").await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let logs = capture.since(mark);
+        assert!(logs.contains("authenticated"), "{logs}");
+        secrets.assert_absent("the logs of an accepted assertion", &logs);
+        for (label, token) in &refused {
+            let headers = [(name, token.as_str())];
+            let reply = send(&server, "/mcp", &[], &headers, "");
+            check.expect(label, 403, "refused", reply).await;
+        }
+        let twice = [(name, valid.as_str()), (name, valid.as_str())];
+        let reply = send(&server, "/mcp", &[], &twice, "");
+        check.expect("repeated", 403, "refused", reply).await;
+        assert_eq!(check.count, refused.len() + 1);
+    });
+    secrets.assert_absent("the whole log", &logs);
+}
+
 #[test]
 fn jwt_refusals_leak_nothing() {
     let later = now() + 600;

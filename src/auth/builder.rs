@@ -16,8 +16,14 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The verifier understands no scheme, so every request would be refused.
-    #[error("the verifier accepts no credentials at all (no token, user or key is configured)")]
+    /// The verifier understands no scheme and reads no [`Schemes::PROXY`] credentials, so
+    /// every request would be refused.
+    ///
+    /// [`Schemes::PROXY`]: crate::verifier::Schemes::PROXY
+    #[error(
+        "the verifier accepts no credentials at all (no token, user, key or proxy assertion is \
+         configured)"
+    )]
     NoScheme,
     /// The realm is empty or not printable ASCII.
     #[error(

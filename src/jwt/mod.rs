@@ -8,7 +8,9 @@
 //! - `iss` equal to that key's issuer, byte for byte;
 //! - `aud` (required, a string or an array) naming this resource: the configured
 //!   [`ResourceUrl`], compared with scheme and host case-insensitive and a bare origin's trailing
-//!   slash tolerated, or one of the extra audiences configured;
+//!   slash tolerated, or one of the extra audiences configured. A verifier for JWTs that are not
+//!   access tokens for this server ([`JwtVerifier::builder_for_audience`], for an identity-aware
+//!   proxy's assertion) accepts exactly the audiences configured, and no resource URL;
 //! - `exp` (required), `nbf`, and `iat` not in the future, each with a leeway (default 60 s, at
 //!   most 300 s); each a NumericDate no later than the year 9999;
 //! - `typ`: `at+jwt` accepted; plain `JWT` or none too, unless
@@ -102,6 +104,9 @@ pub enum JwtConfigError {
     /// An issuer identifier is empty.
     #[error("an issuer identifier is empty")]
     EmptyIssuer,
+    /// An accepted audience is empty (it would accept tokens whose `aud` is `""`).
+    #[error("an accepted audience is empty: name the audience tokens must carry")]
+    EmptyAudience,
     /// The leeway is larger than [`MAX_LEEWAY`].
     #[error("the clock leeway is {0} s; at most 300 s is accepted")]
     Leeway(u64),
@@ -280,11 +285,26 @@ impl Issuer {
 /// Return `Err` with a short reason (logged, never sent) to refuse it with `401 invalid_token`.
 pub type ClaimsCheck = dyn Fn(&Map<String, Value>) -> Result<(), &'static str> + Send + Sync;
 
+/// Which claims name the identity of a verified token, for JWTs that are not access tokens
+/// (an identity-aware proxy's assertion, [`crate::assertion`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdentityClaims {
+    /// The method the identity is reported with.
+    pub(crate) method: AuthMethod,
+    /// The subject: the first of these claims that is a non-empty string (none: refused).
+    pub(crate) subject: &'static [&'static str],
+    /// The client, if one of these claims is a non-empty string.
+    pub(crate) client_id: &'static [&'static str],
+}
+
 struct Inner {
     issuers: Vec<Issuer>,
-    resource: ResourceUrl,
+    /// `None` for a verifier built with [`JwtVerifier::builder_for_audience`].
+    resource: Option<ResourceUrl>,
     /// Accepted `aud` values, compared as strings first (the resource first).
     audiences: Vec<String>,
+    /// `None`: an access token's (`sub`, else the client; RFC 9068 §2.2).
+    identity: Option<IdentityClaims>,
     algorithms: Vec<Algorithm>,
     leeway: u64,
     strict: bool,
@@ -317,10 +337,40 @@ impl JwtVerifier {
     /// Starts a verifier for tokens issued for `resource` (the public URL of the MCP endpoint,
     /// the one the metadata document names).
     pub fn builder(resource: ResourceUrl) -> JwtVerifierBuilder {
+        Self::start(Some(resource), Vec::new())
+    }
+
+    /// Starts a verifier for JWTs that are not access tokens for an MCP endpoint, whose `aud`
+    /// must be `audience`, compared exactly as a string (or another one added with
+    /// [`audience`](JwtVerifierBuilder::audience)): nothing else is accepted, no resource URL
+    /// among them. For an identity-aware proxy's assertion ([`crate::assertion`] builds on it),
+    /// whose audience may be no URL at all (Cloudflare Access's AUD tag is hex). Access tokens
+    /// for this server are verified with [`builder`](Self::builder), which always accepts the
+    /// resource URL.
+    ///
+    /// ```
+    /// # #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))] { // a crypto backend is needed
+    /// use mcp_server_auth::jwt::{Algorithm, Issuer, JwtVerifier, KeySet};
+    ///
+    /// # let keys = KeySet::new().add_hmac_secret(Some("k"), Algorithm::HS256,
+    /// #     b"0123456789abcdef0123456789abcdef").unwrap();
+    /// let verifier = JwtVerifier::builder_for_audience("4714c1358e65fe4b408ad6d432a5f878f0")
+    ///     .issuer(Issuer::with_keys("https://team.cloudflareaccess.com", keys))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(verifier.resource().is_none());
+    /// # }
+    /// ```
+    pub fn builder_for_audience(audience: impl Into<String>) -> JwtVerifierBuilder {
+        Self::start(None, vec![audience.into()])
+    }
+
+    fn start(resource: Option<ResourceUrl>, audiences: Vec<String>) -> JwtVerifierBuilder {
         JwtVerifierBuilder {
             resource,
+            identity: None,
             issuers: Vec::new(),
-            audiences: Vec::new(),
+            audiences,
             algorithms: None,
             leeway: DEFAULT_LEEWAY,
             strict: false,
@@ -330,9 +380,10 @@ impl JwtVerifier {
         }
     }
 
-    /// The resource tokens must be issued for.
-    pub fn resource(&self) -> &ResourceUrl {
-        &self.0.resource
+    /// The resource tokens must be issued for; `None` for a verifier built with
+    /// [`builder_for_audience`](Self::builder_for_audience).
+    pub fn resource(&self) -> Option<&ResourceUrl> {
+        self.0.resource.as_ref()
     }
 
     /// The number of verified tokens cached, and their estimated memory.
@@ -465,7 +516,10 @@ impl Inner {
 
     /// Whether one of the token's audiences is ours.
     fn audience_ok(&self, aud: Option<&Value>) -> bool {
-        let ours = |a: &str| self.audiences.iter().any(|x| x == a) || self.resource.matches(a);
+        let ours = |a: &str| {
+            self.audiences.iter().any(|x| x == a)
+                || self.resource.as_ref().is_some_and(|r| r.matches(a))
+        };
         match aud {
             Some(Value::String(a)) => ours(a),
             Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(ours),
@@ -564,15 +618,30 @@ impl Inner {
         if let Some(check) = &self.check {
             check(&claims).map_err(|reason| refuse(Invalid::Custom(reason)))?;
         }
-        let client_id = string("client_id")
-            .or_else(|| string("azp"))
-            .map(str::to_owned);
-        let subject = match (string("sub"), &client_id) {
-            (Some(sub), _) => sub.to_owned(),
-            (None, Some(client)) => client.clone(),
-            (None, None) => return Err(refuse(Invalid::Claims)),
+        let (method, subject, client_id) = match &self.identity {
+            None => {
+                let client_id = string("client_id")
+                    .or_else(|| string("azp"))
+                    .map(str::to_owned);
+                let subject = match (string("sub"), &client_id) {
+                    (Some(sub), _) => sub.to_owned(),
+                    (None, Some(client)) => client.clone(),
+                    (None, None) => return Err(refuse(Invalid::Claims)),
+                };
+                (AuthMethod::Jwt, subject, client_id)
+            }
+            Some(identity) => {
+                let first = |names: &[&str]| {
+                    names
+                        .iter()
+                        .find_map(|n| string(n).filter(|v| !v.is_empty()))
+                        .map(str::to_owned)
+                };
+                let subject = first(identity.subject).ok_or(refuse(Invalid::Claims))?;
+                (identity.method, subject, first(identity.client_id))
+            }
         };
-        let mut info = AuthInfo::builder(subject, AuthMethod::Jwt)
+        let mut info = AuthInfo::builder(subject, method)
             .scopes(self.scopes(&claims))
             .issuer(issuer.issuer.clone())
             .expires_at(std::time::UNIX_EPOCH + Duration::from_secs(exp));
@@ -714,7 +783,8 @@ impl Verifier for JwtVerifier {
 
 /// Configures a [`JwtVerifier`].
 pub struct JwtVerifierBuilder {
-    resource: ResourceUrl,
+    resource: Option<ResourceUrl>,
+    identity: Option<IdentityClaims>,
     issuers: Vec<Issuer>,
     audiences: Vec<String>,
     algorithms: Option<Vec<Algorithm>>,
@@ -742,7 +812,8 @@ impl JwtVerifierBuilder {
     }
 
     /// Also accepts tokens whose `aud` is `audience`, compared exactly (for example Entra ID's
-    /// `api://…`, or the origin when the metadata document is also served at the root).
+    /// `api://…`, or the origin when the metadata document is also served at the root). An empty
+    /// audience is refused by [`build`](Self::build).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
@@ -819,6 +890,12 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// Which claims name the identity (for JWTs that are not access tokens).
+    pub(crate) fn identity(mut self, identity: IdentityClaims) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
     /// Checks the configuration and builds the verifier.
     pub fn build(self) -> Result<JwtVerifier, JwtConfigError> {
         install_crypto_provider()?;
@@ -833,6 +910,9 @@ impl JwtVerifierBuilder {
         }
         if self.scope_claims.iter().any(String::is_empty) {
             return Err(JwtConfigError::ScopeClaim);
+        }
+        if self.audiences.iter().any(String::is_empty) {
+            return Err(JwtConfigError::EmptyAudience);
         }
         let algorithms = match self.algorithms {
             Some(list) => list,
@@ -855,12 +935,13 @@ impl JwtVerifierBuilder {
         }
         let leeway = self.leeway.as_secs();
         let issuers = self.issuers;
-        let mut audiences = vec![self.resource.as_str().to_owned()];
+        let mut audiences: Vec<String> = self.resource.iter().map(|r| r.as_str().into()).collect();
         audiences.extend(self.audiences);
         Ok(JwtVerifier(Arc::new(Inner {
             issuers,
             resource: self.resource,
             audiences,
+            identity: self.identity,
             algorithms,
             leeway,
             strict: self.strict,

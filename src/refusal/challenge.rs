@@ -7,6 +7,7 @@
 //! | invalid, unknown or expired credentials | 401 | `error="invalid_token"` |
 //! | valid, but a scope is missing | 403 | `error="insufficient_scope"`, `scope` = the full required set |
 //! | credentials cannot be checked now | 503 + `Retry-After` | none |
+//! | only [`Schemes::PROXY`] credentials are read, and they are missing or invalid | 403 | none |
 //!
 //! Format, for the parsers real MCP clients use (RFC 6750 §3, RFC 9728 §5.1; see the Conformance section of this crate's README):
 //! lowercase parameter names, `name="value"` with no spaces around `=`, values sanitized rather
@@ -17,6 +18,16 @@
 //! `WWW-Authenticate` field line, after the Bearer one. Every refusal has
 //! `Cache-Control: no-store` and a JSON body `{"error":…[,"error_description":…]}`.
 //! `error_description` is off by default ([`AuthLayerBuilder::error_descriptions`]).
+//!
+//! A layer whose verifier reads no `Authorization` scheme, only credentials something in front
+//! of the server adds ([`Schemes::PROXY`]: an identity-aware proxy's assertion), has no challenge
+//! to send, and a client can do nothing about a missing or invalid assertion: only the proxy
+//! adds it. Such a request did not come through the proxy, or the proxy is misconfigured. It gets
+//! `403` (RFC 9110 §15.5.4) with no `WWW-Authenticate`, so that no MCP client starts an
+//! authorization flow, `Cache-Control: no-store`, and the fixed body
+//! `{"error":"forbidden","error_description":"The request did not come through the proxy in front
+//! of this server"}` (always: it names no validation internals). Keys that cannot be fetched are
+//! still `503` with `Retry-After`.
 //!
 //! A gRPC call gets the same refusal in gRPC form ([`super::grpc`]).
 //!
@@ -187,6 +198,22 @@ pub(crate) struct Responder {
     basic: Option<HeaderValue>,
     /// `<name> realm="…"` for each scheme of the user's own.
     custom: Vec<HeaderValue>,
+    /// Only [`Schemes::PROXY`] credentials are read: no challenge, `403` instead of `401`.
+    proxy_only: bool,
+}
+
+/// The `403` of a request without valid [`Schemes::PROXY`] credentials when nothing else is
+/// accepted: nothing to challenge with, nothing a client can fix.
+fn not_proxied<B>(grpc: bool) -> Response<ResponseBody<B>> {
+    if grpc {
+        let mut res = super::grpc::refusal(StatusCode::FORBIDDEN, HeaderMap::new());
+        res.headers_mut().insert(
+            "grpc-message",
+            HeaderValue::from_static("the request did not come through the proxy"),
+        );
+        return res;
+    }
+    super::fixed(StatusCode::FORBIDDEN, Bytes::from_static(BODY_NOT_PROXIED))
 }
 
 const BODY_UNAUTHORIZED: &[u8] = br#"{"error":"unauthorized"}"#;
@@ -194,6 +221,7 @@ const BODY_INVALID_TOKEN: &[u8] = br#"{"error":"invalid_token"}"#;
 const BODY_INVALID_REQUEST: &[u8] = br#"{"error":"invalid_request"}"#;
 const BODY_INSUFFICIENT: &[u8] = br#"{"error":"insufficient_scope"}"#;
 const BODY_UNAVAILABLE: &[u8] = br#"{"error":"temporarily_unavailable"}"#;
+const BODY_NOT_PROXIED: &[u8] = br#"{"error":"forbidden","error_description":"The request did not come through the proxy in front of this server"}"#;
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -207,6 +235,7 @@ impl Responder {
             bearer_invalid_request: None,
             bearer_insufficient: None,
             dpop_plain: None,
+            proxy_only: settings.schemes.proxy() && !settings.schemes.has_authorization_scheme(),
             basic: settings
                 .schemes
                 .basic()
@@ -324,6 +353,10 @@ impl Responder {
         presented: Option<Scheme>,
         grpc: bool,
     ) -> Response<ResponseBody<B>> {
+        if self.proxy_only && matches!(rejection, Rejection::NoCredentials | Rejection::Invalid(_))
+        {
+            return not_proxied(grpc);
+        }
         if !grpc && let Some(headers) = self.cached(rejection, presented) {
             let (status, body) = match rejection {
                 Rejection::NoCredentials => (StatusCode::UNAUTHORIZED, BODY_UNAUTHORIZED),
