@@ -74,6 +74,7 @@
 //! [`AuthRequest::credentials_only`] or [`AuthRequest::from_request`].
 
 use std::{
+    fmt,
     future::Future,
     pin::Pin,
     sync::{Arc, LazyLock},
@@ -85,7 +86,8 @@ pub use crate::rejection::{Invalid, Rejection};
 use crate::{credentials::BasicCredentials, identity::AuthInfo};
 
 /// The credentials of the request's `Authorization` header, as the layer parsed them.
-#[derive(Debug, Clone, Copy)]
+/// `Debug` shows the scheme, never the credentials.
+#[derive(Clone, Copy)]
 #[non_exhaustive]
 pub enum Credentials<'a> {
     /// The request has no `Authorization` header.
@@ -108,8 +110,9 @@ pub enum Credentials<'a> {
 }
 
 /// What a verifier sees of a request: its parsed credentials, method, URI, version, headers
-/// and extensions, all borrowed.
-#[derive(Debug, Clone, Copy)]
+/// and extensions, all borrowed. `Debug` shows the credentials' scheme and the header names,
+/// never a header's value (a token, a cookie, a proof or a proxy's assertion may be among them).
+#[derive(Clone, Copy)]
 pub struct AuthRequest<'a> {
     credentials: Credentials<'a>,
     method: &'a Method,
@@ -117,6 +120,32 @@ pub struct AuthRequest<'a> {
     version: Version,
     headers: &'a HeaderMap,
     extensions: &'a Extensions,
+}
+
+impl fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self {
+            Self::None => return f.write_str("None"),
+            Self::Bearer(_) => "Bearer",
+            Self::Basic(_) => "Basic",
+            Self::DPoP(_) => "DPoP",
+            Self::Other { scheme, .. } => scheme,
+        };
+        write!(f, "{scheme}(<redacted>)")
+    }
+}
+
+impl fmt::Debug for AuthRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.keys().map(|k| k.as_str()).collect();
+        f.debug_struct("AuthRequest")
+            .field("credentials", &self.credentials)
+            .field("method", self.method)
+            .field("path", &self.uri.path())
+            .field("version", &self.version)
+            .field("header_names", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The empty parts of [`AuthRequest::credentials_only`].
@@ -466,5 +495,33 @@ impl<A: Verifier, B: Verifier> Verifier for Or<A, B> {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_credentials_and_no_header_value() {
+        let request = http::Request::builder()
+            .uri("/mcp?x=1")
+            .header("authorization", "DPoP secret-token-0123")
+            .header("dpop", "secret-proof-4567")
+            .header("cookie", "session=secret-cookie-89")
+            .body(())
+            .unwrap();
+        let credentials = Credentials::DPoP("secret-token-0123");
+        let shown = format!("{:?}", AuthRequest::from_request(&request, credentials));
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(
+            shown.contains("DPoP(<redacted>)") && shown.contains("cookie"),
+            "{shown}"
+        );
+        let other = Credentials::Other {
+            scheme: "ApiKey",
+            value: "secret-key",
+        };
+        assert_eq!(format!("{other:?}"), "ApiKey(<redacted>)");
     }
 }

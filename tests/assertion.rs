@@ -179,6 +179,30 @@ async fn a_cloudflare_user_assertion_is_accepted_with_the_email_as_identity() {
     .await;
 }
 
+/// A layer that reads no `Authorization` scheme leaves that header alone: a malformed or
+/// repeated one (sent by the client, passed on by the proxy) neither refuses nor admits.
+#[tokio::test]
+async fn a_proxy_only_layer_ignores_the_authorization_header() {
+    bounded(async {
+        let key = rsa();
+        let jwks = JwksServer::start(&[&key]).await;
+        let server = serve(cloudflare(&jwks)).await;
+        let token = sign(&key, &cloudflare_user());
+        let assertion = ("Cf-Access-Jwt-Assertion", token.as_str());
+        for stray in [
+            vec![("Authorization", "Bearer not*a*b64token")],
+            vec![("Authorization", "Bearer a"), ("Authorization", "Bearer b")],
+        ] {
+            let mut headers = vec![assertion];
+            headers.extend(stray.iter().copied());
+            let res = post_with(&server, &headers).await;
+            assert_eq!(res.status(), 200, "{stray:?}");
+            assert_not_proxied(post_with(&server, &stray).await).await;
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_cloudflare_service_token_is_known_by_its_common_name() {
     bounded(async {

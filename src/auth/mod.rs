@@ -195,6 +195,12 @@ impl<V: Verifier> Shared<V> {
     /// Credentials of a declared scheme are parsed and checked (malformed: `400`); any other
     /// scheme reaches the verifier as [`Credentials::Other`], unchecked.
     fn check<B>(&self, req: &Request<B>) -> (Option<Scheme>, Verdict) {
+        if !self.schemes.has_authorization_scheme() {
+            // No verifier reads `Authorization` (a proxy's assertion only): whatever the header
+            // holds is not this layer's to judge.
+            let request = AuthRequest::from_request(req, Credentials::None);
+            return (None, self.verifier.verify(&request));
+        }
         let refuse = |e: CredentialError| Verdict::Ready(Err(Rejection::InvalidRequest(e)));
         let auth = match credentials::authorization(req.headers(), self.max_header_bytes) {
             Ok(auth) => auth,
@@ -303,6 +309,8 @@ struct Pending<S, ReqBody> {
     admission: Arc<Admission>,
     presented: Option<Scheme>,
 }
+
+impl<S, ReqBody> crate::refusal::future::Sealed for Verifying<S, ReqBody> {}
 
 impl<S, ReqBody, ResBody> Prelude<S::Future, ResBody> for Verifying<S, ReqBody>
 where

@@ -97,8 +97,8 @@ impl McpScopeLayer {
     pub fn permits(&self, op: &Operation, info: &AuthInfo) -> bool {
         self.shared
             .scopes
-            .requirement(op)
-            .is_none_or(|r| self.shared.admission.satisfies(r, info))
+            .requirements(op)
+            .all(|r| self.shared.admission.satisfies(r, info))
     }
 }
 
@@ -125,8 +125,10 @@ impl Shared {
     fn authorize(&self, ops: &[Operation], info: &AuthInfo) -> Result<(), Rejection> {
         let mut refused = None;
         for op in ops {
-            if let Some(r) = self.scopes.requirement(op)
-                && !self.admission.satisfies(r, info)
+            if !self
+                .scopes
+                .requirements(op)
+                .all(|r| self.admission.satisfies(r, info))
             {
                 refused.get_or_insert(op);
             }
@@ -137,7 +139,7 @@ impl Shared {
         tracing::debug!(subject = info.subject(), operation = %op, "refused: insufficient scope");
         let required = ops
             .iter()
-            .filter_map(|op| self.scopes.requirement(op))
+            .flat_map(|op| self.scopes.requirements(op))
             .flat_map(|r| r.challenge_scopes().iter());
         Err(self
             .admission
@@ -313,6 +315,8 @@ pin_project! {
         reading: Option<Box<Reading<S>>>,
     }
 }
+
+impl<S, ReqBody> crate::refusal::future::Sealed for ReadingBody<S, ReqBody> {}
 
 impl<S, ReqBody, ResBody> Prelude<S::Future, ResBody> for ReadingBody<S, ReqBody>
 where

@@ -163,13 +163,38 @@ impl OperationScopes {
         builder.build()
     }
 
-    /// The extra scopes `op` needs; `None` when it needs none beyond the baseline.
+    /// The extra scopes `op` needs by its name, or else by its method; `None` when it needs none
+    /// beyond the baseline. For a method that names a resource or prompt without reading it
+    /// (`resources/subscribe`, `resources/unsubscribe`, `completion/complete`), this is the
+    /// name's entry only: [`requirements`](Self::requirements) has everything `op` needs.
     pub fn requirement(&self, op: &Operation) -> Option<&ScopeRequirement> {
-        if let (Some(name), Some(kind)) = (op.name(), op.kind())
-            && let Some(r) = self.names.get(kind.method()).and_then(|n| n.get(name))
-        {
-            return Some(r);
-        }
+        self.by_name(op).or_else(|| self.by_method(op))
+    }
+
+    /// Everything `op` needs, each of which must be met: the entry for its name (a tool,
+    /// prompt or resource) and, for a method that names a resource or prompt without being the
+    /// method that entry is written for (subscribing to a resource, completing a prompt's
+    /// argument), also the rule of that method (or the default). So a name's entry adds to a
+    /// method's rule and never replaces it. At most two.
+    pub fn requirements(&self, op: &Operation) -> impl Iterator<Item = &ScopeRequirement> {
+        let by_name = self.by_name(op);
+        let named_elsewhere = op.kind().is_some_and(|kind| kind.method() != op.method());
+        let by_method = if by_name.is_none() || named_elsewhere {
+            self.by_method(op)
+        } else {
+            None
+        };
+        by_name.into_iter().chain(by_method)
+    }
+
+    /// The entry for `op`'s name, if it names something that has one.
+    fn by_name(&self, op: &Operation) -> Option<&ScopeRequirement> {
+        let (name, kind) = (op.name()?, op.kind()?);
+        self.names.get(kind.method()).and_then(|n| n.get(name))
+    }
+
+    /// The rule of `op`'s method, or else the default (not for the baseline methods).
+    fn by_method(&self, op: &Operation) -> Option<&ScopeRequirement> {
         if let Some(r) = self.methods.get(op.method()) {
             return r.as_ref();
         }
@@ -371,6 +396,34 @@ mod tests {
         policy
             .requirement(op)
             .map(|r| r.challenge_scopes().to_string())
+    }
+
+    /// A resource's entry adds to the rule for subscribing (or completing) and never replaces
+    /// it: subscribing to a resource needs both what reading it needs and what subscribing needs.
+    #[test]
+    fn a_name_entry_adds_to_the_rule_of_a_method_that_names_without_reading() {
+        let policy = OperationScopes::builder()
+            .method("resources/subscribe", ["mcp:subscribe"])
+            .method("completion/complete", ["mcp:complete"])
+            .resource("file:///a", ["files:read"])
+            .prompt("secret", ["prompts:secret"])
+            .build()
+            .unwrap();
+        let all = |op: &Operation| {
+            policy
+                .requirements(op)
+                .map(|r| r.challenge_scopes().to_string())
+                .collect::<Vec<_>>()
+        };
+        let subscribe = Operation::new("resources/subscribe", Some("file:///a"));
+        assert_eq!(all(&subscribe), ["files:read", "mcp:subscribe"]);
+        let other = Operation::new("resources/subscribe", Some("file:///b"));
+        assert_eq!(all(&other), ["mcp:subscribe"]);
+        let complete = Operation::completion(NameKind::Prompt, "secret");
+        assert_eq!(all(&complete), ["prompts:secret", "mcp:complete"]);
+        // Reading is decided by the name alone, as before.
+        let read = Operation::new("resources/read", Some("file:///a"));
+        assert_eq!(all(&read), ["files:read"]);
     }
 
     #[test]

@@ -45,8 +45,15 @@ pub enum Outcome<F, B> {
     Refuse(Response<ResponseBody<B>>),
 }
 
-/// Work a layer finishes before it calls the inner service or refuses.
-pub trait Prelude<F, B> {
+mod sealed {
+    /// Only this crate's layers have preludes and after-hooks: the traits are public only so
+    /// that their futures can be named.
+    pub trait Sealed {}
+}
+
+/// Work a layer finishes before it calls the inner service or refuses. Sealed: implemented by
+/// this crate's layers only.
+pub trait Prelude<F, B>: sealed::Sealed {
     /// Polls the work to its [`Outcome`].
     fn poll_prelude(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<F, B>>;
 }
@@ -55,14 +62,17 @@ pub trait Prelude<F, B> {
 #[derive(Debug, Clone, Copy)]
 pub enum NoPrelude {}
 
+impl sealed::Sealed for NoPrelude {}
+
 impl<F, B> Prelude<F, B> for NoPrelude {
     fn poll_prelude(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Outcome<F, B>> {
         match *self.get_mut() {}
     }
 }
 
-/// A look at the inner service's response before it is handed out (not at refusals).
-pub trait After {
+/// A look at the inner service's response before it is handed out (not at refusals). Sealed:
+/// implemented by this crate's layers only.
+pub trait After: sealed::Sealed {
     /// Called once, with the inner service's response.
     fn after<B>(self, response: &Response<B>);
 }
@@ -70,6 +80,11 @@ pub trait After {
 /// Nothing to do with the response.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoAfter;
+
+/// The one implementation point of [`Prelude`] and [`After`] outside this module.
+pub(crate) use sealed::Sealed;
+
+impl sealed::Sealed for NoAfter {}
 
 impl After for NoAfter {
     fn after<B>(self, _: &Response<B>) {}

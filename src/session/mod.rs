@@ -397,6 +397,8 @@ enum Step {
     },
 }
 
+impl crate::refusal::future::Sealed for Record {}
+
 impl After for Record {
     fn after<B>(self, response: &Response<B>) {
         self.finish(response.headers(), response.status());

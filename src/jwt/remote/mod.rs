@@ -269,8 +269,17 @@ impl RemoteKeys {
             return Some((**running).clone());
         }
         runtime.spawn(async move {
-            let _ = this.refresh(force).await;
-            this.inflight.store(None);
+            /// Ends the refresh even if it panics: otherwise every later lookup would join a
+            /// refresh that never ends again, and the keys would never be fetched.
+            struct Finished(Arc<RemoteKeys>);
+            impl Drop for Finished {
+                fn drop(&mut self) {
+                    self.0.inflight.store(None);
+                }
+            }
+            let finished = Finished(this);
+            let _ = finished.0.refresh(force).await;
+            drop(finished);
             drop(done);
         });
         Some(refresh)

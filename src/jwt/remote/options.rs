@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// The longest key-set lifetime accepted in the options (keys are kept for at most this long
+/// between fetches; a longer one could also overflow the clock arithmetic).
+const MAX_MAX_AGE_LIMIT: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
 use crate::{
     fetch::Limits,
     jwt::JwtConfigError,
@@ -161,6 +165,9 @@ impl RemoteJwksOptions {
         if self.min_max_age > self.max_max_age {
             return bad("min_max_age must not be larger than max_max_age");
         }
+        if self.max_max_age > MAX_MAX_AGE_LIMIT || self.default_max_age > MAX_MAX_AGE_LIMIT {
+            return bad("max_max_age and default_max_age must be at most 366 days");
+        }
         Ok(())
     }
 
@@ -316,6 +323,11 @@ mod tests {
         assert!(o.check().is_err());
         let o = RemoteJwksOptions {
             timeout: Duration::ZERO,
+            ..Default::default()
+        };
+        assert!(o.check().is_err());
+        let o = RemoteJwksOptions {
+            max_max_age: Duration::MAX,
             ..Default::default()
         };
         assert!(o.check().is_err());
