@@ -298,10 +298,6 @@ impl fmt::Display for Redacted<'_> {
     }
 }
 
-fn refusal<B>(status: StatusCode, body: &'static [u8]) -> Response<ResponseBody<B>> {
-    refusal::fixed(status, Bytes::from_static(body))
-}
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionBinding<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -321,7 +317,10 @@ where
             tracing::error!(
                 "refused: no AuthInfo; SessionBindingLayer must be inside an AuthLayer"
             );
-            let res = refusal(StatusCode::INTERNAL_SERVER_ERROR, MISCONFIGURED_BODY);
+            let res = refusal::fixed(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::from_static(MISCONFIGURED_BODY),
+            );
             return ResponseFuture::refused(unread(res));
         };
         let shared = &*self.shared;
@@ -376,7 +375,7 @@ where
 }
 
 fn not_found<B>() -> Response<ResponseBody<B>> {
-    refusal(StatusCode::NOT_FOUND, NOT_FOUND_BODY)
+    refusal::fixed(StatusCode::NOT_FOUND, Bytes::from_static(NOT_FOUND_BODY))
 }
 
 /// What the session binding does with the inner service's response: binds the session it
