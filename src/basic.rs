@@ -1,6 +1,6 @@
 //! Verifier: HTTP Basic (RFC 7617).
 //!
-//! Several users; passwords are kept only as keyed 128-bit SipHash-2-4 tags (random key) and
+//! Several users; passwords are kept only as keyed 128-bit SipHash-1-3 tags (random key) and
 //! compared branch-free, and an unknown user costs the same work as a known one. The challenge is
 //! `Basic realm="…", charset="UTF-8"` (the realm is the layer's, see
 //! [`AuthLayerBuilder::realm`](crate::AuthLayerBuilder::realm)). Use Basic only over TLS: the

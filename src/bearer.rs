@@ -2,7 +2,7 @@
 //!
 //! Several named tokens can be active at once, so a token can be rotated without downtime; the
 //! name is the caller's identity ([`AuthInfo::subject`]). Tokens are kept only as keyed 128-bit
-//! SipHash-2-4 tags under a random key drawn at construction: the plaintext is not kept, the
+//! SipHash-1-3 tags under a random key drawn at construction: the plaintext is not kept, the
 //! lookup is by tag (a pseudorandom value the client cannot steer) and the final comparison is
 //! branch-free, so neither the number of tokens nor how close a guess is shows in the response
 //! time.

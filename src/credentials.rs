@@ -247,26 +247,25 @@ pub fn bearer_token(credentials: &str) -> Result<&str, CredentialError> {
 pub fn is_b64token(s: &str) -> bool {
     let bytes = s.as_bytes();
     let body = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
-    // Branch-free: a table lookup and an AND per byte.
-    body > 0
-        && bytes[..body]
-            .iter()
-            .fold(true, |ok, &b| ok & B64TOKEN[usize::from(b)])
+    // Branch-free comparisons folded with AND, which the compiler turns into vector code (a
+    // table lookup per byte would not vectorize): this runs on every request.
+    body > 0 && bytes[..body].iter().fold(true, |ok, &b| ok & is_b64token_byte(b))
 }
 
 /// The bytes allowed before the padding of a `b64token`:
 /// `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`.
-static B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] =
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        b += 1;
-    }
-    table
-};
+/// `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`, without branches.
+#[inline(always)]
+fn is_b64token_byte(b: u8) -> bool {
+    // `| 0x20` maps `A`..=`Z` onto `a`..=`z` and no other byte into that range.
+    ((b | 0x20).wrapping_sub(b'a') < 26)
+        | (b.wrapping_sub(b'0') < 10)
+        // `-`, `.` and `/` are adjacent.
+        | (b.wrapping_sub(b'-') < 3)
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+}
 
 /// Decoded HTTP Basic credentials (RFC 7617). `Debug` never prints the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -370,6 +369,14 @@ mod tests {
             bearer_token("").unwrap_err(),
             CredentialError::MissingCredentials
         );
+    }
+
+    #[test]
+    fn every_byte_is_classified_as_rfc_6750_says() {
+        for b in 0..=255u8 {
+            let spec = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(is_b64token_byte(b), spec, "byte {b:#04x}");
+        }
     }
 
     #[test]
