@@ -249,7 +249,10 @@ pub fn is_b64token(s: &str) -> bool {
     let body = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
     // Branch-free comparisons folded with AND, which the compiler turns into vector code (a
     // table lookup per byte would not vectorize): this runs on every request.
-    body > 0 && bytes[..body].iter().fold(true, |ok, &b| ok & is_b64token_byte(b))
+    body > 0
+        && bytes[..body]
+            .iter()
+            .fold(true, |ok, &b| ok & is_b64token_byte(b))
 }
 
 /// The bytes allowed before the padding of a `b64token`:

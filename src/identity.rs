@@ -17,7 +17,11 @@
 //! assert!(who.scopes().contains("mcp:read"));
 //! ```
 
-use std::{fmt, sync::Arc, time::SystemTime};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::SystemTime,
+};
 
 use serde_json::{Map, Value};
 
@@ -71,7 +75,19 @@ struct Inner {
     client_id: Option<String>,
     issuer: Option<String>,
     expires_at: Option<SystemTime>,
-    claims: Option<Map<String, Value>>,
+    claims: Option<Claims>,
+}
+
+/// A token's claims: a map given to the builder, or a verified token's JSON text, parsed into
+/// a map the first time [`AuthInfo::claims`] is called (most requests never ask, so the
+/// verifier does not build one for each token).
+#[derive(Debug)]
+enum Claims {
+    Map(Map<String, Value>),
+    Json {
+        text: Box<str>,
+        map: OnceLock<Map<String, Value>>,
+    },
 }
 
 impl AuthInfo {
@@ -126,16 +142,30 @@ impl AuthInfo {
 
     /// The raw claims of a token, where there are any.
     pub fn claims(&self) -> Option<&Map<String, Value>> {
-        self.0.claims.as_ref()
+        match self.0.claims.as_ref()? {
+            Claims::Map(map) => Some(map),
+            // The text is a JSON object (the verifier read it); a repeated name keeps its last
+            // value, as everywhere else.
+            Claims::Json { text, map } => {
+                Some(map.get_or_init(|| serde_json::from_str(text).unwrap_or_default()))
+            }
+        }
+    }
+
+    /// The claims' JSON text, when they were kept as text (not yet parsed, or parsed on
+    /// demand): for the token cache's memory estimate.
+    pub(crate) fn claims_json(&self) -> Option<&str> {
+        match self.0.claims.as_ref()? {
+            Claims::Json { text, .. } => Some(text),
+            Claims::Map(_) => None,
+        }
     }
 
     /// The claims deserialized into a type of yours.
     pub fn claims_as<T: serde::de::DeserializeOwned>(
         &self,
     ) -> Option<Result<T, serde_json::Error>> {
-        self.0
-            .claims
-            .as_ref()
+        self.claims()
             .map(|c| T::deserialize(Value::Object(c.clone())))
     }
 
@@ -215,7 +245,7 @@ impl fmt::Debug for AuthInfo {
             .field("client_id", &self.0.client_id)
             .field("issuer", &self.0.issuer)
             .field("expires_at", &self.0.expires_at)
-            .field("claims", &self.0.claims.as_ref().map(|c| c.len()))
+            .field("claims", &self.claims().map(|c| c.len()))
             .finish()
     }
 }
@@ -261,7 +291,16 @@ impl AuthInfoBuilder {
 
     /// The raw claims.
     pub fn claims(mut self, claims: Map<String, Value>) -> Self {
-        self.0.claims = Some(claims);
+        self.0.claims = Some(Claims::Map(claims));
+        self
+    }
+
+    /// The claims as the JSON text of an object, read already (a verified token's payload).
+    pub(crate) fn claims_json(mut self, text: Box<str>) -> Self {
+        self.0.claims = Some(Claims::Json {
+            text,
+            map: OnceLock::new(),
+        });
         self
     }
 

@@ -64,7 +64,12 @@ pub(crate) fn estimate_bytes(info: &AuthInfo) -> usize {
             .iter()
             .map(|s| STRING + s.len())
             .sum::<usize>();
-    ENTRY_OVERHEAD + strings + info.claims().map_or(0, members)
+    // Claims kept as text count the text and what it would take once parsed (on first ask).
+    let claims = match info.claims_json() {
+        Some(json) => super::claims::parsed_size_bound(json),
+        None => info.claims().map_or(0, members),
+    };
+    ENTRY_OVERHEAD + strings + claims
 }
 
 /// Settings of the verified-token cache.

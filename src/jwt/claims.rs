@@ -17,10 +17,17 @@
 //! # }
 //! ```
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
-use super::{Inner, cache::now_secs, refuse};
+use super::{
+    Inner,
+    cache::now_secs,
+    json::{self, Json, Member},
+    refuse,
+    segment::Scratch,
+};
 use crate::{
     rejection::{Invalid, Rejection},
     scope::ScopeSet,
@@ -31,78 +38,182 @@ use crate::{
 /// one to the epoch would panic).
 const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
-/// A NumericDate (RFC 7519 §2): seconds since the epoch, possibly with a fraction, at most
-/// [`MAX_NUMERIC_DATE`] (a fraction too large for `u64` saturates, and so is refused by it).
-fn numeric_date(value: &Value) -> Option<u64> {
-    value
-        .as_u64()
-        .or_else(|| {
-            value
-                .as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0)
-                .map(|f| f as u64)
-        })
-        .filter(|&secs| secs <= MAX_NUMERIC_DATE)
+/// Claims payloads up to this size (decoded) are read on the stack.
+pub(super) const STACK_CLAIMS_BYTES: usize = 2048;
+
+/// A token's claims, read in place (see [`super::json`]): each member's name and value as
+/// slices of the JSON text. A value is looked at only when a check asks for it.
+pub(super) struct Claims<'a> {
+    json: &'a str,
+    members: Vec<Member<'a>>,
+    /// The values of the [`KNOWN`] claims, found in one pass (each the last of its name).
+    known: [Option<Json<'a>>; KNOWN.len()],
 }
 
-/// Claims payloads up to this size are Base64url-decoded on the stack.
-const STACK_CLAIMS_BYTES: usize = 2048;
+/// The claims the checks read on every token, indexed once rather than searched for each time.
+const KNOWN: [&str; 11] = [
+    "exp",
+    "nbf",
+    "iat",
+    "iss",
+    "aud",
+    "sub",
+    "client_id",
+    "azp",
+    "jti",
+    "scope",
+    "scp",
+];
 
-/// Reads the claims of a token whose signature was verified, once: Base64url-decoded (on the
-/// stack when small enough), UTF-8 checked once for the whole document, then parsed into the map
-/// [`AuthInfo`] keeps. `None` if any step fails (a malformed token).
-pub(super) fn read_claims(payload: &str) -> Option<Map<String, Value>> {
-    let parse = |json: &[u8]| serde_json::from_str(std::str::from_utf8(json).ok()?).ok();
-    if payload.len().div_ceil(4) * 3 <= STACK_CLAIMS_BYTES {
-        let mut buf = [0; STACK_CLAIMS_BYTES];
-        let len = URL_SAFE_NO_PAD.decode_slice(payload, &mut buf).ok()?;
-        parse(&buf[..len])
-    } else {
-        parse(&URL_SAFE_NO_PAD.decode(payload).ok()?)
+fn known_index(name: &str) -> Option<usize> {
+    KNOWN.iter().position(|k| *k == name)
+}
+
+impl<'a> Claims<'a> {
+    /// The claims of the payload segment `payload`, decoded into `scratch`; `None` if it is not
+    /// Base64url, UTF-8 and a JSON object (a malformed token).
+    pub(super) fn read<const N: usize>(payload: &str, scratch: &'a mut Scratch<N>) -> Option<Self> {
+        let json = scratch.decode_str(payload)?;
+        let members = json::object(json)?;
+        let mut known = [None; KNOWN.len()];
+        for member in &members {
+            if let Some(i) = known_index(&member.name()) {
+                known[i] = Some(member.value);
+            }
+        }
+        Some(Self {
+            json,
+            members,
+            known,
+        })
     }
+
+    /// The whole JSON text.
+    pub(super) fn json(&self) -> &'a str {
+        self.json
+    }
+
+    /// The value of claim `name`: the last one when a name repeats, as a parser that keeps
+    /// "only the lexically last duplicate member name" (RFC 7519 §4).
+    pub(super) fn get(&self, name: &str) -> Option<Json<'a>> {
+        if let Some(i) = known_index(name) {
+            return self.known[i];
+        }
+        self.members
+            .iter()
+            .rev()
+            .find(|m| m.is(name))
+            .map(|m| m.value)
+    }
+
+    /// Whether claim `name` is present (whatever its value, `null` included).
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Claim `name` if it is a string.
+    pub(super) fn str(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.get(name)?.as_str()
+    }
+
+    /// Claim `name` as a NumericDate (RFC 7519 §2: seconds since the epoch, possibly with a
+    /// fraction, here at most [`MAX_NUMERIC_DATE`]): `None` if absent, `Some(None)` if it is
+    /// not one.
+    pub(super) fn date(&self, name: &str) -> Option<Option<u64>> {
+        let value = self.get(name)?;
+        Some(value.as_seconds().filter(|&s| s <= MAX_NUMERIC_DATE))
+    }
+
+    /// The strings of claim `name`: itself if it is a string, its string elements if it is an
+    /// array, none otherwise.
+    pub(super) fn strings(&self, name: &str) -> Vec<Cow<'a, str>> {
+        match self.get(name) {
+            Some(Json::Array(list)) => Json::Array(list)
+                .elements()
+                .filter_map(|v| v.as_str())
+                .collect(),
+            Some(value) => value.as_str().into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The claims as a map (for a [`ClaimsCheck`](super::ClaimsCheck)): the last value of a
+    /// repeated name, as [`get`](Self::get).
+    pub(super) fn to_map(&self) -> Map<String, Value> {
+        serde_json::from_str(self.json).unwrap_or_default()
+    }
+}
+
+/// An upper bound on the memory the claims in `json` take once parsed into a
+/// `Map<String, Value>` ([`AuthInfo::claims`](crate::AuthInfo::claims) does so when asked), for
+/// the cache's budget: claims such as `[1,1,1,…]` take some twenty times their JSON size.
+/// Every string byte counts once, every member a `String`, a `Value` and a tree node's share,
+/// every other value a `Value`: members are counted by `:`, array elements by `[` and `,`
+/// outside strings.
+pub(crate) fn parsed_size_bound(json: &str) -> usize {
+    const STRING: usize = std::mem::size_of::<String>();
+    const VALUE: usize = std::mem::size_of::<Value>();
+    /// A B-tree node's share per member (parent pointer, lengths, spare capacity).
+    const MEMBER: usize = 16;
+    let (mut members, mut values) = (0usize, 1usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b':' => members += 1,
+            b'[' | b',' | b'{' => values += 1,
+            _ => {}
+        }
+    }
+    json.len() + members * (STRING + VALUE + MEMBER) + values * VALUE
 }
 
 impl Inner {
     /// Whether one of the token's audiences is ours.
-    fn audience_ok(&self, aud: Option<&Value>) -> bool {
+    fn audience_ok(&self, claims: &Claims<'_>) -> bool {
         let ours = |a: &str| {
             self.audiences.iter().any(|x| x == a)
                 || self.resource.as_ref().is_some_and(|r| r.matches(a))
         };
-        match aud {
-            Some(Value::String(a)) => ours(a),
-            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(ours),
-            _ => false,
-        }
+        claims.strings("aud").iter().any(|a| ours(a))
     }
 
-    pub(super) fn scopes(&self, claims: &Map<String, Value>) -> ScopeSet {
-        let mut all: Vec<&str> = Vec::new();
+    /// The union of the scope claims: a string is space-separated, an array lists them.
+    pub(super) fn scopes(&self, claims: &Claims<'_>) -> ScopeSet {
+        let (mut spaced, mut listed) = (Vec::new(), Vec::new());
         for name in &self.scope_claims {
             match claims.get(name) {
-                Some(Value::String(s)) => all.extend(s.split(' ')),
-                Some(Value::Array(list)) => all.extend(list.iter().filter_map(Value::as_str)),
-                _ => {}
+                Some(Json::Str { .. }) => spaced.extend(claims.str(name)),
+                Some(_) => listed.extend(claims.strings(name)),
+                None => {}
             }
         }
-        ScopeSet::from_iter_lossy(all)
+        ScopeSet::from_iter_lossy(
+            (spaced.iter().flat_map(|s| s.split(' '))).chain(listed.iter().map(|s| &**s)),
+        )
     }
 
     /// Checks the registered claims (RFC 9068 §4, RFC 7519 §4.1) against issuer `issuer`: the
     /// required ones, then time, then issuer and audience. Returns `exp`.
-    pub(super) fn check_claims(
-        &self,
-        issuer: &str,
-        claims: &Map<String, Value>,
-    ) -> Result<u64, Rejection> {
+    pub(super) fn check_claims(&self, issuer: &str, claims: &Claims<'_>) -> Result<u64, Rejection> {
         let now = now_secs();
         // Required claims, then time, then issuer (RFC 9068 §4, RFC 7519 §4.1).
-        let date = |name: &str| claims.get(name).map(numeric_date);
+        let date = |name: &str| claims.date(name);
         let exp = match date("exp") {
             Some(Some(exp)) => exp,
             _ => return Err(refuse(Invalid::Claims)),
         };
-        if !claims.contains_key("iss") || !claims.contains_key("aud") {
+        if !claims.contains("iss") || !claims.contains("aud") {
             return Err(refuse(Invalid::Claims));
         }
         if exp.saturating_add(self.leeway) < now {
@@ -114,10 +225,10 @@ impl Inner {
             Some(Some(nbf)) if nbf > now + self.leeway => return Err(refuse(Invalid::NotYetValid)),
             Some(Some(_)) => {}
         }
-        if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+        if claims.str("iss").as_deref() != Some(issuer) {
             return Err(refuse(Invalid::WrongIssuer));
         }
-        if !self.audience_ok(claims.get("aud")) {
+        if !self.audience_ok(claims) {
             return Err(refuse(Invalid::WrongAudience));
         }
         let number = |name: &str| date(name).flatten();
@@ -127,7 +238,7 @@ impl Inner {
             Some(Some(iat)) if iat > now + self.leeway => return Err(refuse(Invalid::NotYetValid)),
             Some(Some(_)) => {}
         }
-        let string = |name: &str| claims.get(name).and_then(Value::as_str);
+        let string = |name: &str| claims.str(name);
         // Strict RFC 9068 (§2.2): these claims are required too (looked up only in strict mode).
         if self.strict
             && (["sub", "client_id", "jti"]
@@ -146,15 +257,23 @@ impl Inner {
     /// than `503` or "unknown key". Unverified claims only ever refuse here; they never accept.
     /// The custom claims check is not run on unverified claims.
     pub(super) fn refuse_unverified(&self, token: &str) -> Option<Rejection> {
-        let claims: Map<String, Value> =
-            jsonwebtoken::dangerous::insecure_decode_claims(token).ok()?;
+        let mut scratch = Scratch::<STACK_CLAIMS_BYTES>::new();
+        let claims = Claims::read(payload(token)?, &mut scratch)?;
         let issuer = match self.issuers.as_slice() {
             [one] => one,
             many => {
-                let iss = claims.get("iss").and_then(Value::as_str);
-                many.iter().find(|i| Some(i.issuer.as_str()) == iss)?
+                let iss = claims.str("iss");
+                many.iter()
+                    .find(|i| Some(i.issuer.as_str()) == iss.as_deref())?
             }
         };
         self.check_claims(&issuer.issuer, &claims).err()
     }
+}
+
+/// The payload segment of a compact JWS: between the first and the second of exactly two dots.
+pub(super) fn payload(token: &str) -> Option<&str> {
+    let (_, rest) = token.split_once('.')?;
+    let (payload, signature) = rest.split_once('.')?;
+    (!signature.contains('.')).then_some(payload)
 }

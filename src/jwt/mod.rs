@@ -48,19 +48,22 @@
 mod builder;
 mod cache;
 mod claims;
+mod header;
+mod json;
 mod key_source;
 mod keys;
 #[cfg(feature = "remote-jwks")]
 mod remote;
+mod segment;
 mod signature;
 
 use std::{
+    borrow::Cow,
     fmt,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use jsonwebtoken::Header;
 use serde_json::{Map, Value};
 
 pub use builder::JwtVerifierBuilder;
@@ -80,7 +83,9 @@ use crate::{
     verifier::{AuthRequest, Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
 use cache::TokenCache;
-use claims::read_claims;
+use claims::{Claims, STACK_CLAIMS_BYTES};
+use header::{Header, STACK_HEADER_BYTES};
+use segment::Scratch;
 
 /// The default clock leeway: 60 seconds.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -286,17 +291,36 @@ impl JwtVerifier {
     }
 }
 
+/// The top-level members of the JSON object `text` as the token reader sees them (name
+/// unescaped, value as its text), or `None` where it refuses the text.
+#[doc(hidden)] // Reachable for the fuzz targets and tests; not part of the API (no semver promise).
+pub fn json_members(text: &str) -> Option<Vec<(String, String)>> {
+    let text_of = |v: json::Json<'_>| match v {
+        json::Json::Str { quoted, .. } => quoted.to_owned(),
+        json::Json::Number(t) | json::Json::Array(t) | json::Json::Object(t) => t.to_owned(),
+        json::Json::Bool(b) => b.to_string(),
+        json::Json::Null => "null".to_owned(),
+    };
+    let members = json::object(text)?;
+    Some(
+        members
+            .iter()
+            .map(|m| (m.name().into_owned(), text_of(m.value)))
+            .collect(),
+    )
+}
+
 fn refuse(reason: Invalid) -> Rejection {
     Rejection::Invalid(reason)
 }
 
 impl Inner {
     /// Header checks that need no key: algorithm allow-list, `typ`, `crit`.
-    fn check_header(&self, header: &Header) -> Result<(), Rejection> {
+    fn check_header(&self, header: &Header<'_>) -> Result<(), Rejection> {
         if !self.algorithms.contains(&header.alg) {
             return Err(refuse(Invalid::Unacceptable));
         }
-        if header.crit.is_some() {
+        if header.crit {
             // We understand no critical extension (RFC 7515 §4.1.11).
             return Err(refuse(Invalid::Unacceptable));
         }
@@ -325,13 +349,10 @@ impl Inner {
     /// within an issuer. The signature and `iss` are verified afterwards as usual.
     fn find_key(&self, token: &str, kid: Option<&str>, alg: Algorithm, ask: Ask) -> KeyFound {
         let only = if self.issuers.len() > 1 {
-            #[derive(serde::Deserialize)]
-            struct Iss {
-                iss: Option<String>,
-            }
-            let iss = jsonwebtoken::dangerous::insecure_decode_claims::<Iss>(token)
-                .ok()
-                .and_then(|c| c.iss);
+            let mut scratch = Scratch::<STACK_CLAIMS_BYTES>::new();
+            let iss = claims::payload(token)
+                .and_then(|payload| Claims::read(payload, &mut scratch))
+                .and_then(|claims| claims.str("iss"));
             match iss.and_then(|iss| self.issuers.iter().position(|i| i.issuer == iss)) {
                 Some(i) => Some(i),
                 None => return KeyFound::WrongIssuer,
@@ -390,30 +411,34 @@ impl Inner {
         })
         .map_err(|_| refuse(Invalid::Malformed))?
         .ok_or(refuse(Invalid::BadSignature))?;
-        let claims = read_claims(payload).ok_or(refuse(Invalid::Malformed))?;
+        let mut scratch = Scratch::<STACK_CLAIMS_BYTES>::new();
+        let claims = Claims::read(payload, &mut scratch).ok_or(refuse(Invalid::Malformed))?;
         let exp = self.check_claims(&issuer.issuer, &claims)?;
-        let string = |name: &str| claims.get(name).and_then(Value::as_str);
-        if let Some(check) = &self.check {
-            check(&claims).map_err(|reason| refuse(Invalid::Custom(reason)))?;
-        }
+        // A check of your own sees the claims as a map; the identity then keeps that map.
+        let map = match &self.check {
+            Some(check) => {
+                let map = claims.to_map();
+                check(&map).map_err(|reason| refuse(Invalid::Custom(reason)))?;
+                Some(map)
+            }
+            None => None,
+        };
         let (method, subject, client_id) = match &self.identity {
             None => {
-                let client_id = string("client_id")
-                    .or_else(|| string("azp"))
-                    .map(str::to_owned);
-                let subject = match (string("sub"), &client_id) {
-                    (Some(sub), _) => sub.to_owned(),
-                    (None, Some(client)) => client.clone(),
+                let client_id = claims.str("client_id").or_else(|| claims.str("azp"));
+                let subject = match (claims.str("sub"), &client_id) {
+                    (Some(sub), _) => sub.into_owned(),
+                    (None, Some(client)) => client.to_string(),
                     (None, None) => return Err(refuse(Invalid::Claims)),
                 };
-                (AuthMethod::Jwt, subject, client_id)
+                (AuthMethod::Jwt, subject, client_id.map(Cow::into_owned))
             }
             Some(identity) => {
                 let first = |names: &[&str]| {
                     names
                         .iter()
-                        .find_map(|n| string(n).filter(|v| !v.is_empty()))
-                        .map(str::to_owned)
+                        .find_map(|n| claims.str(n).filter(|v| !v.is_empty()))
+                        .map(Cow::into_owned)
                 };
                 let subject = first(identity.subject).ok_or(refuse(Invalid::Claims))?;
                 (identity.method, subject, first(identity.client_id))
@@ -426,7 +451,11 @@ impl Inner {
         if let Some(client) = client_id {
             info = info.client_id(client);
         }
-        let info = info.claims(claims).build();
+        let info = match map {
+            Some(map) => info.claims(map),
+            None => info.claims_json(claims.json().into()),
+        }
+        .build();
         Ok((info, key))
     }
 
@@ -436,7 +465,8 @@ impl Inner {
     /// A token whose key is not at hand is judged on its claims, read unverified, before it may
     /// start a fetch: one that no key could make valid never spends the fetch budget.
     fn verify_uncached(self: &Arc<Self>, token: &str, tag: Option<SecretTag>) -> Verdict {
-        let header = match jsonwebtoken::decode_header(token) {
+        let mut scratch = Scratch::<STACK_HEADER_BYTES>::new();
+        let header = match header::read(token, &mut scratch) {
             Ok(h) => h,
             Err(_) => return Verdict::Ready(Err(refuse(Invalid::Malformed))),
         };
@@ -457,7 +487,7 @@ impl Inner {
                     KeyFound::Refreshing(refreshes) => {
                         let this = self.clone();
                         let token = token.to_owned();
-                        let kid = header.kid;
+                        let kid = kid.map(str::to_owned);
                         return Verdict::Pending(Box::pin(async move {
                             futures_util::future::join_all(refreshes).await;
                             // Look again, without starting another fetch.
