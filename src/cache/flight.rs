@@ -11,7 +11,8 @@
 //! from the map when it ends: when its computation completes (or panics), and when every request
 //! waiting for it has gone away before that (the computation is then dropped, unfinished: nobody
 //! wants its answer any more). So a finished flight is never joined again, and an abandoned one
-//! never blocks a later request for the same key.
+//! never blocks a later request for the same key. The computation is expected to put its
+//! answer in the cache before it ends, so that a miss after the flight finds it there.
 //!
 //! The number of flights in the air is bounded. Beyond the bound a new key is answered
 //! [`Busy`] at once rather than queued (its request is refused with a 503 and a `Retry-After`):
