@@ -435,16 +435,25 @@ mod tests {
         for o in &others {
             cache.insert_at(*o, Value::new(9), FAR, 100, NOW);
         }
+        let retired = Value::new(1);
         cache.insert_at(t[0], Value::new(0), Deadline(NOW.0 + 1), 100, NOW);
-        cache.insert_at(t[1], Value::new(1), FAR, 100, NOW);
+        cache.insert_at(t[1], retired.clone(), FAR, 100, NOW);
         assert_eq!(cache.bytes(), SHARDS * 100);
-        // The budget is full: the expired entry of the new one's shard makes room.
+        // The budget is full (the shard is not): the expired entry of the new one's shard makes
+        // room, and nothing else goes.
         let later = Deadline(NOW.0 + 1);
         let fresh = same_shard_as(&cache, &t[0], &t);
         cache.insert_at(fresh, Value::new(5), FAR, 100, later);
         assert_eq!(at(&cache, &fresh, later), Some(5));
         assert_eq!(at(&cache, &t[1], later), Some(1));
         assert_eq!(cache.bytes(), SHARDS * 100);
+        // Full again: an entry no longer current makes room.
+        retired.1.store(false, Ordering::SeqCst);
+        let fresher = same_shard_as(&cache, &t[0], &[t[0], t[1], fresh]);
+        cache.insert_at(fresher, Value::new(6), FAR, 100, later);
+        assert_eq!(at(&cache, &fresher, later), Some(6));
+        assert_eq!(at(&cache, &fresh, later), Some(5));
+        assert_eq!((cache.len(), cache.bytes()), (SHARDS, SHARDS * 100));
         assert_eq!(cache.bytes(), counted(&cache));
     }
 
