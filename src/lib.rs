@@ -65,6 +65,7 @@ pub mod assertion;
 pub mod auth;
 pub mod basic;
 pub mod bearer;
+mod cache;
 pub mod config;
 pub mod credentials;
 #[cfg(feature = "remote-jwks")]

@@ -2,22 +2,20 @@
 //! lifetime, so a verification result is kept, keyed by a keyed digest of the token.
 //!
 //! Bounded in entries and in (estimated) memory; an entry never outlives the token's `exp`;
-//! an entry whose signing key has left its key set is dropped. Lookups take one shard's read
-//! lock for a hash-map probe (no lock is ever held across I/O, and there is no global lock).
+//! an entry whose signing key has left its key set is dropped. The cache itself is the crate's
+//! [`TtlCache`] (how it is bounded, sharded and locked is explained there); this module says
+//! what a verified token keeps and what it costs.
 
 use std::{
-    collections::HashMap,
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use super::keys::JwtKey;
 use crate::{
+    cache::{Current, Deadline, TtlCache},
     identity::AuthInfo,
-    secret::{SecretTag, TagHasher, TagKey},
+    secret::SecretTag,
 };
 
 /// The default number of cached tokens: 10 000.
@@ -25,8 +23,6 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// The default memory budget of the cache: 32 MiB (estimated from what each entry keeps: its
 /// strings, every JSON value and object member of its claims, and a fixed overhead).
 pub const DEFAULT_MAX_BYTES: usize = 32 << 20;
-
-const SHARDS: usize = 16;
 
 /// What one entry costs besides its identity's strings and claims: the entry, its hash-map slot,
 /// the identity's shared allocation and the key's reference.
@@ -90,32 +86,28 @@ impl Default for TokenCacheConfig {
     }
 }
 
-struct Entry {
+/// A verified token: its identity, and the key that signed it.
+struct Verified {
     info: AuthInfo,
-    /// `exp`, in seconds since the epoch.
-    expires: u64,
     key: Arc<JwtKey>,
-    bytes: usize,
 }
 
-type Shard = HashMap<SecretTag, Entry, TagHasher>;
-
-pub(crate) struct TokenCache {
-    key: TagKey,
-    shards: Box<[RwLock<Shard>]>,
-    /// Every shard holds `per_shard` entries, and the first `extra` shards one more, so that
-    /// the shards together hold exactly `max_entries`.
-    per_shard: usize,
-    extra: usize,
-    max_bytes: usize,
-    bytes: AtomicUsize,
+impl Current for Verified {
+    /// The verdict goes with its key: once the key has left its key set, the token is verified
+    /// again (and refused).
+    fn is_current(&self) -> bool {
+        !self.key.is_retired()
+    }
 }
+
+/// The verified-token cache: a [`TtlCache`] of [`Verified`] tokens, each kept until its `exp`.
+pub(crate) struct TokenCache(TtlCache<Verified>);
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenCache")
             .field("entries", &self.len())
-            .field("bytes", &self.bytes.load(Ordering::Relaxed))
+            .field("bytes", &self.bytes())
             .finish_non_exhaustive()
     }
 }
@@ -128,87 +120,35 @@ pub(crate) fn now_secs() -> u64 {
 
 impl TokenCache {
     pub(crate) fn new(config: TokenCacheConfig) -> Self {
-        Self {
-            key: TagKey::random(),
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            per_shard: config.max_entries / SHARDS,
-            extra: config.max_entries % SHARDS,
-            max_bytes: config.max_bytes,
-            bytes: AtomicUsize::new(0),
-        }
+        Self(TtlCache::new(config.max_entries, config.max_bytes))
     }
 
     pub(crate) fn tag(&self, token: &str) -> SecretTag {
-        self.key.tag(token.as_bytes())
-    }
-
-    fn index(tag: &SecretTag) -> usize {
-        (tag.low() as usize) % SHARDS
-    }
-
-    fn shard(&self, tag: &SecretTag) -> &RwLock<Shard> {
-        &self.shards[Self::index(tag)]
-    }
-
-    /// How many entries shard `i` may hold.
-    fn capacity(&self, i: usize) -> usize {
-        self.per_shard + usize::from(i < self.extra)
+        self.0.tag(token.as_bytes())
     }
 
     /// The cached identity for this token, if still valid.
     pub(crate) fn get(&self, tag: &SecretTag) -> Option<AuthInfo> {
-        let shard = self.shard(tag).read().unwrap_or_else(|e| e.into_inner());
-        let entry = shard.get(tag)?;
-        (entry.expires > now_secs() && !entry.key.is_retired()).then(|| entry.info.clone())
+        // Only the identity is cloned: the key is shared by every token it signed, and cloning
+        // its `Arc` on every hit would make all requests contend for one counter.
+        self.0.get(tag, |v| v.info.clone())
     }
 
-    /// Caches a verified token until `expires`, unless it alone would take more than a shard's
-    /// share of the memory budget.
-    pub(crate) fn insert(&self, tag: SecretTag, info: AuthInfo, expires: u64, key: Arc<JwtKey>) {
+    /// Caches a verified token until its `exp` (an identity without one is not served), unless
+    /// it alone would take more than a shard's share of the memory budget.
+    pub(crate) fn insert(&self, tag: SecretTag, info: AuthInfo, key: Arc<JwtKey>) {
         let bytes = estimate_bytes(&info);
-        let capacity = self.capacity(Self::index(&tag));
-        if bytes > self.max_bytes / SHARDS || capacity == 0 {
-            return;
-        }
-        let mut shard = self.shard(&tag).write().unwrap_or_else(|e| e.into_inner());
-        if shard.len() >= capacity || self.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes {
-            let now = now_secs();
-            let before: usize = shard.values().map(|e| e.bytes).sum();
-            shard.retain(|_, e| e.expires > now && !e.key.is_retired());
-            // Still full: make room by dropping an arbitrary entry of this shard.
-            if shard.len() >= capacity
-                && let Some(victim) = shard.keys().next().copied()
-            {
-                shard.remove(&victim);
-            }
-            let after: usize = shard.values().map(|e| e.bytes).sum();
-            self.bytes.fetch_sub(before - after, Ordering::Relaxed);
-            if self.bytes.load(Ordering::Relaxed) + bytes > self.max_bytes {
-                return;
-            }
-        }
-        let entry = Entry {
-            info,
-            expires,
-            key,
-            bytes,
-        };
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        if let Some(old) = shard.insert(tag, entry) {
-            self.bytes.fetch_sub(old.bytes, Ordering::Relaxed);
-        }
+        let until = Deadline::at(info.expires_at().unwrap_or(UNIX_EPOCH));
+        self.0.insert(tag, Verified { info, key }, until, bytes);
     }
 
     /// The number of entries.
     pub(crate) fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+        self.0.len()
     }
 
     /// The estimated memory the entries take.
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
+        self.0.bytes()
     }
 }

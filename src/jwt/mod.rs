@@ -532,11 +532,7 @@ impl Inner {
     ) -> Result<AuthInfo, Rejection> {
         let (info, key) = self.finish(token, i, keys)?;
         if let (Some(cache), Some(tag)) = (&self.cache, tag) {
-            let exp = info
-                .expires_at()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            cache.insert(tag, info.clone(), exp, key);
+            cache.insert(tag, info.clone(), key);
         }
         Ok(info)
     }
