@@ -277,3 +277,28 @@ pub(super) fn payload(token: &str) -> Option<&str> {
     let (payload, signature) = rest.split_once('.')?;
     (!signature.contains('.')).then_some(payload)
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+
+    use super::*;
+
+    #[test]
+    fn a_repeated_or_escaped_claim_reads_as_serde_json_would_read_it() {
+        let json = r#"{"sub":"first","\u0073ub":"last","exp":1.7e9,"aud":["a",1,"b"],
+            "scope":"x y","xs":[1,[2]]}"#;
+        let payload = URL_SAFE_NO_PAD.encode(json);
+        let mut scratch = Scratch::<64>::new(); // smaller than the payload: read from the heap
+        let claims = Claims::read(&payload, &mut scratch).unwrap();
+        let map: Map<String, Value> = serde_json::from_str(json).unwrap();
+        assert_eq!(claims.str("sub").as_deref(), map["sub"].as_str());
+        assert_eq!(claims.date("exp"), Some(Some(1_700_000_000)));
+        assert_eq!(claims.date("nbf"), None);
+        assert_eq!(claims.strings("aud"), ["a", "b"]);
+        assert_eq!(claims.strings("scope"), ["x y"]);
+        assert!(claims.contains("xs") && !claims.contains("xz"));
+        assert_eq!(claims.to_map(), map);
+        assert!(parsed_size_bound(json) >= json.len());
+    }
+}

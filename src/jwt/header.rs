@@ -118,8 +118,8 @@ mod tests {
                 false
             ))
         );
-        assert_eq!(header(r#"{"alg":"ES256","crit":["b64"]}"#).unwrap().3, true);
-        assert_eq!(header(r#"{"alg":"ES256","crit":null}"#).unwrap().3, false);
+        assert!(header(r#"{"alg":"ES256","crit":["b64"]}"#).unwrap().3);
+        assert!(!header(r#"{"alg":"ES256","crit":null}"#).unwrap().3);
     }
 
     #[test]
