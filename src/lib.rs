@@ -8,7 +8,7 @@
 //! | Origin check (DNS rebinding; outermost, before any credential) | [`origin`] |
 //! | the auth layer tying the steps below together | [`auth`] |
 //! | credentials in (`Authorization`: `Bearer`, `Basic`, `DPoP`, other schemes) | [`credentials`] |
-//! | verifier, given a view of the whole request (static bearer, Basic, JWT, an identity-aware proxy's assertion, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`] (its outbound HTTP: `fetch`), [`assertion`] |
+//! | verifier, given a view of the whole request (static bearer, Basic, JWT, an identity-aware proxy's assertion, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`] (its outbound HTTP: `fetch`; its verified-token cache: `cache`, keyed digests with TTL, bounds and single flight), [`assertion`] |
 //! | identity handed to handlers and tools | [`identity`] (and the `axum`, `rmcp` and `tonic` modules, with their features) |
 //! | scope policy: required scopes, hierarchies, per-route and per-MCP-operation scopes | [`scope`], [`mcp`] (and the private `admission`, shared by the scope layers) |
 //! | why a request is refused, in one vocabulary | [`rejection`] |
