@@ -128,10 +128,7 @@ impl<'a> Claims<'a> {
     /// array, none otherwise.
     pub(super) fn strings(&self, name: &str) -> Vec<Cow<'a, str>> {
         match self.get(name) {
-            Some(Json::Array(list)) => Json::Array(list)
-                .elements()
-                .filter_map(|v| v.as_str())
-                .collect(),
+            Some(list @ Json::Array(_)) => list.elements().filter_map(|v| v.as_str()).collect(),
             Some(value) => value.as_str().into_iter().collect(),
             None => Vec::new(),
         }
