@@ -67,33 +67,65 @@ impl fmt::Display for AuthMethod {
 #[derive(Clone)]
 pub struct AuthInfo(Arc<Inner>);
 
-#[derive(Debug)]
 struct Inner {
-    subject: String,
+    /// The subject, then the client id, then the claims' JSON text (when kept as text), in one
+    /// buffer: one allocation for an identity built from a token, not one per string.
+    text: Box<str>,
+    subject_end: usize,
+    client_end: Option<usize>,
     method: AuthMethod,
     scopes: ScopeSet,
-    client_id: Option<String>,
-    issuer: Option<String>,
+    /// Shared with the verifier's configuration: every identity it issues points to it.
+    issuer: Option<Arc<str>>,
     expires_at: Option<SystemTime>,
-    claims: Option<Claims>,
+    claims: Claims,
 }
 
-/// A token's claims: a map given to the builder, or a verified token's JSON text, parsed into
-/// a map the first time [`AuthInfo::claims`] is called (most requests never ask, so the
-/// verifier does not build one for each token).
-#[derive(Debug)]
+/// A token's claims: a map given to the builder, or a verified token's JSON text (the end of
+/// [`Inner::text`]), parsed into a map the first time [`AuthInfo::claims`] is called (most
+/// requests never ask, so the verifier does not build one for each token).
 enum Claims {
+    None,
     Map(Map<String, Value>),
-    Json {
-        text: Box<str>,
-        map: OnceLock<Map<String, Value>>,
-    },
+    Json(OnceLock<Map<String, Value>>),
+}
+
+impl Inner {
+    fn subject(&self) -> &str {
+        &self.text[..self.subject_end]
+    }
+
+    fn client_id(&self) -> Option<&str> {
+        Some(&self.text[self.subject_end..self.client_end?])
+    }
+
+    /// The claims' JSON text, when they are kept as text.
+    fn claims_json(&self) -> Option<&str> {
+        match self.claims {
+            Claims::Json(_) => Some(&self.text[self.client_end.unwrap_or(self.subject_end)..]),
+            _ => None,
+        }
+    }
+}
+
+/// The strings of an identity built from a verified token, borrowed from it.
+pub(crate) struct TokenIdentity<'a> {
+    pub(crate) method: AuthMethod,
+    pub(crate) subject: &'a str,
+    pub(crate) client_id: Option<&'a str>,
+    pub(crate) issuer: Arc<str>,
+    pub(crate) scopes: ScopeSet,
+    pub(crate) expires_at: SystemTime,
+    /// The verified claims' JSON text, kept unless `claims_map` is given.
+    pub(crate) claims_json: &'a str,
+    /// The claims parsed already (for a check of the user's own).
+    pub(crate) claims_map: Option<Map<String, Value>>,
 }
 
 impl AuthInfo {
     /// Starts an identity for `subject`, accepted by `method`.
     pub fn builder(subject: impl Into<String>, method: AuthMethod) -> AuthInfoBuilder {
-        AuthInfoBuilder(Inner {
+        AuthInfoBuilder {
             subject: subject.into(),
             method,
             scopes: ScopeSet::new(),
@@ -101,7 +133,31 @@ impl AuthInfo {
             issuer: None,
             expires_at: None,
             claims: None,
-        })
+        }
+    }
+
+    /// The identity of a verified token: its strings copied into one buffer, the claims kept as
+    /// their JSON text.
+    pub(crate) fn from_token(token: TokenIdentity<'_>) -> Self {
+        let client = token.client_id.unwrap_or_default();
+        let (json, claims) = match token.claims_map {
+            Some(map) => ("", Claims::Map(map)),
+            None => (token.claims_json, Claims::Json(OnceLock::new())),
+        };
+        let mut text = String::with_capacity(token.subject.len() + client.len() + json.len());
+        text.push_str(token.subject);
+        text.push_str(client);
+        text.push_str(json);
+        Self(Arc::new(Inner {
+            text: text.into_boxed_str(),
+            subject_end: token.subject.len(),
+            client_end: token.client_id.map(|c| token.subject.len() + c.len()),
+            method: token.method,
+            scopes: token.scopes,
+            issuer: Some(token.issuer),
+            expires_at: Some(token.expires_at),
+            claims,
+        }))
     }
 
     /// The identity a request's extensions carry, if an auth layer accepted it.
@@ -112,7 +168,7 @@ impl AuthInfo {
     /// The subject: the token's name for a static token, the user-id for Basic, `sub` for a JWT,
     /// the email (else the service token's `common_name`, else `sub`) for a proxy's assertion.
     pub fn subject(&self) -> &str {
-        &self.0.subject
+        self.0.subject()
     }
 
     /// Which verifier accepted the request.
@@ -127,7 +183,7 @@ impl AuthInfo {
 
     /// The OAuth client (`client_id`), where known.
     pub fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+        self.0.client_id()
     }
 
     /// The issuer (`iss`), where known.
@@ -142,23 +198,21 @@ impl AuthInfo {
 
     /// The raw claims of a token, where there are any.
     pub fn claims(&self) -> Option<&Map<String, Value>> {
-        match self.0.claims.as_ref()? {
+        match &self.0.claims {
+            Claims::None => None,
             Claims::Map(map) => Some(map),
             // The text is a JSON object (the verifier read it); a repeated name keeps its last
             // value, as everywhere else.
-            Claims::Json { text, map } => {
-                Some(map.get_or_init(|| serde_json::from_str(text).unwrap_or_default()))
-            }
+            Claims::Json(map) => Some(map.get_or_init(|| {
+                serde_json::from_str(self.0.claims_json().unwrap_or_default()).unwrap_or_default()
+            })),
         }
     }
 
     /// The claims' JSON text, when they were kept as text (not yet parsed, or parsed on
     /// demand): for the token cache's memory estimate.
     pub(crate) fn claims_json(&self) -> Option<&str> {
-        match self.0.claims.as_ref()? {
-            Claims::Json { text, .. } => Some(text),
-            Claims::Map(_) => None,
-        }
+        self.0.claims_json()
     }
 
     /// The claims deserialized into a type of yours.
@@ -239,10 +293,10 @@ pub enum PrincipalKey<'a> {
 impl fmt::Debug for AuthInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthInfo")
-            .field("subject", &self.0.subject)
+            .field("subject", &self.subject())
             .field("method", &self.0.method)
             .field("scopes", &self.0.scopes)
-            .field("client_id", &self.0.client_id)
+            .field("client_id", &self.client_id())
             .field("issuer", &self.0.issuer)
             .field("expires_at", &self.0.expires_at)
             .field("claims", &self.claims().map(|c| c.len()))
@@ -252,24 +306,32 @@ impl fmt::Debug for AuthInfo {
 
 /// Builds an [`AuthInfo`].
 #[derive(Debug)]
-pub struct AuthInfoBuilder(Inner);
+pub struct AuthInfoBuilder {
+    subject: String,
+    method: AuthMethod,
+    scopes: ScopeSet,
+    client_id: Option<String>,
+    issuer: Option<Arc<str>>,
+    expires_at: Option<SystemTime>,
+    claims: Option<Map<String, Value>>,
+}
 
 impl AuthInfoBuilder {
     /// The scopes granted.
     pub fn scopes(mut self, scopes: ScopeSet) -> Self {
-        self.0.scopes = scopes;
+        self.scopes = scopes;
         self
     }
 
     /// The OAuth client id.
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.0.client_id = Some(client_id.into());
+        self.client_id = Some(client_id.into());
         self
     }
 
     /// The issuer.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.0.issuer = Some(issuer.into());
+        self.issuer = Some(issuer.into().into());
         self
     }
 
@@ -285,27 +347,37 @@ impl AuthInfoBuilder {
     /// assert!(UNIX_EPOCH.checked_add(Duration::from_secs(exp)).is_none());
     /// ```
     pub fn expires_at(mut self, at: SystemTime) -> Self {
-        self.0.expires_at = Some(at);
+        self.expires_at = Some(at);
         self
     }
 
     /// The raw claims.
     pub fn claims(mut self, claims: Map<String, Value>) -> Self {
-        self.0.claims = Some(Claims::Map(claims));
-        self
-    }
-
-    /// The claims as the JSON text of an object, read already (a verified token's payload).
-    pub(crate) fn claims_json(mut self, text: Box<str>) -> Self {
-        self.0.claims = Some(Claims::Json {
-            text,
-            map: OnceLock::new(),
-        });
+        self.claims = Some(claims);
         self
     }
 
     /// Finishes the identity.
     pub fn build(self) -> AuthInfo {
-        AuthInfo(Arc::new(self.0))
+        let subject_end = self.subject.len();
+        let (text, client_end) = match self.client_id {
+            // The subject's own buffer (no copy when it has no spare capacity).
+            None => (self.subject.into_boxed_str(), None),
+            Some(client) => {
+                let mut text = self.subject;
+                text.push_str(&client);
+                (text.into_boxed_str(), Some(subject_end + client.len()))
+            }
+        };
+        AuthInfo(Arc::new(Inner {
+            text,
+            subject_end,
+            client_end,
+            method: self.method,
+            scopes: self.scopes,
+            issuer: self.issuer,
+            expires_at: self.expires_at,
+            claims: self.claims.map_or(Claims::None, Claims::Map),
+        }))
     }
 }

@@ -57,7 +57,12 @@ pub fn is_scope_token(s: &str) -> bool {
 /// Its `Display` is the space-separated form used in the `scope` claim and challenge
 /// parameter, in a deterministic (sorted) order.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct ScopeSet(Vec<String>);
+pub struct ScopeSet {
+    /// The scopes, sorted, without duplicates, joined by single spaces: one allocation, however
+    /// many scopes (a set is built for every verified token).
+    spaced: Box<str>,
+    len: usize,
+}
 
 impl ScopeSet {
     /// An empty set.
@@ -76,8 +81,8 @@ impl ScopeSet {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut v = Vec::new();
-        for s in scopes {
+        let scopes: Vec<S> = scopes.into_iter().collect();
+        for s in &scopes {
             let s = s.as_ref();
             if !is_scope_token(s) {
                 return Err(ScopeError::Invalid(s.to_owned()));
@@ -85,11 +90,8 @@ impl ScopeSet {
             if mimics_challenge_param(s) {
                 return Err(ScopeError::ChallengeParam(s.to_owned()));
             }
-            v.push(s.to_owned());
         }
-        v.sort_unstable();
-        v.dedup();
-        Ok(Self(v))
+        Ok(Self::from_valid(scopes.iter().map(AsRef::as_ref).collect()))
     }
 
     /// Builds a set from scopes, silently dropping any that are not valid `scope-token`s
@@ -99,19 +101,57 @@ impl ScopeSet {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut v: Vec<String> = scopes
-            .into_iter()
-            .filter(|s| is_scope_token(s.as_ref()))
-            .map(|s| s.as_ref().to_owned())
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        Self(v)
+        let scopes: Vec<S> = scopes.into_iter().collect();
+        Self::from_valid(
+            scopes
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|s| is_scope_token(s))
+                .collect(),
+        )
+    }
+
+    /// The set of a space-separated list read from a token, dropping what is not a valid
+    /// `scope-token`, as [`from_iter_lossy`](Self::from_iter_lossy). A list that is already
+    /// sorted, without duplicates and single-spaced (what most authorization servers send) is
+    /// copied as it is.
+    pub(crate) fn from_spaced_lossy(list: &str) -> Self {
+        let mut previous = None;
+        let mut len = 0;
+        for scope in list.split(' ') {
+            if !is_scope_token(scope) || previous.is_some_and(|p: &str| p >= scope) {
+                return Self::from_iter_lossy(list.split(' '));
+            }
+            previous = Some(scope);
+            len += 1;
+        }
+        Self {
+            spaced: list.into(),
+            len,
+        }
+    }
+
+    /// The set of `scopes`, each a valid `scope-token`.
+    fn from_valid(mut scopes: Vec<&str>) -> Self {
+        scopes.sort_unstable();
+        scopes.dedup();
+        Self {
+            spaced: scopes.join(" ").into_boxed_str(),
+            len: scopes.len(),
+        }
     }
 
     /// Whether the set contains `scope` exactly.
     pub fn contains(&self, scope: &str) -> bool {
-        self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
+        // Sorted: stop at the first scope past it.
+        for s in self.iter() {
+            match s.cmp(scope) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return true,
+                std::cmp::Ordering::Greater => return false,
+            }
+        }
+        false
     }
 
     /// Whether every scope of `other` is in this set.
@@ -121,17 +161,20 @@ impl ScopeSet {
 
     /// The scopes, in sorted order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.0.iter().map(String::as_str)
+        Iter {
+            rest: self.spaced.split(' '),
+            left: self.len,
+        }
     }
 
     /// The number of scopes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.len
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 
     /// Fails with [`ScopeError::OfflineAccess`] if the set contains `offline_access`.
@@ -146,21 +189,37 @@ impl ScopeSet {
 
 impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, s) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            f.write_str(s)?;
-        }
-        Ok(())
+        f.write_str(&self.spaced)
     }
 }
 
 impl fmt::Debug for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.0.iter()).finish()
+        f.debug_set().entries(self.iter()).finish()
     }
 }
+
+/// The scopes of a [`ScopeSet`], in order.
+struct Iter<'a> {
+    rest: std::str::Split<'a, char>,
+    left: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        // An empty set's text is "", which `split` would give once.
+        self.left = self.left.checked_sub(1)?;
+        self.rest.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 /// Scopes an identity must hold: all of a set, or any one of a set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -322,6 +381,33 @@ pub(crate) fn mimics_challenge_param(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_list_reads_the_same_whether_or_not_it_is_already_canonical() {
+        for list in [
+            "",
+            "a",
+            "a b c",
+            "c b a",
+            "a a",
+            "a  b",
+            " a",
+            "a ",
+            "b\"q a",
+            "mcp:read mcp:write",
+            "mcp:write mcp:read mcp:read",
+        ] {
+            let fast = ScopeSet::from_spaced_lossy(list);
+            let slow = ScopeSet::from_iter_lossy(list.split(' '));
+            assert_eq!(fast, slow, "{list:?}");
+            assert_eq!(fast.iter().len(), fast.iter().count(), "{list:?}");
+            assert_eq!(fast.to_string(), slow.iter().collect::<Vec<_>>().join(" "));
+        }
+        let set = ScopeSet::from_spaced_lossy("a b");
+        assert!(set.contains("a") && set.contains("b") && !set.contains("c"));
+        assert!(!set.contains("") && !set.contains("a b"));
+        assert_eq!(ScopeSet::new().iter().next(), None);
+    }
 
     #[test]
     fn parse_sorts_and_dedups() {

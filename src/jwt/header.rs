@@ -58,23 +58,29 @@ pub(super) fn read<'s, const N: usize>(
 ) -> Result<Header<'s>, Malformed> {
     let (segment, _) = token.split_once('.').ok_or(Malformed)?;
     let text = scratch.decode_str(segment).ok_or(Malformed)?;
-    let members = json::object(text).ok_or(Malformed)?;
     let (mut alg, mut kid, mut typ, mut crit) = (None, None, None, None);
-    for member in &members {
-        let slot = if member.is("alg") {
-            &mut alg
-        } else if member.is("kid") {
-            &mut kid
-        } else if member.is("typ") {
-            &mut typ
-        } else if member.is("crit") {
-            &mut crit
-        } else {
-            continue;
+    let mut repeated = false;
+    json::object(text, |member| {
+        let slot = match member.plain_name() {
+            Some("alg") => &mut alg,
+            Some("kid") => &mut kid,
+            Some("typ") => &mut typ,
+            Some("crit") => &mut crit,
+            Some(_) => return,
+            // An escaped name (rare): unescape it to compare.
+            None => match &*member.name() {
+                "alg" => &mut alg,
+                "kid" => &mut kid,
+                "typ" => &mut typ,
+                "crit" => &mut crit,
+                _ => return,
+            },
         };
-        if slot.replace(member.value).is_some() {
-            return Err(Malformed); // a repeated parameter
-        }
+        repeated |= slot.replace(member.value).is_some();
+    })
+    .ok_or(Malformed)?;
+    if repeated {
+        return Err(Malformed); // a repeated parameter
     }
     let string = |value: Option<Json<'s>>| match value {
         None | Some(Json::Null) => Ok(None),

@@ -121,7 +121,7 @@ pub(crate) struct Member<'a> {
     pub(crate) value: Json<'a>,
 }
 
-impl Member<'_> {
+impl<'a> Member<'a> {
     /// Whether the member is called `name`.
     pub(crate) fn is(&self, name: &str) -> bool {
         match self.name {
@@ -133,15 +133,28 @@ impl Member<'_> {
         }
     }
 
+    /// The member's name when it holds no escape (almost always): borrowed, no work.
+    pub(crate) fn plain_name(&self) -> Option<&'a str> {
+        match self.name {
+            Json::Str {
+                quoted,
+                escaped: false,
+            } => Some(&quoted[1..quoted.len() - 1]),
+            _ => None,
+        }
+    }
+
     /// The member's name, unescaped.
     pub(crate) fn name(&self) -> Cow<'_, str> {
         self.name.as_str().unwrap_or_default()
     }
 }
 
-/// The top-level members of the JSON object `text`, in order; `None` if `text` is not exactly
-/// one valid JSON object (whitespace around it allowed).
-pub(crate) fn object(text: &str) -> Option<Vec<Member<'_>>> {
+/// Reads the JSON object `text`, handing each top-level member to `each` in order; `None` if
+/// `text` is not exactly one valid JSON object (whitespace around it allowed), in which case
+/// `each` may have seen some members already. No member list is built: a check keeps only the
+/// few it reads.
+pub(crate) fn object<'a>(text: &'a str, mut each: impl FnMut(Member<'a>)) -> Option<()> {
     let mut s = Scanner::new(text);
     s.ws();
     if s.peek()? != b'{' {
@@ -149,7 +162,6 @@ pub(crate) fn object(text: &str) -> Option<Vec<Member<'_>>> {
     }
     s.pos += 1;
     s.depth = 1;
-    let mut members = Vec::with_capacity(16);
     s.ws();
     if s.peek()? == b'}' {
         s.pos += 1;
@@ -166,7 +178,7 @@ pub(crate) fn object(text: &str) -> Option<Vec<Member<'_>>> {
             }
             s.pos += 1;
             let value = s.value()?;
-            members.push(Member { name, value });
+            each(Member { name, value });
             s.ws();
             match s.peek()? {
                 b',' => s.pos += 1,
@@ -179,7 +191,7 @@ pub(crate) fn object(text: &str) -> Option<Vec<Member<'_>>> {
         }
     }
     s.ws();
-    (s.pos == s.bytes.len()).then_some(members)
+    (s.pos == s.bytes.len()).then_some(())
 }
 
 /// How many bytes at the start of `rest` need no attention inside a string (not a quote, a
@@ -415,8 +427,14 @@ mod tests {
 
     use super::*;
 
+    fn members(text: &str) -> Option<Vec<Member<'_>>> {
+        let mut all = Vec::new();
+        object(text, |m| all.push(m))?;
+        Some(all)
+    }
+
     fn same_as_serde(text: &str) {
-        let ours = object(text).is_some();
+        let ours = object(text, |_| {}).is_some();
         let theirs = serde_json::from_str::<Map<String, Value>>(text).is_ok();
         assert_eq!(ours, theirs, "{text:?}");
     }
@@ -468,24 +486,24 @@ mod tests {
 
     #[test]
     fn members_and_values_are_slices_of_the_text() {
-        let members = object(r#"{"s":"a\u0062","n":-1.5,"l":["x",2,"y"],"o":{"k":[]}}"#).unwrap();
-        assert!(members[0].is("s"));
-        assert_eq!(members[0].value.as_str().unwrap(), "ab");
-        assert_eq!(members[1].value, Json::Number("-1.5"));
-        let strings: Vec<_> = members[2]
+        let read = members(r#"{"s":"a\u0062","n":-1.5,"l":["x",2,"y"],"o":{"k":[]}}"#).unwrap();
+        assert!(read[0].is("s"));
+        assert_eq!(read[0].value.as_str().unwrap(), "ab");
+        assert_eq!(read[1].value, Json::Number("-1.5"));
+        let strings: Vec<_> = read[2]
             .value
             .elements()
             .filter_map(|v| v.as_str())
             .collect();
         assert_eq!(strings, ["x", "y"]);
-        assert_eq!(members[3].value, Json::Object(r#"{"k":[]}"#));
-        assert!(object(r#"{"\u0065xp":1}"#).unwrap()[0].is("exp"));
+        assert_eq!(read[3].value, Json::Object(r#"{"k":[]}"#));
+        assert!(members(r#"{"\u0065xp":1}"#).unwrap()[0].is("exp"));
     }
 
     #[test]
     fn numeric_dates_are_whole_seconds() {
         let seconds = |t: &str| {
-            object(&format!("{{\"a\":{t}}}")).unwrap()[0]
+            members(&format!("{{\"a\":{t}}}")).unwrap()[0]
                 .value
                 .as_seconds()
         };

@@ -92,7 +92,8 @@ impl KeySource for StaticKeys {
 /// (`user:password@`) in the issuer identifier.
 #[derive(Clone)]
 pub struct Issuer {
-    pub(super) issuer: String,
+    /// Shared with every identity it issues (a reference count, not a copy per token).
+    pub(super) issuer: Arc<str>,
     pub(super) source: Arc<dyn KeySource>,
 }
 
@@ -109,7 +110,7 @@ impl Issuer {
     /// An issuer whose keys are given here (PEM, JWK, JWKS or HMAC; see [`KeySet`]).
     pub fn with_keys(issuer: impl Into<String>, keys: KeySet) -> Self {
         Self {
-            issuer: issuer.into(),
+            issuer: issuer.into().into(),
             source: Arc::new(StaticKeys(keys)),
         }
     }
@@ -117,7 +118,7 @@ impl Issuer {
     #[cfg(feature = "remote-jwks")]
     pub(crate) fn with_source(issuer: impl Into<String>, source: Arc<dyn KeySource>) -> Self {
         Self {
-            issuer: issuer.into(),
+            issuer: issuer.into().into(),
             source,
         }
     }

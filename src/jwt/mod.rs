@@ -45,6 +45,7 @@
 //! # }
 //! ```
 
+mod base64url;
 mod builder;
 mod cache;
 mod claims;
@@ -58,7 +59,6 @@ mod segment;
 mod signature;
 
 use std::{
-    borrow::Cow,
     fmt,
     sync::Arc,
     time::{Duration, Instant},
@@ -78,7 +78,7 @@ pub use remote::{RemoteJwksOptions, RemoteKeysError};
 
 use crate::secret::SecretTag;
 use crate::{
-    identity::{AuthInfo, AuthMethod},
+    identity::{AuthInfo, AuthMethod, TokenIdentity},
     resource::{Redacted, ResourceUrl},
     verifier::{AuthRequest, Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
 };
@@ -291,6 +291,15 @@ impl JwtVerifier {
     }
 }
 
+/// `text` decoded as the token reader decodes a segment (unpadded canonical Base64url), or
+/// `None` where it refuses it.
+#[doc(hidden)] // Reachable for the fuzz targets and tests; not part of the API (no semver promise).
+pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = vec![0; base64url::decoded_len(text.len())?];
+    base64url::decode(text.as_bytes(), &mut out)?;
+    Some(out)
+}
+
 /// The top-level members of the JSON object `text` as the token reader sees them (name
 /// unescaped, value as its text), or `None` where it refuses the text.
 #[doc(hidden)] // Reachable for the fuzz targets and tests; not part of the API (no semver promise).
@@ -301,13 +310,11 @@ pub fn json_members(text: &str) -> Option<Vec<(String, String)>> {
         json::Json::Bool(b) => b.to_string(),
         json::Json::Null => "null".to_owned(),
     };
-    let members = json::object(text)?;
-    Some(
-        members
-            .iter()
-            .map(|m| (m.name().into_owned(), text_of(m.value)))
-            .collect(),
-    )
+    let mut members = Vec::new();
+    json::object(text, |m| {
+        members.push((m.name().into_owned(), text_of(m.value)));
+    })?;
+    Some(members)
 }
 
 fn refuse(reason: Invalid) -> Rejection {
@@ -353,7 +360,7 @@ impl Inner {
             let iss = claims::payload(token)
                 .and_then(|payload| Claims::read(payload, &mut scratch))
                 .and_then(|claims| claims.str("iss"));
-            match iss.and_then(|iss| self.issuers.iter().position(|i| i.issuer == iss)) {
+            match iss.and_then(|iss| self.issuers.iter().position(|i| *i.issuer == *iss)) {
                 Some(i) => Some(i),
                 None => return KeyFound::WrongIssuer,
             }
@@ -427,35 +434,32 @@ impl Inner {
             None => {
                 let client_id = claims.str("client_id").or_else(|| claims.str("azp"));
                 let subject = match (claims.str("sub"), &client_id) {
-                    (Some(sub), _) => sub.into_owned(),
-                    (None, Some(client)) => client.to_string(),
+                    (Some(sub), _) => sub,
+                    (None, Some(client)) => client.clone(),
                     (None, None) => return Err(refuse(Invalid::Claims)),
                 };
-                (AuthMethod::Jwt, subject, client_id.map(Cow::into_owned))
+                (AuthMethod::Jwt, subject, client_id)
             }
             Some(identity) => {
                 let first = |names: &[&str]| {
                     names
                         .iter()
                         .find_map(|n| claims.str(n).filter(|v| !v.is_empty()))
-                        .map(Cow::into_owned)
                 };
                 let subject = first(identity.subject).ok_or(refuse(Invalid::Claims))?;
                 (identity.method, subject, first(identity.client_id))
             }
         };
-        let mut info = AuthInfo::builder(subject, method)
-            .scopes(self.scopes(&claims))
-            .issuer(issuer.issuer.clone())
-            .expires_at(std::time::UNIX_EPOCH + Duration::from_secs(exp));
-        if let Some(client) = client_id {
-            info = info.client_id(client);
-        }
-        let info = match map {
-            Some(map) => info.claims(map),
-            None => info.claims_json(claims.json().into()),
-        }
-        .build();
+        let info = AuthInfo::from_token(TokenIdentity {
+            method,
+            subject: &subject,
+            client_id: client_id.as_deref(),
+            issuer: issuer.issuer.clone(),
+            scopes: self.scopes(&claims),
+            expires_at: std::time::UNIX_EPOCH + Duration::from_secs(exp),
+            claims_json: claims.json(),
+            claims_map: map,
+        });
         Ok((info, key))
     }
 

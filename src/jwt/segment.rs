@@ -32,7 +32,7 @@
 //! # }
 //! ```
 
-use base64::{DecodeSliceError, Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use super::base64url;
 
 /// A buffer for one decoded segment: `N` bytes on the stack, the heap only beyond them.
 pub(super) struct Scratch<const N: usize> {
@@ -51,17 +51,13 @@ impl<const N: usize> Scratch<N> {
     /// `segment` Base64url-decoded (no padding, canonical trailing bits) and checked to be UTF-8;
     /// `None` if it is not.
     pub(super) fn decode_str(&mut self, segment: &str) -> Option<&str> {
-        // `decode_slice` wants room for its estimate: 3 bytes per 4 characters, rounded up.
-        let bytes = if segment.len().div_ceil(4) * 3 <= N {
-            match URL_SAFE_NO_PAD.decode_slice(segment, &mut self.stack) {
-                Ok(len) => &self.stack[..len],
-                Err(DecodeSliceError::DecodeError(_) | DecodeSliceError::OutputSliceTooSmall) => {
-                    return None;
-                }
-            }
+        let bytes = if base64url::decoded_len(segment.len())? <= N {
+            let len = base64url::decode(segment.as_bytes(), &mut self.stack)?;
+            &self.stack[..len]
         } else {
-            self.heap = URL_SAFE_NO_PAD.decode(segment).ok()?;
-            &self.heap
+            self.heap = vec![0; segment.len()];
+            let len = base64url::decode(segment.as_bytes(), &mut self.heap)?;
+            &self.heap[..len]
         };
         std::str::from_utf8(bytes).ok()
     }
@@ -69,6 +65,8 @@ impl<const N: usize> Scratch<N> {
 
 #[cfg(test)]
 mod tests {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+
     use super::*;
 
     #[test]

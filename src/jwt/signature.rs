@@ -27,8 +27,9 @@
 //! assert_eq!(keys.len(), 1);
 //! ```
 
-use base64::{DecodeSliceError, Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey};
+
+use super::base64url;
 
 /// The largest signature of a supported algorithm: RSA with an 8192-bit modulus.
 const MAX_SIGNATURE_BYTES: usize = 1024;
@@ -46,32 +47,28 @@ pub(crate) fn with_signature<R: Default>(
     encoded: &str,
     check: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, Malformed> {
-    // `decode_slice` wants room for its estimate: 3 bytes per 4 characters, rounded up.
-    let estimate = encoded.len().div_ceil(4) * 3;
-    if estimate <= SMALL_SIGNATURE_BYTES + 3 {
-        decode_into(encoded, &mut [0; SMALL_SIGNATURE_BYTES + 3], check)
-    } else if estimate <= MAX_SIGNATURE_BYTES + 3 {
-        decode_into(encoded, &mut [0; MAX_SIGNATURE_BYTES + 3], check)
+    let encoded = encoded.as_bytes();
+    let len = base64url::decoded_len(encoded.len()).ok_or(Malformed)?;
+    if len <= SMALL_SIGNATURE_BYTES {
+        decode_into(encoded, &mut [0; SMALL_SIGNATURE_BYTES], check)
+    } else if len <= MAX_SIGNATURE_BYTES {
+        decode_into(encoded, &mut [0; MAX_SIGNATURE_BYTES], check)
     } else {
         // Only tell a malformed signature from one that is merely wrong.
-        match URL_SAFE_NO_PAD.decode(encoded) {
-            Ok(_) => Ok(R::default()),
-            Err(_) => Err(Malformed),
+        match base64url::decode(encoded, &mut vec![0; len]) {
+            Some(_) => Ok(R::default()),
+            None => Err(Malformed),
         }
     }
 }
 
 fn decode_into<R: Default>(
-    encoded: &str,
+    encoded: &[u8],
     buf: &mut [u8],
     check: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, Malformed> {
-    match URL_SAFE_NO_PAD.decode_slice(encoded, buf) {
-        Ok(len) => Ok(check(&buf[..len])),
-        Err(DecodeSliceError::DecodeError(_)) => Err(Malformed),
-        // Not reached: the buffer holds the estimate.
-        Err(DecodeSliceError::OutputSliceTooSmall) => Ok(R::default()),
-    }
+    let len = base64url::decode(encoded, buf).ok_or(Malformed)?;
+    Ok(check(&buf[..len]))
 }
 
 /// A key parsed into the backend's verification key for one algorithm.
