@@ -26,7 +26,7 @@ use super::{
     cache::now_secs,
     json::{self, Json},
     refuse,
-    segment::Scratch,
+    segment::{Scratch, Segments},
 };
 use crate::{
     rejection::{Invalid, Rejection},
@@ -69,31 +69,47 @@ const KNOWN: [&str; 14] = [
 ];
 
 fn known_index(name: &str) -> Option<usize> {
-    // A `match` on the name compiles to a switch on its length and a comparison or two.
-    Some(match name {
-        "exp" => 0,
-        "nbf" => 1,
-        "iat" => 2,
-        "iss" => 3,
-        "aud" => 4,
-        "sub" => 5,
-        "client_id" => 6,
-        "azp" => 7,
-        "jti" => 8,
-        "scope" => 9,
-        "scp" => 10,
-        "email" => 11,
-        "common_name" => 12,
-        "preferred_username" => 13,
-        _ => return None,
-    })
+    // Most names are three bytes: match those as one integer, the rest by length first.
+    let i = match *name.as_bytes() {
+        [a, b, c] => match u32::from_le_bytes([a, b, c, 0]) {
+            n if n == three("exp") => 0,
+            n if n == three("nbf") => 1,
+            n if n == three("iat") => 2,
+            n if n == three("iss") => 3,
+            n if n == three("aud") => 4,
+            n if n == three("sub") => 5,
+            n if n == three("azp") => 7,
+            n if n == three("jti") => 8,
+            n if n == three("scp") => 10,
+            _ => return None,
+        },
+        _ => match name {
+            "client_id" => 6,
+            "scope" => 9,
+            "email" => 11,
+            "common_name" => 12,
+            "preferred_username" => 13,
+            _ => return None,
+        },
+    };
+    Some(i)
+}
+
+/// A three-byte name as the integer [`known_index`] compares.
+const fn three(name: &str) -> u32 {
+    let b = name.as_bytes();
+    u32::from_le_bytes([b[0], b[1], b[2], 0])
 }
 
 impl<'a> Claims<'a> {
     /// The claims of the payload segment `payload`, decoded into `scratch`; `None` if it is not
     /// Base64url, UTF-8 and a JSON object (a malformed token).
     pub(super) fn read<const N: usize>(payload: &str, scratch: &'a mut Scratch<N>) -> Option<Self> {
-        let json = scratch.decode_str(payload)?;
+        Self::parse(scratch.decode_str(payload)?)
+    }
+
+    /// The claims of the decoded payload `json`; `None` if it is not a JSON object.
+    pub(super) fn parse(json: &'a str) -> Option<Self> {
         let mut known = [None; KNOWN.len()];
         json::object(json, |member| {
             let i = match member.plain_name() {
@@ -300,11 +316,9 @@ impl Inner {
     }
 }
 
-/// The payload segment of a compact JWS: between the first and the second of exactly two dots.
+/// The payload segment of a compact JWS (see [`Segments`]).
 pub(super) fn payload(token: &str) -> Option<&str> {
-    let (_, rest) = token.split_once('.')?;
-    let (payload, signature) = rest.split_once('.')?;
-    (!signature.contains('.')).then_some(payload)
+    Some(Segments::split(token)?.payload)
 }
 
 #[cfg(test)]

@@ -76,6 +76,13 @@ impl<'a> Json<'a> {
         let Json::Number(text) = *self else {
             return None;
         };
+        // Whole seconds (what every issuer writes): digits, folded without `parse`'s set-up.
+        if text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(
+                text.bytes()
+                    .fold(0, |n: u64, b| n * 10 + u64::from(b - b'0')),
+            );
+        }
         text.parse::<u64>().ok().or_else(|| {
             let f = text.parse::<f64>().ok()?;
             (f.is_finite() && f >= 0.0).then_some(f as u64)
@@ -194,28 +201,24 @@ pub(crate) fn object<'a>(text: &'a str, mut each: impl FnMut(Member<'a>)) -> Opt
     (s.pos == s.bytes.len()).then_some(())
 }
 
-/// How many bytes at the start of `rest` need no attention inside a string (not a quote, a
-/// backslash or a control character). The text is UTF-8 already, so every other byte is
-/// content: a table lookup and a branch per byte (strings in tokens are short, so a vector
-/// scan does not pay for its set-up).
-fn plain_bytes(rest: &[u8]) -> usize {
-    static SPECIAL: [bool; 256] = {
-        let mut table = [false; 256];
-        let mut b = 0;
-        while b < 256 {
-            table[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize;
-            b += 1;
-        }
-        table
-    };
-    let mut n = 0;
-    while let Some(&b) = rest.get(n) {
-        if SPECIAL[usize::from(b)] {
-            break;
-        }
-        n += 1;
-    }
-    n
+/// Within eight bytes of a string (little-endian), a mask whose lowest set bit is the high bit
+/// of the first byte that needs attention: a quote, a backslash or a control character (every
+/// other byte is content; the text is UTF-8 already). Zero if none does. The usual SWAR tests
+/// for "a byte equal to" and "a byte below": a set bit above a real one may be spurious (a
+/// borrow), the lowest one never is, and only the lowest is used.
+fn special_mask(chunk: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero_byte(chunk ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(chunk ^ (ONES * u64::from(b'\\')));
+    let control = chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGH;
+    quote | backslash | control
+}
+
+/// Whether `b` needs attention inside a string (see [`special_mask`]).
+fn is_special(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
 }
 
 struct Scanner<'a> {
@@ -280,8 +283,20 @@ impl<'a> Scanner<'a> {
         self.pos += 1;
         let mut escaped = false;
         loop {
-            self.pos += plain_bytes(self.bytes.get(self.pos..)?);
-            match *self.bytes.get(self.pos)? {
+            // Eight bytes at a time while they are content, then to the first that is not.
+            while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+                let mask = special_mask(u64::from_le_bytes(chunk.try_into().ok()?));
+                if mask != 0 {
+                    self.pos += mask.trailing_zeros() as usize / 8;
+                    break;
+                }
+                self.pos += 8;
+            }
+            // Near the end of the text: a byte at a time.
+            while self.peek().is_some_and(|b| !is_special(b)) {
+                self.pos += 1;
+            }
+            match self.peek()? {
                 b'"' => break,
                 b'\\' => {
                     escaped = true;
@@ -426,6 +441,28 @@ mod tests {
     use serde_json::{Map, Value};
 
     use super::*;
+
+    #[test]
+    fn the_first_byte_that_needs_attention_is_found_in_every_position() {
+        for special in [b'"', b'\\', 0x00, 0x1f] {
+            for at in 0..8 {
+                for filler in [b'a', 0x20, 0x21, 0x7f, 0x80, 0xff, b'"' + 1, b'\\' + 1] {
+                    let mut chunk = [filler; 8];
+                    chunk[at] = special;
+                    // Bytes after it may be anything, specials included.
+                    for later in at + 1..8 {
+                        chunk[later] = [b'"', 0x00, filler][later % 3];
+                    }
+                    let mask = special_mask(u64::from_le_bytes(chunk));
+                    assert_eq!(mask.trailing_zeros() / 8, at as u32, "{chunk:?}");
+                }
+            }
+        }
+        for b in 0..=255u8 {
+            let found = special_mask(u64::from_le_bytes([b; 8])) != 0;
+            assert_eq!(found, is_special(b), "{b:#x}");
+        }
+    }
 
     fn members(text: &str) -> Option<Vec<Member<'_>>> {
         let mut all = Vec::new();

@@ -22,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Algorithm, JwtKey, KeySet};
+use super::{Algorithm, KeySet, keys::Candidates};
 use crate::resource::Redacted;
 
 /// The result of looking a key up in an issuer's key source. Without the `remote-jwks` feature
@@ -31,7 +31,7 @@ use crate::resource::Redacted;
 #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
 pub(crate) enum Lookup {
     /// The keys that may have signed the token (at least one; see [`KeySet::candidates`]).
-    Found(Vec<Arc<JwtKey>>),
+    Found(Candidates),
     /// No such key, and a fetch that could have seen it says so.
     Missing,
     /// Not among the keys at hand; a fetch might find it (only for [`Ask::AtHand`]).

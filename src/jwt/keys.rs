@@ -150,6 +150,28 @@ impl JwtKey {
 /// checks one request can cost.
 pub(crate) const MAX_CANDIDATE_KEYS: usize = 4;
 
+/// The keys that may have signed a token (see [`KeySet::candidates`]), held inline: a lookup
+/// on every uncached token allocates nothing.
+#[derive(Default)]
+pub(crate) struct Candidates([Option<Arc<JwtKey>>; MAX_CANDIDATE_KEYS]);
+
+impl Candidates {
+    /// Whether there is none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0[0].is_none()
+    }
+}
+
+impl IntoIterator for Candidates {
+    type Item = Arc<JwtKey>;
+    type IntoIter =
+        std::iter::Flatten<std::array::IntoIter<Option<Arc<JwtKey>>, MAX_CANDIDATE_KEYS>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().flatten()
+    }
+}
+
 /// A set of verification keys of one issuer.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
@@ -330,13 +352,16 @@ impl KeySet {
     /// keys with that kid and algorithm (a JWKS may reuse a kid, for an old and a new key, or for
     /// an RSA and an EC key); without a kid, every key for `alg`. At most
     /// [`MAX_CANDIDATE_KEYS`]: each costs a signature check.
-    pub(crate) fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Vec<Arc<JwtKey>> {
-        self.keys
+    pub(crate) fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Candidates {
+        let mut found = Candidates::default();
+        let matching = self
+            .keys
             .iter()
-            .filter(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
-            .take(MAX_CANDIDATE_KEYS)
-            .cloned()
-            .collect()
+            .filter(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid));
+        for (slot, key) in found.0.iter_mut().zip(matching) {
+            *slot = Some(key.clone());
+        }
+        found
     }
 
     /// Whether a key with this kid exists (whatever its algorithm).

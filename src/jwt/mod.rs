@@ -72,6 +72,7 @@ pub use key_source::Issuer;
 #[cfg(feature = "remote-jwks")]
 pub(crate) use key_source::KeySource;
 pub(crate) use key_source::{Ask, Lookup};
+use keys::Candidates;
 pub use keys::{Algorithm, JwtKey, KeyError, KeySet, MIN_HMAC_SECRET_BYTES};
 #[cfg(feature = "remote-jwks")]
 pub use remote::{RemoteJwksOptions, RemoteKeysError};
@@ -85,7 +86,7 @@ use crate::{
 use cache::TokenCache;
 use claims::{Claims, STACK_CLAIMS_BYTES};
 use header::{Header, STACK_HEADER_BYTES};
-use segment::Scratch;
+use segment::{Scratch, Segments};
 
 /// The default clock leeway: 60 seconds.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -397,29 +398,28 @@ impl Inner {
     /// identity. Returns it with the key that verified it.
     fn finish(
         &self,
-        token: &str,
+        segments: Segments<'_>,
         i: usize,
-        keys: Vec<Arc<JwtKey>>,
+        keys: Candidates,
     ) -> Result<(AuthInfo, Arc<JwtKey>), Rejection> {
         let issuer = &self.issuers[i];
         // The header was read and checked already; verify the signature over the signing input
         // with the key's one algorithm, then read the claims once (jsonwebtoken's `decode` would
         // read the header twice more and the claims twice).
-        let (message, signature) = token.rsplit_once('.').ok_or(refuse(Invalid::Malformed))?;
-        let (_, payload) = message.split_once('.').ok_or(refuse(Invalid::Malformed))?;
-        if payload.contains('.') {
-            return Err(refuse(Invalid::Malformed));
-        }
+        let malformed = || refuse(Invalid::Malformed);
+        // The payload is decoded first (a token of more than three segments fails here, as
+        // malformed), read as JSON only once the signature verifies.
+        let mut scratch = Scratch::<STACK_CLAIMS_BYTES>::new();
+        let json = scratch.decode_str(segments.payload).ok_or_else(malformed)?;
         // Decoded once (on the stack) for all the candidate keys; each key was parsed once, when
         // it was added, into the backend's verification key for its one algorithm.
-        let key = signature::with_signature(signature, |signature| {
-            keys.into_iter()
-                .find(|key| key.verify(message.as_bytes(), signature))
+        let message = segments.message.as_bytes();
+        let key = signature::with_signature(segments.signature, |signature| {
+            keys.into_iter().find(|key| key.verify(message, signature))
         })
-        .map_err(|_| refuse(Invalid::Malformed))?
+        .map_err(|_| malformed())?
         .ok_or(refuse(Invalid::BadSignature))?;
-        let mut scratch = Scratch::<STACK_CLAIMS_BYTES>::new();
-        let claims = Claims::read(payload, &mut scratch).ok_or(refuse(Invalid::Malformed))?;
+        let claims = Claims::parse(json).ok_or_else(malformed)?;
         let exp = self.check_claims(&issuer.issuer, &claims)?;
         // A check of your own sees the claims as a map; the identity then keeps that map.
         let map = match &self.check {
@@ -469,10 +469,12 @@ impl Inner {
     /// A token whose key is not at hand is judged on its claims, read unverified, before it may
     /// start a fetch: one that no key could make valid never spends the fetch budget.
     fn verify_uncached(self: &Arc<Self>, token: &str, tag: Option<SecretTag>) -> Verdict {
+        let Some(segments) = Segments::split(token) else {
+            return Verdict::Ready(Err(refuse(Invalid::Malformed)));
+        };
         let mut scratch = Scratch::<STACK_HEADER_BYTES>::new();
-        let header = match header::read(token, &mut scratch) {
-            Ok(h) => h,
-            Err(_) => return Verdict::Ready(Err(refuse(Invalid::Malformed))),
+        let Ok(header) = header::read(segments.header, &mut scratch) else {
+            return Verdict::Ready(Err(refuse(Invalid::Malformed)));
         };
         if let Err(e) = self.check_header(&header) {
             return Verdict::Ready(Err(e));
@@ -497,7 +499,10 @@ impl Inner {
                             // Look again, without starting another fetch.
                             let again = Ask::AfterFetch { asked };
                             let found = this.find_key(&token, kid.as_deref(), alg, again);
-                            this.settle(&token, tag, found)
+                            match Segments::split(&token) {
+                                Some(segments) => this.settle(segments, tag, found),
+                                None => Err(refuse(Invalid::Malformed)), // split once already
+                            }
                         }));
                     }
                     found => found,
@@ -505,18 +510,18 @@ impl Inner {
             }
             found => found,
         };
-        Verdict::Ready(self.settle(token, tag, found))
+        Verdict::Ready(self.settle(segments, tag, found))
     }
 
     /// The verdict once the key lookup is over.
     fn settle(
         &self,
-        token: &str,
+        segments: Segments<'_>,
         tag: Option<SecretTag>,
         found: KeyFound,
     ) -> Result<AuthInfo, Rejection> {
         match found {
-            KeyFound::Keys(i, keys) => self.finish_and_cache(token, tag, i, keys),
+            KeyFound::Keys(i, keys) => self.finish_and_cache(segments, tag, i, keys),
             KeyFound::WrongIssuer => Err(refuse(Invalid::WrongIssuer)),
             KeyFound::Missing => Err(refuse(Invalid::UnknownKey)),
             KeyFound::Unavailable(retry_after) => Err(Rejection::Unavailable { retry_after }),
@@ -529,12 +534,12 @@ impl Inner {
 
     fn finish_and_cache(
         &self,
-        token: &str,
+        segments: Segments<'_>,
         tag: Option<SecretTag>,
         i: usize,
-        keys: Vec<Arc<JwtKey>>,
+        keys: Candidates,
     ) -> Result<AuthInfo, Rejection> {
-        let (info, key) = self.finish(token, i, keys)?;
+        let (info, key) = self.finish(segments, i, keys)?;
         if let (Some(cache), Some(tag)) = (&self.cache, tag) {
             cache.insert(tag, info.clone(), key);
         }
@@ -543,7 +548,7 @@ impl Inner {
 }
 
 enum KeyFound {
-    Keys(usize, Vec<Arc<JwtKey>>),
+    Keys(usize, Candidates),
     /// Several issuers are trusted and the token names none of them.
     WrongIssuer,
     Missing,

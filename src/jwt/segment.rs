@@ -34,6 +34,34 @@
 
 use super::base64url;
 
+/// The three segments of a compact JWS (RFC 7515 §7.1), split at its first and its last dot.
+///
+/// Only the short ends are scanned (the header and the signature): a payload holding another
+/// dot (a token of more than three segments) is refused when it is decoded, since `.` is not
+/// Base64url, and it is decoded before the signature is checked.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Segments<'a> {
+    pub(super) header: &'a str,
+    pub(super) payload: &'a str,
+    pub(super) signature: &'a str,
+    /// The signing input: header and payload with the dot between them.
+    pub(super) message: &'a str,
+}
+
+impl<'a> Segments<'a> {
+    /// `None` if `token` has fewer than two dots.
+    pub(super) fn split(token: &'a str) -> Option<Self> {
+        let first = token.find('.')?;
+        let last = token.rfind('.')?;
+        (first < last).then(|| Self {
+            header: &token[..first],
+            payload: &token[first + 1..last],
+            signature: &token[last + 1..],
+            message: &token[..last],
+        })
+    }
+}
+
 /// A buffer for one decoded segment: `N` bytes on the stack, the heap only beyond them.
 pub(super) struct Scratch<const N: usize> {
     stack: [u8; N],
@@ -68,6 +96,20 @@ mod tests {
     use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 
     use super::*;
+
+    #[test]
+    fn a_token_splits_at_its_first_and_last_dot_and_extra_dots_stay_in_the_payload() {
+        let s = Segments::split("h.p.s").unwrap();
+        assert_eq!(
+            (s.header, s.payload, s.signature, s.message),
+            ("h", "p", "s", "h.p")
+        );
+        let s = Segments::split("h.p.q.s").unwrap();
+        assert_eq!(s.payload, "p.q");
+        assert!(Scratch::<64>::new().decode_str(s.payload).is_none());
+        assert!(Segments::split("h.s").is_none() && Segments::split("hs").is_none());
+        assert_eq!(Segments::split("..").unwrap().payload, "");
+    }
 
     #[test]
     fn segments_decode_on_the_stack_or_the_heap_alike() {
