@@ -164,6 +164,9 @@ async fn main() {
         names.extend(config.basic_user().map(str::to_owned));
         // `EnvConfig` refuses an issuer URL with user information (`user:password@`).
         names.extend(config.issuer().map(|iss| format!("JWTs from {iss}")));
+        if config.introspection_enabled() {
+            names.push("opaque tokens (RFC 7662 introspection)".to_owned());
+        }
         println!("MCP server at {url}, accepting: {}", names.join(", "));
         if let Some(scopes) = with_defaults(&config)
             .ok()

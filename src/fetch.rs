@@ -1,12 +1,15 @@
-//! Outbound HTTP: every request this crate makes (JWKS, authorization server metadata) goes
-//! through here, under the same rules.
+//! Outbound HTTP: every request this crate makes (JWKS, authorization server metadata, token
+//! introspection) goes through here, under the same rules.
 //!
 //! What this crate fetches decides who gets in: a key set substituted on the way forges every
 //! token. So every fetch:
 //! - goes to `https`, or to plain `http` only on a loopback host (or with the explicit
 //!   opt-out of the caller), and never to a URL with user information;
-//! - follows at most 3 redirects, never from `https` to `http`, and each to a URL that passes
-//!   the same check (a client of the user's own may follow more: where it ends is checked);
+//! - follows at most 3 redirects (a `GET` of keys or metadata) or none at all (an introspection
+//!   `POST`, which carries a token and our client credentials: a redirect could send them
+//!   anywhere), never from `https` to `http`, and each to a URL that passes the same check (a
+//!   client of the user's own may follow more: where it ends is checked, and a fetch that
+//!   follows none refuses any answer from elsewhere);
 //! - ends within one timeout, connecting and reading the whole body included;
 //! - reads at most a body cap, whatever `Content-Length` says;
 //! - reports failures as text that names the URL (callers redact user information before it
@@ -27,8 +30,8 @@ use reqwest::{RequestBuilder, Url, header, redirect};
 
 use crate::resource::{ResourceUrl, ResourceUrlError};
 
-/// The most redirects followed.
-const MAX_REDIRECTS: usize = 3;
+/// The most redirects a `GET` of keys or metadata follows.
+pub(crate) const MAX_REDIRECTS: usize = 3;
 
 /// The rules of one kind of fetch.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +42,9 @@ pub(crate) struct Limits {
     pub(crate) max_body_bytes: usize,
     /// Plain `http` allowed on hosts that are not loopback (an explicit opt-out).
     pub(crate) allow_plain_http: bool,
+    /// The most redirects followed: [`MAX_REDIRECTS`], or 0 for a request that must be answered
+    /// where it was sent.
+    pub(crate) max_redirects: usize,
 }
 
 /// Checks a URL to fetch from: https, or http on a loopback host; no user information.
@@ -71,9 +77,17 @@ pub(crate) fn check_url(url: &str, allow_plain_http: bool) -> Result<Url, String
 /// a redirect policy that checks every hop.
 pub(crate) fn client(limits: &Limits) -> Result<reqwest::Client, String> {
     let allow_plain_http = limits.allow_plain_http;
+    let max_redirects = limits.max_redirects;
     let policy = redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > MAX_REDIRECTS {
-            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        if max_redirects == 0 {
+            let message = format!(
+                "a redirect to {} was refused: this endpoint must answer where it is configured",
+                attempt.url()
+            );
+            return attempt.error(message);
+        }
+        if attempt.previous().len() > max_redirects {
+            return attempt.error(format!("more than {max_redirects} redirects"));
         }
         if attempt.url().scheme() == "http"
             && attempt.previous().iter().any(|u| u.scheme() == "https")
@@ -177,6 +191,12 @@ pub(crate) async fn send(
             .await
             .map_err(|e| FetchError::Other(describe(&e, limits.timeout)))?;
         // A client of the user's own may follow redirects anywhere: check where it ended.
+        if response.url() != url && limits.max_redirects == 0 {
+            return Err(FetchError::Other(format!(
+                "redirected to {}: this endpoint must answer where it is configured",
+                response.url()
+            )));
+        }
         if response.url() != url {
             check_url(response.url().as_str(), limits.allow_plain_http).map_err(|why| {
                 FetchError::Other(format!("redirected to {}: {why}", response.url()))

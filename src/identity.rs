@@ -39,19 +39,23 @@ pub enum AuthMethod {
     Jwt,
     /// An identity-aware proxy's signed assertion ([`crate::assertion::AssertionVerifier`]).
     ProxyAssertion,
+    /// An opaque access token the authorization server vouched for (RFC 7662 introspection,
+    /// `introspection` module).
+    Introspection,
     /// A verifier of your own, by name.
     Custom(&'static str),
 }
 
 impl AuthMethod {
-    /// A short lowercase name: `static_bearer`, `basic`, `jwt`, `proxy_assertion` or the custom
-    /// name.
+    /// A short lowercase name: `static_bearer`, `basic`, `jwt`, `proxy_assertion`,
+    /// `introspection` or the custom name.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::StaticBearer => "static_bearer",
             Self::Basic => "basic",
             Self::Jwt => "jwt",
             Self::ProxyAssertion => "proxy_assertion",
+            Self::Introspection => "introspection",
             Self::Custom(name) => name,
         }
     }
@@ -186,6 +190,14 @@ impl AuthInfo {
         self.0.client_id()
     }
 
+    /// The `username` claim, where there is one (an introspection answer's human-readable
+    /// name of the resource owner, RFC 7662 §2.2). Not an identifier: use
+    /// [`subject`](Self::subject) or [`principal_key`](Self::principal_key) to tell principals
+    /// apart.
+    pub fn username(&self) -> Option<&str> {
+        self.claims()?.get("username")?.as_str()
+    }
+
     /// The issuer (`iss`), where known.
     pub fn issuer(&self) -> Option<&str> {
         self.0.issuer.as_deref()
@@ -249,7 +261,7 @@ impl AuthInfo {
     /// let jwt = AuthInfo::builder("alice", AuthMethod::Jwt)
     ///     .issuer("https://auth.example.com")
     ///     .build();
-    /// let again = AuthInfo::builder("alice", AuthMethod::Custom("introspection"))
+    /// let again = AuthInfo::builder("alice", AuthMethod::Introspection)
     ///     .issuer("https://auth.example.com")
     ///     .build();
     /// assert_eq!(jwt.principal_key(), again.principal_key()); // one issuer, one subject

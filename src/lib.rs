@@ -8,7 +8,7 @@
 //! | Origin check (DNS rebinding; outermost, before any credential) | [`origin`] |
 //! | the auth layer tying the steps below together | [`auth`] |
 //! | credentials in (`Authorization`: `Bearer`, `Basic`, `DPoP`, other schemes) | [`credentials`] |
-//! | verifier, given a view of the whole request (static bearer, Basic, JWT, an identity-aware proxy's assertion, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`] (its outbound HTTP: `fetch`; its verified-token cache: `cache`, keyed digests with TTL, bounds and single flight), [`assertion`] |
+//! | verifier, given a view of the whole request (static bearer, Basic, JWT, an opaque token the authorization server vouches for, an identity-aware proxy's assertion, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`], `introspection` (RFC 7662, with the `introspection` feature; their outbound HTTP: `fetch`; their caches: `cache`, keyed digests with TTL, bounds and single flight), [`assertion`] |
 //! | identity handed to handlers and tools | [`identity`] (and the `axum`, `rmcp` and `tonic` modules, with their features) |
 //! | scope policy: required scopes, hierarchies, per-route and per-MCP-operation scopes | [`scope`], [`mcp`] (and the private `admission`, shared by the scope layers) |
 //! | why a request is refused, in one vocabulary | [`rejection`] |
@@ -55,6 +55,9 @@
 //! - `axum`: [`AuthInfo`] as an axum extractor, and a metadata router.
 //! - `rmcp`: reading the [`AuthInfo`] from an rmcp tool (`rmcp` module).
 //! - `tonic`: reading the [`AuthInfo`] from a `tonic::Request`.
+//! - `remote-jwks` (default): JWT keys fetched from a JWKS URL or found by discovery.
+//! - `introspection` (default, with `remote-jwks`): opaque access tokens checked by RFC 7662
+//!   token introspection (`introspection` module).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -71,6 +74,8 @@ pub mod credentials;
 #[cfg(feature = "remote-jwks")]
 mod fetch;
 pub mod identity;
+#[cfg(feature = "introspection")]
+pub mod introspection;
 pub mod jwt;
 pub mod mcp;
 pub mod metadata;

@@ -59,6 +59,10 @@ pub enum Invalid {
     /// A required claim is missing or has the wrong form.
     #[error("a required claim is missing or malformed")]
     Claims,
+    /// The authorization server says the token is not active (RFC 7662 §2.2: revoked,
+    /// expired, unknown, or an answer whose `active` is not the JSON boolean `true`).
+    #[error("the authorization server says the token is not active")]
+    Inactive,
     /// A custom check refused the token.
     #[error("the token was refused: {0}")]
     Custom(&'static str),

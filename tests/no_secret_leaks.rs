@@ -20,6 +20,9 @@
 ))] // Remote keys and JWT verification.
 
 mod common;
+#[cfg(feature = "introspection")]
+#[path = "common/introspection_server.rs"]
+mod introspection_server;
 #[path = "no_secret_leaks/urls.rs"]
 mod urls;
 
@@ -1248,4 +1251,219 @@ fn config_errors_do_not_echo_userinfo() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token introspection (RFC 7662): every failure path, over real sockets
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(feature = "introspection")]
+const INTROSPECTION_SECRET: &str = "introspection-Secret:%+é-Wq7Zp3";
+#[cfg(feature = "introspection")]
+const OPAQUE_GOOD: &str = "b3BhcXVlLWdvb2QtdG9rZW4tUjhrMnhMNXE";
+#[cfg(feature = "introspection")]
+const OPAQUE_FAILS: &str = "b3BhcXVlLWZhaWxzLXRva2VuLU01dlg5cVo";
+#[cfg(feature = "introspection")]
+const OPAQUE_ECHOED: &str = "b3BhcXVlLWVjaG9lZC10b2tlbi1KM3dMN24";
+
+#[cfg(feature = "introspection")]
+#[test]
+fn introspection_refusals_and_failures_leak_nothing() {
+    use introspection_server::{Endpoint, Expect, Fault, hanging_server};
+    use mcp_server_auth::introspection::{ClientAuth, IntrospectionOptions, IntrospectionVerifier};
+    use std::time::Duration;
+
+    let mut secrets = all_secrets();
+    secrets
+        .add("introspection client secret", INTROSPECTION_SECRET)
+        .add("introspected token", OPAQUE_GOOD)
+        .add("token whose introspection fails", OPAQUE_FAILS)
+        .add("token the endpoint echoes", OPAQUE_ECHOED);
+    let mut tokens: Vec<String> = (0..6)
+        .map(|i| format!("{OPAQUE_FAILS}-refused-{i}"))
+        .collect();
+    for t in &tokens {
+        secrets.add("refused opaque token", t.clone());
+    }
+    let secrets = &secrets;
+    let tokens = &mut tokens;
+    let logs = with_logs(|capture| async move {
+        let endpoint = Endpoint::start(Expect::Basic {
+            id: "mcp-server".to_owned(),
+            secret: INTROSPECTION_SECRET.to_owned(),
+        })
+        .await;
+        let good = json!({"active": true, "sub": "user-1", "scope": "mcp:read", "iss": ISSUER,
+            "aud": RESOURCE, "exp": now() + 600});
+        endpoint.answer(OPAQUE_GOOD, good.clone());
+        // An endpoint that echoes the token where an object belongs.
+        endpoint.answer(OPAQUE_ECHOED, json!(OPAQUE_ECHOED));
+        let refusals = [
+            json!({"active": false}),
+            json!({"active": "true", "aud": RESOURCE, "exp": now() + 600, "sub": "u"}),
+            json!({"active": true, "sub": "u", "iss": ISSUER, "aud": "https://other.example/mcp", "exp": now() + 600}),
+            json!({"active": true, "sub": "u", "iss": "https://evil.example", "aud": RESOURCE, "exp": now() + 600}),
+            json!({"active": true, "sub": "u", "iss": ISSUER, "aud": RESOURCE, "exp": now() - 3600}),
+            json!({"active": true, "sub": "u", "iss": ISSUER, "aud": RESOURCE, "exp": now() + 600, "scope": "other"}),
+        ];
+        for (token, answer) in tokens.iter().zip(refusals) {
+            endpoint.answer(token, answer);
+        }
+        let build = |url: String, secret: &str, cap: usize| {
+            IntrospectionVerifier::builder(
+                ResourceUrl::parse(RESOURCE).unwrap(),
+                ClientAuth::client_secret_basic("mcp-server", secret),
+            )
+            .endpoint(url)
+            .issuer(ISSUER)
+            .options(IntrospectionOptions {
+                timeout: Duration::from_millis(300),
+                max_concurrent_calls: cap,
+                ..Default::default()
+            })
+            .build()
+            .unwrap()
+        };
+        let verifier = build(endpoint.url(), INTROSPECTION_SECRET, 32);
+        let layer = AuthLayer::builder(verifier.clone())
+            .metadata(metadata())
+            .required_scopes(ScopeRequirement::all_of(["mcp:read"]).unwrap())
+            .error_descriptions(true)
+            .build()
+            .unwrap();
+        let server = serve_axum(app(layer)).await;
+        let mut c = Check::new(&capture, secrets);
+        let field = |t: &str| format!("Bearer {t}");
+        for label in ["an introspected token", "an introspected token (cached)"] {
+            let f = field(OPAQUE_GOOD);
+            c.expect(
+                label,
+                200,
+                "authenticated",
+                send(&server, "/mcp", &[f.as_bytes()], &[], ""),
+            )
+            .await;
+        }
+        for (i, token) in tokens.iter().enumerate() {
+            let status = if i == 5 { 403 } else { 401 };
+            let f = field(token);
+            c.expect(
+                "a refused opaque token",
+                status,
+                "refused",
+                send(&server, "/mcp", &[f.as_bytes()], &[], ""),
+            )
+            .await;
+        }
+        let f = field(OPAQUE_ECHOED);
+        c.expect(
+            "an echoed token",
+            503,
+            "refused",
+            send(&server, "/mcp", &[f.as_bytes()], &[], ""),
+        )
+        .await;
+        for fault in [
+            Fault::Status(500),
+            Fault::Status(401),
+            Fault::Garbage,
+            Fault::Oversize,
+            Fault::Redirect,
+        ] {
+            endpoint.set_fault(fault);
+            let f = field(OPAQUE_FAILS);
+            c.expect(
+                &format!("endpoint {fault:?}"),
+                503,
+                "refused",
+                send(&server, "/mcp", &[f.as_bytes()], &[], ""),
+            )
+            .await;
+        }
+        endpoint.set_fault(Fault::None);
+        // Our own credentials refused.
+        let wrong = build(endpoint.url(), "wrong-introspection-secret-Hk2", 32);
+        let wrong_server = serve_axum(app(AuthLayer::new(wrong.clone()))).await;
+        let f = field(OPAQUE_FAILS);
+        c.expect(
+            "wrong client secret",
+            503,
+            "refused",
+            send(&wrong_server, "/mcp", &[f.as_bytes()], &[], ""),
+        )
+        .await;
+        // A hanging endpoint (timeout), and the call cap (a second token while one hangs).
+        let (hang, _) = hanging_server().await;
+        let hung = build(hang.url("/introspect"), INTROSPECTION_SECRET, 1);
+        let hung_server = serve_axum(app(AuthLayer::new(hung.clone()))).await;
+        let f = field(OPAQUE_FAILS);
+        c.expect(
+            "timeout",
+            503,
+            "refused",
+            send(&hung_server, "/mcp", &[f.as_bytes()], &[], ""),
+        )
+        .await;
+        let first = field(OPAQUE_GOOD);
+        let first: [&[u8]; 1] = [first.as_bytes()];
+        let (slow, busy) = tokio::join!(send(&hung_server, "/mcp", &first, &[], ""), async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            c.expect(
+                "too many calls",
+                503,
+                "refused",
+                send(&hung_server, "/mcp", &[f.as_bytes()], &[], ""),
+            )
+            .await
+        });
+        secrets.assert_absent("the response to a timed-out call", &slow.text());
+        assert_eq!((slow.status, busy.status), (503, 503));
+
+        // Debug of the verifiers and the refusals.
+        for (label, v) in [
+            ("IntrospectionVerifier", &verifier),
+            ("with a wrong secret", &wrong),
+            ("hung", &hung),
+        ] {
+            secrets.assert_absent(&format!("Debug of {label}"), &format!("{v:?}"));
+        }
+        for token in [OPAQUE_GOOD, OPAQUE_FAILS, OPAQUE_ECHOED] {
+            let r = verifier.verify_token(token).await;
+            secrets.assert_absent("verify_token's result", &format!("{r:?}"));
+        }
+        let auth = ClientAuth::client_secret_post("mcp-server", INTROSPECTION_SECRET);
+        secrets.assert_absent("Debug of ClientAuth", &format!("{auth:?}"));
+        let builder = IntrospectionVerifier::builder(ResourceUrl::parse(RESOURCE).unwrap(), auth)
+            .endpoint(format!("https://u:{INTROSPECTION_SECRET}@as.example.com/i"));
+        secrets.assert_absent("Debug of the builder", &format!("{builder:?}"));
+        let e = builder.build().unwrap_err();
+        secrets.assert_absent("a configuration error", &format!("{e} {e:?}"));
+        // The environment.
+        let config = EnvConfig::from_vars([
+            ("MCP_AUTH_INTROSPECTION_URL", endpoint.url().as_str()),
+            ("MCP_AUTH_INTROSPECTION_CLIENT_ID", "mcp-server"),
+            ("MCP_AUTH_INTROSPECTION_CLIENT_SECRET", INTROSPECTION_SECRET),
+        ])
+        .unwrap();
+        secrets.assert_absent("Debug of EnvConfig", &format!("{config:?}"));
+        let env_verifier = config.verifier().await.unwrap();
+        secrets.assert_absent("Debug of EnvVerifier", &format!("{env_verifier:?}"));
+        for vars in [
+            vec![("MCP_AUTH_INTROSPECTION_CLIENT_SECRET", INTROSPECTION_SECRET)],
+            vec![
+                ("MCP_AUTH_INTROSPECTION_CLIENT_ID", "mcp-server"),
+                ("MCP_AUTH_INTROSPECTION_CLIENT_SECRET", INTROSPECTION_SECRET),
+                ("MCP_AUTH_INTROSPECTION_AUTH", INTROSPECTION_SECRET),
+            ],
+        ] {
+            let e = EnvConfig::from_vars(vars).unwrap_err();
+            secrets.assert_absent(
+                "an introspection configuration error",
+                &format!("{e} {e:?}"),
+            );
+        }
+        assert_eq!(c.count, 17);
+    });
+    secrets.assert_absent("the whole log", &logs);
+    assert!(logs.contains("token introspection failed"), "{logs}");
 }

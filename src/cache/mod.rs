@@ -28,17 +28,17 @@
 //! Concurrent misses on one key share one computation through the single-flight map in
 //! `flight`, so that a burst of requests with a new token makes one introspection call.
 
-// Introspection (RFC 7662) is the first user of the single-flight map; until it lands, only the
-// module's tests use it. It is compiled in every build all the same, so that every feature set
-// checks it (it needs no runtime: no Tokio).
+// Token introspection (RFC 7662) is its user. The module is compiled in every build all the
+// same, so that every feature set checks it (it needs no runtime: no Tokio); without the
+// `introspection` feature only its tests use it.
 #[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "its first user, token introspection, is not merged yet"
-    )
+    not(any(test, feature = "introspection")),
+    expect(dead_code, reason = "only token introspection uses it")
 )]
 mod flight;
+
+#[cfg(feature = "introspection")]
+pub(crate) use flight::{Busy, Flights};
 
 use std::{
     collections::HashMap,
@@ -160,11 +160,8 @@ impl<V> TtlCache<V> {
 
     /// Forgets `tag`'s entry (a token learnt to be revoked); whether there was one.
     #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "its first user, introspection's invalidate(token), is not merged yet"
-        )
+        not(any(test, feature = "introspection")),
+        expect(dead_code, reason = "only introspection's invalidate(token) uses it")
     )]
     pub(crate) fn invalidate(&self, tag: &SecretTag) -> bool {
         let mut shard = self.shard(tag).write().unwrap_or_else(|e| e.into_inner());

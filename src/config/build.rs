@@ -1,6 +1,8 @@
 //! From the variables to the layers: the verifiers, the metadata document and the
 //! [`AuthLayer`] that an [`EnvConfig`] describes.
 
+#[cfg(feature = "introspection")]
+use super::introspection::Method as IntrospectionMethod;
 use super::{ConfigError, EnvConfig, JwtEnv};
 use crate::{
     assertion::AssertionVerifier,
@@ -14,12 +16,21 @@ use crate::{
 
 impl EnvConfig {
     /// The JWT verifier, in JWT mode: keys from `MCP_AUTH_JWKS_URL` (fetched on first use), or
-    /// found by discovery from `MCP_AUTH_ISSUER_URL` (fetched now).
+    /// found by discovery from `MCP_AUTH_ISSUER_URL` (fetched now). `None` in introspection
+    /// mode, where the [introspection verifier](Self::introspection_verifier) holds it.
     pub async fn jwt_verifier(&self) -> Result<Option<JwtVerifier>, ConfigError> {
         let Some(jwt) = &self.jwt else {
             return Ok(None);
         };
+        if self.introspection.is_some() {
+            return Ok(None);
+        }
         let issuer = remote_issuer(jwt).await?;
+        self.jwt_verifier_for(jwt, issuer).map(Some)
+    }
+
+    /// The JWT verifier of the JWT settings, for `issuer`.
+    fn jwt_verifier_for(&self, jwt: &JwtEnv, issuer: Issuer) -> Result<JwtVerifier, ConfigError> {
         let mut builder = JwtVerifier::builder(self.resource_url.clone()).issuer(issuer);
         for audience in &jwt.audiences {
             builder = builder.audience(audience.clone());
@@ -34,13 +45,75 @@ impl EnvConfig {
             // An empty name is refused by the builder (JwtConfigError::ScopeClaim).
             builder = builder.scope_claims([claim.as_str()]);
         }
-        Ok(Some(builder.build()?))
+        Ok(builder.build()?)
     }
 
-    /// The Protected Resource Metadata document, in JWT mode.
-    pub fn metadata(&self) -> Result<Option<ProtectedResourceMetadata>, ConfigError> {
-        let Some(jwt) = &self.jwt else {
+    /// The introspection verifier, in introspection mode (`MCP_AUTH_INTROSPECTION_*`): the
+    /// endpoint from `MCP_AUTH_INTROSPECTION_URL`, or found now in the metadata of
+    /// `MCP_AUTH_ISSUER_URL`. With the issuer's keys known (`MCP_AUTH_JWKS_URL`, or the
+    /// metadata's `jwks_uri`), JWTs from it are verified locally, never introspected.
+    #[cfg(feature = "introspection")]
+    pub async fn introspection_verifier(
+        &self,
+    ) -> Result<Option<crate::introspection::IntrospectionVerifier>, ConfigError> {
+        use crate::introspection::{ClientAuth, IntrospectionOptions, IntrospectionVerifier};
+        let Some(env) = &self.introspection else {
             return Ok(None);
+        };
+        let failed = |e: &dyn std::fmt::Display| ConfigError::Introspection(e.to_string());
+        let auth = match env.method {
+            IntrospectionMethod::Basic => {
+                ClientAuth::client_secret_basic(&env.client_id, &env.client_secret)
+            }
+            IntrospectionMethod::Post => {
+                ClientAuth::client_secret_post(&env.client_id, &env.client_secret)
+            }
+        };
+        let mut options = IntrospectionOptions::default();
+        if let Some(max_age) = env.max_age {
+            options.max_age = max_age;
+        }
+        let mut builder = IntrospectionVerifier::builder(self.resource_url.clone(), auth);
+        for audience in &env.audiences {
+            builder = builder.audience(audience.clone());
+        }
+        if let Some(leeway) = env.leeway {
+            builder = builder.leeway(leeway);
+        }
+        let (endpoint, jwks_uri) = match (&env.url, &self.jwt) {
+            (Some(url), jwt) => (url.clone(), jwt.as_ref().and_then(|j| j.jwks_url.clone())),
+            (None, Some(jwt)) => {
+                let mut remote = crate::jwt::RemoteJwksOptions::default();
+                let found =
+                    crate::jwt::find_metadata(&jwt.issuer, &mut remote, "introspection_endpoint")
+                        .await
+                        .map_err(|e| failed(&e))?;
+                let jwks = jwt.jwks_url.clone().or(found.jwks_uri);
+                (found.introspection_endpoint.unwrap_or_default(), jwks)
+            }
+            (None, None) => return Err(ConfigError::IntrospectionEndpoint),
+        };
+        builder = builder.endpoint(endpoint).options(options);
+        if let Some(jwt) = &self.jwt {
+            builder = builder.issuer(jwt.issuer.clone());
+            if let Some(jwks) = jwks_uri {
+                let options = crate::jwt::RemoteJwksOptions::default();
+                let issuer = Issuer::with_jwks_uri(jwt.issuer.clone(), &jwks, options)?;
+                builder = builder.jwt(self.jwt_verifier_for(jwt, issuer)?);
+            }
+        }
+        builder.build().map(Some).map_err(|e| failed(&e))
+    }
+
+    /// The Protected Resource Metadata document, in JWT mode (and in introspection mode with
+    /// an issuer or `MCP_AUTH_AUTHORIZATION_SERVERS`).
+    pub fn metadata(&self) -> Result<Option<ProtectedResourceMetadata>, ConfigError> {
+        let servers = match (&self.jwt, &self.introspection) {
+            (Some(jwt), _) => &jwt.authorization_servers,
+            (None, Some(env)) if !env.authorization_servers.is_empty() => {
+                &env.authorization_servers
+            }
+            _ => return Ok(None),
         };
         let supported: Vec<String> = match (&self.tool_scopes, self.scopes_supported.is_empty()) {
             // Nothing said: advertise what the tools need, so that clients ask for it at once.
@@ -49,7 +122,7 @@ impl EnvConfig {
         };
         let mut builder = ProtectedResourceMetadata::builder(self.resource_url.clone())
             .scopes_supported(supported);
-        for server in &jwt.authorization_servers {
+        for server in servers {
             builder = builder.authorization_server(server.clone());
         }
         Ok(Some(builder.build()?))
@@ -99,11 +172,22 @@ impl EnvConfig {
         }
     }
 
-    /// A verifier accepting every configured token, user, (in JWT mode) JWT and proxy
-    /// assertion: static tokens are tried first (a miss costs tens of nanoseconds), then the JWT
-    /// verifier.
+    /// A verifier accepting every configured token, user, (in JWT mode) JWT, (in introspection
+    /// mode) opaque token and proxy assertion: static tokens are tried first (a miss costs tens
+    /// of nanoseconds), then the JWT or introspection verifier.
     pub async fn verifier(&self) -> Result<EnvVerifier, ConfigError> {
-        let bearer = VerifierExt::or(self.static_bearer()?, self.jwt_verifier().await?);
+        let tokens = match &self.introspection {
+            None => EnvTokens::Jwt(self.jwt_verifier().await?),
+            #[cfg(feature = "introspection")]
+            Some(_) => EnvTokens::Introspection(self.introspection_verifier().await?),
+            #[cfg(not(feature = "introspection"))]
+            Some(_) => {
+                return Err(ConfigError::Introspection(
+                    "MCP_AUTH_INTROSPECTION_* need this crate's `introspection` feature".to_owned(),
+                ));
+            }
+        };
+        let bearer = VerifierExt::or(self.static_bearer()?, tokens);
         let credentials = VerifierExt::or(bearer, self.basic_auth()?);
         Ok(EnvVerifier(credentials.or(self.assertion.clone())))
     }
@@ -144,7 +228,33 @@ async fn remote_issuer(jwt: &JwtEnv) -> Result<Issuer, ConfigError> {
     )))
 }
 
-type EnvBearer = Or<Option<StaticBearer>, Option<JwtVerifier>>;
+/// The token verifier of the environment: JWTs, or (introspection mode) opaque tokens with the
+/// issuer's JWTs verified locally.
+#[derive(Debug, Clone)]
+enum EnvTokens {
+    Jwt(Option<JwtVerifier>),
+    #[cfg(feature = "introspection")]
+    Introspection(Option<crate::introspection::IntrospectionVerifier>),
+}
+
+impl Verifier for EnvTokens {
+    fn schemes(&self) -> Schemes {
+        match self {
+            Self::Jwt(v) => v.schemes(),
+            #[cfg(feature = "introspection")]
+            Self::Introspection(v) => v.schemes(),
+        }
+    }
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        match self {
+            Self::Jwt(v) => v.verify(request),
+            #[cfg(feature = "introspection")]
+            Self::Introspection(v) => v.verify(request),
+        }
+    }
+}
+
+type EnvBearer = Or<Option<StaticBearer>, EnvTokens>;
 
 /// The verifier built from the environment by [`EnvConfig::verifier`].
 #[derive(Debug, Clone)]

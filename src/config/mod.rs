@@ -33,9 +33,16 @@
 //! | `MCP_AUTH_ASSERTION_ISSUER` | the proxy's `iss` (Cloudflare: the team domain `https://<team>.cloudflareaccess.com`) | the preset's (Google IAP; Pomerium: the audience) |
 //! | `MCP_AUTH_ASSERTION_JWKS_URL` | the proxy's JWKS URL | the preset's |
 //! | `MCP_AUTH_ASSERTION_AUDIENCE` | the accepted `aud` values, comma-separated (Cloudflare: the AUD tag) | — |
+//! | `MCP_AUTH_INTROSPECTION_URL` | opaque tokens: the RFC 7662 introspection endpoint | with the issuer, its metadata's `introspection_endpoint` |
+//! | `MCP_AUTH_INTROSPECTION_CLIENT_ID`, `MCP_AUTH_INTROSPECTION_CLIENT_SECRET` | this server's client credentials at the endpoint (both set: introspection on) | — |
+//! | `MCP_AUTH_INTROSPECTION_AUTH` | `client_secret_basic` or `client_secret_post` | `client_secret_basic` |
+//! | `MCP_AUTH_INTROSPECTION_CACHE_SECS` | the longest a positive answer is cached (a revoked token works this long at most; at most 86400) | `60` |
 //!
 //! In JWT mode the layer serves the Protected Resource Metadata document and every challenge
-//! points at it; static tokens and a Basic user, if also set, are still accepted. A proxy's
+//! points at it; static tokens and a Basic user, if also set, are still accepted. In
+//! introspection mode (client credentials set) opaque tokens are introspected; with an issuer,
+//! answers must name it, and JWTs from it are verified locally when its keys are known
+//! (`MCP_AUTH_JWKS_URL`, or a `jwks_uri` in its metadata), never introspected. A proxy's
 //! assertion is accepted besides whatever else is set; set alone, a request without a valid one
 //! gets `403` (see [`crate::assertion`]).
 //!
@@ -54,6 +61,7 @@
 //! ```
 
 mod build;
+mod introspection;
 
 pub use build::EnvVerifier;
 
@@ -81,7 +89,7 @@ use crate::{
 /// The default listen address of the examples.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
-const VARS: [&str; 24] = [
+const VARS: [&str; 29] = [
     "MCP_AUTH_LISTEN",
     "MCP_AUTH_RESOURCE_URL",
     "MCP_AUTH_BEARER_TOKEN",
@@ -106,6 +114,11 @@ const VARS: [&str; 24] = [
     "MCP_AUTH_ASSERTION_ISSUER",
     "MCP_AUTH_ASSERTION_JWKS_URL",
     "MCP_AUTH_ASSERTION_AUDIENCE",
+    introspection::VARS[0],
+    introspection::VARS[1],
+    introspection::VARS[2],
+    introspection::VARS[3],
+    introspection::VARS[4],
 ];
 
 /// What is wrong with the configuration. No variant contains a secret.
@@ -203,6 +216,30 @@ pub enum ConfigError {
     /// `MCP_AUTH_ASSERTION_*` do not describe a usable proxy assertion verifier.
     #[error("proxy assertion: {0}")]
     Assertion(#[from] AssertionError),
+    /// Only one of the introspection client id and secret is set (or neither, with other
+    /// introspection variables).
+    #[error(
+        "token introspection needs this server's client credentials: set both \
+         MCP_AUTH_INTROSPECTION_CLIENT_ID and MCP_AUTH_INTROSPECTION_CLIENT_SECRET"
+    )]
+    IntrospectionCredentials,
+    /// Introspection is on, but no endpoint is set and none can be discovered.
+    #[error(
+        "token introspection needs its endpoint: set MCP_AUTH_INTROSPECTION_URL, or \
+         MCP_AUTH_ISSUER_URL to find it in the issuer's metadata"
+    )]
+    IntrospectionEndpoint,
+    /// `MCP_AUTH_INTROSPECTION_AUTH` names no supported method (the value is not repeated).
+    #[error(
+        "MCP_AUTH_INTROSPECTION_AUTH must be client_secret_basic (default) or client_secret_post"
+    )]
+    IntrospectionAuth,
+    /// `MCP_AUTH_INTROSPECTION_CACHE_SECS` is not a number of seconds up to a day.
+    #[error("MCP_AUTH_INTROSPECTION_CACHE_SECS must be a whole number of seconds, at most 86400")]
+    IntrospectionCacheSecs,
+    /// The introspection verifier cannot be built (or its endpoint found).
+    #[error("token introspection: {0}")]
+    Introspection(String),
 }
 
 /// JWT settings read from the environment. `Debug` redacts the user information of URLs.
@@ -308,6 +345,7 @@ pub struct EnvConfig {
     tool_scopes: Option<OperationScopes>,
     allowed_origins: AllowedOrigins,
     assertion: Option<AssertionVerifier>,
+    introspection: Option<introspection::IntrospectionEnv>,
 }
 
 impl fmt::Debug for EnvConfig {
@@ -327,6 +365,7 @@ impl fmt::Debug for EnvConfig {
             .field("tool_scopes", &self.tool_scopes)
             .field("allowed_origins", &self.allowed_origins)
             .field("assertion", &self.assertion)
+            .field("introspection", &self.introspection)
             .finish()
     }
 }
@@ -461,6 +500,12 @@ impl EnvConfig {
             .transpose()?;
         let scope_claim = take("MCP_AUTH_SCOPE_CLAIM").map(|v| v.trim().to_owned());
         let servers = comma_list(take("MCP_AUTH_AUTHORIZATION_SERVERS"));
+        let introspection = introspection::read(&mut take, issuer.as_deref())?.map(|mut env| {
+            env.audiences.clone_from(&audiences);
+            env.leeway = leeway;
+            env.authorization_servers.clone_from(&servers);
+            env
+        });
         let jwt = match (issuer, jwks_url) {
             (None, None) => None,
             (None, Some(_)) => return Err(ConfigError::JwksWithoutIssuer),
@@ -502,6 +547,7 @@ impl EnvConfig {
             comma_list(take("MCP_AUTH_ASSERTION_AUDIENCE")),
         )?;
         let config = Self {
+            introspection,
             assertion,
             tool_scopes,
             allowed_origins,
@@ -562,6 +608,12 @@ impl EnvConfig {
             || self.basic.is_some()
             || self.jwt.is_some()
             || self.assertion.is_some()
+            || self.introspection.is_some()
+    }
+
+    /// Whether opaque tokens are introspected (`MCP_AUTH_INTROSPECTION_*` set).
+    pub fn introspection_enabled(&self) -> bool {
+        self.introspection.is_some()
     }
 
     /// The verifier of an identity-aware proxy's assertion (`MCP_AUTH_ASSERTION_*`), if set.

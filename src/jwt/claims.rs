@@ -30,13 +30,35 @@ use super::{
 };
 use crate::{
     rejection::{Invalid, Rejection},
+    resource::ResourceUrl,
     scope::ScopeSet,
 };
 
 /// The latest NumericDate accepted: 9999-12-31T23:59:59Z. Later ones are refused as malformed
 /// claims: no issuer means them, and `SystemTime` cannot hold every `u64` of seconds (adding
 /// one to the epoch would panic).
-const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+pub(crate) const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+
+/// Whether `aud` names this resource: one of the `accepted` audiences exactly, or the
+/// `resource` URL (scheme and host case-insensitive, a bare origin's trailing slash tolerated).
+/// The one audience comparison of the crate: JWTs and introspection answers alike.
+pub(crate) fn audience_is_ours(
+    accepted: &[String],
+    resource: Option<&ResourceUrl>,
+    aud: &str,
+) -> bool {
+    accepted.iter().any(|x| x == aud) || resource.is_some_and(|r| r.matches(aud))
+}
+
+/// Whether `exp` is past at `now`, beyond the `leeway` (all in seconds).
+pub(crate) fn expired(exp: u64, now: u64, leeway: u64) -> bool {
+    exp.saturating_add(leeway) < now
+}
+
+/// Whether `nbf` (or `iat`) is still in the future at `now`, beyond the `leeway`.
+pub(crate) fn not_yet_valid(nbf: u64, now: u64, leeway: u64) -> bool {
+    nbf > now.saturating_add(leeway)
+}
 
 /// Claims payloads up to this size (decoded) are read on the stack.
 pub(super) const STACK_CLAIMS_BYTES: usize = 2048;
@@ -216,10 +238,7 @@ pub(crate) fn parsed_size_bound(json: &str) -> usize {
 impl Inner {
     /// Whether one of the token's audiences is ours.
     fn audience_ok(&self, claims: &Claims<'_>) -> bool {
-        let ours = |a: &str| {
-            self.audiences.iter().any(|x| x == a)
-                || self.resource.as_ref().is_some_and(|r| r.matches(a))
-        };
+        let ours = |a: &str| audience_is_ours(&self.audiences, self.resource.as_ref(), a);
         claims.strings("aud").iter().any(|a| ours(a))
     }
 
@@ -262,13 +281,15 @@ impl Inner {
         if !claims.contains("iss") || !claims.contains("aud") {
             return Err(refuse(Invalid::Claims));
         }
-        if exp.saturating_add(self.leeway) < now {
+        if expired(exp, now, self.leeway) {
             return Err(refuse(Invalid::Expired));
         }
         match date("nbf") {
             None => {}
             Some(None) => return Err(refuse(Invalid::Claims)),
-            Some(Some(nbf)) if nbf > now + self.leeway => return Err(refuse(Invalid::NotYetValid)),
+            Some(Some(nbf)) if not_yet_valid(nbf, now, self.leeway) => {
+                return Err(refuse(Invalid::NotYetValid));
+            }
             Some(Some(_)) => {}
         }
         if claims.str("iss").as_deref() != Some(issuer) {
@@ -281,7 +302,9 @@ impl Inner {
         match date("iat") {
             None => {}
             Some(None) => return Err(refuse(Invalid::Claims)),
-            Some(Some(iat)) if iat > now + self.leeway => return Err(refuse(Invalid::NotYetValid)),
+            Some(Some(iat)) if not_yet_valid(iat, now, self.leeway) => {
+                return Err(refuse(Invalid::NotYetValid));
+            }
             Some(Some(_)) => {}
         }
         let string = |name: &str| claims.str(name);

@@ -68,12 +68,18 @@ use serde_json::{Map, Value};
 
 pub use builder::JwtVerifierBuilder;
 pub use cache::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, TokenCacheConfig};
+#[cfg(feature = "introspection")]
+pub(crate) use cache::{estimate_bytes, now_secs};
+#[cfg(feature = "introspection")]
+pub(crate) use claims::{MAX_NUMERIC_DATE, audience_is_ours, expired, not_yet_valid};
 pub use key_source::Issuer;
 #[cfg(feature = "remote-jwks")]
 pub(crate) use key_source::KeySource;
 pub(crate) use key_source::{Ask, Lookup};
 use keys::Candidates;
 pub use keys::{Algorithm, JwtKey, KeyError, KeySet, MIN_HMAC_SECRET_BYTES};
+#[cfg(feature = "introspection")]
+pub(crate) use remote::find_metadata;
 #[cfg(feature = "remote-jwks")]
 pub use remote::{RemoteJwksOptions, RemoteKeysError};
 
@@ -282,6 +288,30 @@ impl JwtVerifier {
     /// The number of verified tokens cached, and their estimated memory.
     pub fn cache_usage(&self) -> Option<(usize, usize)> {
         self.0.cache.as_ref().map(|c| (c.len(), c.bytes()))
+    }
+
+    /// The identity of `token` if it is in the verified-token cache (it was verified here).
+    #[cfg(feature = "introspection")]
+    pub(crate) fn cached(&self, token: &str) -> Option<AuthInfo> {
+        let cache = self.0.cache.as_ref()?;
+        cache.get(&cache.tag(token))
+    }
+
+    /// Whether `token` reads as a JWT (a compact JWS whose payload is a JSON object) whose
+    /// `iss`, not verified, is one of this verifier's issuers: a token this verifier alone
+    /// judges. Nothing is verified here.
+    #[cfg(feature = "introspection")]
+    pub(crate) fn claims_to_be_ours(&self, token: &str) -> bool {
+        let Some(payload) = claims::payload(token) else {
+            return false;
+        };
+        let mut scratch = Scratch::<STACK_CLAIMS_BYTES>::new();
+        let Some(claims) = Claims::read(payload, &mut scratch) else {
+            return false;
+        };
+        claims
+            .str("iss")
+            .is_some_and(|iss| self.0.issuers.iter().any(|i| i.issuer == iss))
     }
 
     /// Verifies `token` as the layer does (through the verified-token cache, when it is on).

@@ -1,5 +1,5 @@
-//! Discovery: finding an issuer's JWKS URL from its metadata (RFC 8414, then OpenID Connect
-//! Discovery 1.0 §4), before fetching its keys.
+//! Discovery: finding an issuer's JWKS URL (or its introspection endpoint, RFC 7662) from its
+//! metadata (RFC 8414, then OpenID Connect Discovery 1.0 §4), before fetching its keys.
 //!
 //! The document must name the issuer exactly as configured (RFC 8414 §3.3): otherwise a
 //! metadata URL an attacker controls could point at keys of their own.
@@ -36,16 +36,101 @@ fn metadata_urls(issuer: &Url, issuer_str: &str) -> Vec<String> {
     ]
 }
 
-/// Reads `issuer` and `jwks_uri` from a metadata document.
-fn read_metadata(body: &[u8]) -> Result<(String, Option<String>), String> {
+/// What this crate reads of an authorization server's metadata (RFC 8414 §2).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AsMetadata {
+    /// `jwks_uri`: where its signing keys are.
+    pub(crate) jwks_uri: Option<String>,
+    /// `introspection_endpoint` (RFC 8414 §2, RFC 7662).
+    pub(crate) introspection_endpoint: Option<String>,
+}
+
+/// Reads `issuer`, `jwks_uri` and `introspection_endpoint` from a metadata document.
+fn read_metadata(body: &[u8]) -> Result<(String, AsMetadata), String> {
     let doc: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("not a JSON document ({e})"))?;
     let issuer = doc
         .get("issuer")
         .and_then(serde_json::Value::as_str)
         .ok_or("the document has no issuer")?;
-    let jwks_uri = doc.get("jwks_uri").and_then(serde_json::Value::as_str);
-    Ok((issuer.to_owned(), jwks_uri.map(str::to_owned)))
+    let member = |name: &str| {
+        doc.get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let found = AsMetadata {
+        jwks_uri: member("jwks_uri"),
+        introspection_endpoint: member("introspection_endpoint"),
+    };
+    Ok((issuer.to_owned(), found))
+}
+
+/// Finds the metadata of `issuer_url` (RFC 8414, then OpenID Connect Discovery): the first
+/// document that names the issuer exactly and has the member `needs` (`jwks_uri` or
+/// `introspection_endpoint`). The HTTP client it used is left in `options.client`.
+pub(crate) async fn find_metadata(
+    issuer_url: &str,
+    options: &mut RemoteJwksOptions,
+    needs: &'static str,
+) -> Result<AsMetadata, RemoteKeysError> {
+    options.check()?;
+    let bad =
+        |reason: String| RemoteKeysError::Config(JwtConfigError::jwks_uri(issuer_url, &reason));
+    let issuer =
+        fetch::check_url(issuer_url, options.allow_plain_http_non_loopback).map_err(bad)?;
+    if issuer.query().is_some() {
+        return Err(bad(
+            "an issuer identifier has no query (RFC 8414 §2)".to_owned()
+        ));
+    }
+    let client = match &options.client {
+        Some(client) => client.clone(),
+        None => fetch::client(&options.limits())
+            .map_err(|e| bad(format!("cannot build the HTTP client: {e}")))?,
+    };
+    options.client = Some(client.clone());
+    let mut tried = Vec::new();
+    let mut mismatch = None;
+    for url in metadata_urls(&issuer, issuer_url) {
+        let parsed = match Url::parse(&url) {
+            Ok(u) => u,
+            Err(e) => {
+                tried.push(format!("{url}: {e}"));
+                continue;
+            }
+        };
+        let found = match fetch::get(&client, &parsed, &options.limits()).await {
+            Ok(body) => read_metadata(&body.bytes),
+            Err(e) => Err(e.to_string()),
+        };
+        match found {
+            Ok((found, _)) if found != issuer_url => {
+                tried.push(format!("{url}: the issuer is {found:?}"));
+                mismatch.get_or_insert(RemoteKeysError::issuer_mismatch(&url, issuer_url, &found));
+            }
+            Ok((_, metadata)) => {
+                let wanted = match needs {
+                    "jwks_uri" => &metadata.jwks_uri,
+                    _ => &metadata.introspection_endpoint,
+                };
+                if wanted.is_none() {
+                    tried.push(format!("{url}: the document has no {needs}"));
+                    continue;
+                }
+                tracing::debug!(
+                    issuer = %Redacted(issuer_url),
+                    metadata = %Redacted(&url),
+                    jwks_uri = ?metadata.jwks_uri.as_deref().map(Redacted),
+                    introspection_endpoint =
+                        ?metadata.introspection_endpoint.as_deref().map(Redacted),
+                    "issuer discovered"
+                );
+                return Ok(metadata);
+            }
+            Err(why) => tried.push(format!("{url}: {why}")),
+        }
+    }
+    Err(mismatch.unwrap_or_else(|| RemoteKeysError::no_metadata(issuer_url, &tried.join("; "))))
 }
 
 impl Issuer {
@@ -60,56 +145,9 @@ impl Issuer {
         issuer_url: &str,
         mut options: RemoteJwksOptions,
     ) -> Result<Self, RemoteKeysError> {
-        options.check()?;
-        let bad =
-            |reason: String| RemoteKeysError::Config(JwtConfigError::jwks_uri(issuer_url, &reason));
-        let issuer =
-            fetch::check_url(issuer_url, options.allow_plain_http_non_loopback).map_err(bad)?;
-        if issuer.query().is_some() {
-            return Err(bad(
-                "an issuer identifier has no query (RFC 8414 §2)".to_owned()
-            ));
-        }
-        let client = match &options.client {
-            Some(client) => client.clone(),
-            None => fetch::client(&options.limits())
-                .map_err(|e| bad(format!("cannot build the HTTP client: {e}")))?,
-        };
-        options.client = Some(client.clone());
-        let mut tried = Vec::new();
-        let mut mismatch = None;
-        for url in metadata_urls(&issuer, issuer_url) {
-            let parsed = match Url::parse(&url) {
-                Ok(u) => u,
-                Err(e) => {
-                    tried.push(format!("{url}: {e}"));
-                    continue;
-                }
-            };
-            let found = match fetch::get(&client, &parsed, &options.limits()).await {
-                Ok(body) => read_metadata(&body.bytes),
-                Err(e) => Err(e.to_string()),
-            };
-            match found {
-                Ok((found, _)) if found != issuer_url => {
-                    tried.push(format!("{url}: the issuer is {found:?}"));
-                    mismatch
-                        .get_or_insert(RemoteKeysError::issuer_mismatch(&url, issuer_url, &found));
-                }
-                Ok((_, None)) => tried.push(format!("{url}: the document has no jwks_uri")),
-                Ok((_, Some(jwks_uri))) => {
-                    tracing::debug!(
-                        issuer = %Redacted(issuer_url),
-                        metadata = %Redacted(&url),
-                        jwks_uri = %Redacted(&jwks_uri),
-                        "issuer discovered"
-                    );
-                    return Self::with_jwks_uri_eager(issuer_url, &jwks_uri, options).await;
-                }
-                Err(why) => tried.push(format!("{url}: {why}")),
-            }
-        }
-        Err(mismatch.unwrap_or_else(|| RemoteKeysError::no_metadata(issuer_url, &tried.join("; "))))
+        let metadata = find_metadata(issuer_url, &mut options, "jwks_uri").await?;
+        let jwks_uri = metadata.jwks_uri.unwrap_or_default();
+        Self::with_jwks_uri_eager(issuer_url, &jwks_uri, options).await
     }
 }
 

@@ -18,6 +18,8 @@ use crate::{fetch, resource::Redacted};
 mod discovery;
 mod options;
 
+#[cfg(feature = "introspection")]
+pub(crate) use discovery::find_metadata;
 pub use options::{RemoteJwksOptions, RemoteKeysError};
 
 /// The most unknown key ids remembered.

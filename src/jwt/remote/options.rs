@@ -148,6 +148,7 @@ impl RemoteJwksOptions {
             timeout: self.timeout,
             max_body_bytes: self.max_body_bytes,
             allow_plain_http: self.allow_plain_http_non_loopback,
+            max_redirects: crate::fetch::MAX_REDIRECTS,
         }
     }
 
