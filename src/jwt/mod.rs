@@ -311,7 +311,7 @@ impl JwtVerifier {
         };
         claims
             .str("iss")
-            .is_some_and(|iss| self.0.issuers.iter().any(|i| i.issuer == iss))
+            .is_some_and(|iss| self.0.issuers.iter().any(|i| *i.issuer == *iss))
     }
 
     /// Verifies `token` as the layer does (through the verified-token cache, when it is on).
