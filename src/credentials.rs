@@ -88,6 +88,11 @@ impl<'a> Authorization<'a> {
     pub fn credentials(&self) -> &'a str {
         self.credentials
     }
+
+    /// Whether the scheme and the credentials are ASCII (what lies between them is).
+    pub fn is_ascii(&self) -> bool {
+        self.name.is_ascii() && self.credentials.is_ascii()
+    }
 }
 
 impl fmt::Debug for Authorization<'_> {
@@ -168,6 +173,20 @@ pub fn authorization(
     headers: &HeaderMap,
     max_bytes: usize,
 ) -> Result<Option<Authorization<'_>>, CredentialError> {
+    match read_authorization(headers, max_bytes)? {
+        Some(auth) if !auth.is_ascii() => Err(CredentialError::NotAscii),
+        auth => Ok(auth),
+    }
+}
+
+/// [`authorization`] without its last check, that the value is ASCII: the caller must refuse a
+/// value for which [`Authorization::is_ascii`] is false with [`CredentialError::NotAscii`]. The
+/// layer does so only where a scheme's own check has not implied it already (a `b64token` or
+/// Base64 is ASCII), saving a pass over every token.
+pub(crate) fn read_authorization(
+    headers: &HeaderMap,
+    max_bytes: usize,
+) -> Result<Option<Authorization<'_>>, CredentialError> {
     let value = if headers.len() == headers.keys_len() {
         // No field name repeats at all (the common case): one lookup suffices.
         match headers.get(AUTHORIZATION) {
@@ -188,11 +207,8 @@ pub fn authorization(
         return Err(CredentialError::TooLarge { limit: max_bytes });
     }
     // A `HeaderValue` holds no control bytes but tab (`http` refuses them), so ASCII means
-    // visible ASCII, spaces and tabs. Both checks below go a word at a time.
+    // visible ASCII, spaces and tabs.
     let bytes = value.as_bytes();
-    if !bytes.is_ascii() {
-        return Err(CredentialError::NotAscii);
-    }
     let start = bytes
         .iter()
         .take_while(|&&b| b == b' ' || b == b'\t')
@@ -203,7 +219,7 @@ pub fn authorization(
             .rev()
             .take_while(|&&b| b == b' ' || b == b'\t')
             .count();
-    // ASCII is UTF-8, so this cannot fail.
+    // Not UTF-8 is not ASCII either (the ASCII check of UTF-8 text is the caller's).
     let text = std::str::from_utf8(&bytes[start..end]).map_err(|_| CredentialError::NotAscii)?;
     if text.is_empty() {
         return Err(CredentialError::Empty);

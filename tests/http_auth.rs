@@ -900,6 +900,36 @@ async fn error_descriptions_when_enabled() {
 }
 
 #[tokio::test]
+async fn a_value_that_is_not_ascii_is_described_as_such_whatever_its_scheme() {
+    // The layer checks ASCII lazily (a parsed b64token or Base64 implies it): the description
+    // must still be the one `credentials::authorization` gives, for every scheme.
+    let layer = AuthLayer::builder(scoped_tokens().or(basic()))
+        .error_descriptions(true)
+        .build()
+        .unwrap();
+    let server = common::serve_axum(app(layer)).await;
+    let not_ascii = "Authorization header is not ASCII";
+    let cases: [(&[u8], &str); 9] = [
+        (b"Bearer t\xc3\xa9st", not_ascii),
+        (b"bearer \xc3\xa9", not_ascii),
+        (b"Basic \xc3\xa9", not_ascii),
+        (b"Digest t\xc3\xa9st", not_ascii),
+        (b"B\xc3\xa9arer x", not_ascii),
+        (b"DPoP t\xc3\xa9", not_ascii),
+        (b"Bearer \xff", not_ascii),
+        (b"Bearer a,b", "Bearer token has invalid characters"),
+        (b"Basic !!!", "Basic credentials are not base64"),
+    ];
+    for (value, expected) in cases {
+        let r = send(&server, &field(value)).await;
+        assert_eq!(r.status, 400, "{value:?}");
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["error"], "invalid_request", "{value:?}");
+        assert_eq!(body["error_description"], expected, "{value:?}");
+    }
+}
+
+#[tokio::test]
 async fn no_error_descriptions_by_default() {
     let layer = AuthLayer::builder(scoped_tokens().or(basic()))
         .required_scopes(read_write())

@@ -202,7 +202,7 @@ impl<V: Verifier> Shared<V> {
             return (None, self.verifier.verify(&request));
         }
         let refuse = |e: CredentialError| Verdict::Ready(Err(Rejection::InvalidRequest(e)));
-        let auth = match credentials::authorization(req.headers(), self.max_header_bytes) {
+        let auth = match credentials::read_authorization(req.headers(), self.max_header_bytes) {
             Ok(auth) => auth,
             Err(e) => return (None, refuse(e)),
         };
@@ -212,20 +212,31 @@ impl<V: Verifier> Shared<V> {
         };
         let schemes = &self.schemes;
         let value = auth.credentials();
+        // The value was not checked to be ASCII (`read_authorization`): a scheme whose syntax
+        // is ASCII implies it when it parses; when it does not, or has no syntax of ours, a
+        // value that is not ASCII is refused as such, as `credentials::authorization` would.
+        let refuse_parsed = |e: CredentialError| {
+            refuse(if auth.is_ascii() {
+                e
+            } else {
+                CredentialError::NotAscii
+            })
+        };
         let verdict = match auth.scheme() {
             Scheme::Bearer if schemes.bearer() => match credentials::bearer_token(value) {
                 Ok(token) => self.ask(req, Credentials::Bearer(token)),
-                Err(e) => refuse(e),
+                Err(e) => refuse_parsed(e),
             },
             Scheme::DPoP if schemes.dpop() => match credentials::bearer_token(value) {
                 // RFC 9449 §7.1: the same token68 syntax as Bearer's b64token.
                 Ok(token) => self.ask(req, Credentials::DPoP(token)),
-                Err(e) => refuse(e),
+                Err(e) => refuse_parsed(e),
             },
             Scheme::Basic if schemes.basic() => match credentials::basic(value) {
                 Ok(basic) => self.ask(req, Credentials::Basic(&basic)),
-                Err(e) => refuse(e),
+                Err(e) => refuse_parsed(e),
             },
+            _ if !auth.is_ascii() => refuse(CredentialError::NotAscii),
             _ => {
                 let scheme = auth.scheme_name();
                 self.ask(req, Credentials::Other { scheme, value })
