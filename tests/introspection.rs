@@ -766,3 +766,55 @@ async fn the_example_server_introspects_from_the_environment_with_the_endpoint_d
     })
     .await;
 }
+
+#[tokio::test]
+async fn discovery_uses_the_configured_http_client_and_size_cap() {
+    bounded(async {
+        let endpoint = Endpoint::start(basic()).await;
+        let agent = "the-operators-own-client/1.0";
+        let client = reqwest::Client::builder()
+            .user_agent(agent)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let builder = || {
+            IntrospectionVerifier::builder(
+                ResourceUrl::parse(RESOURCE).unwrap(),
+                ClientAuth::client_secret_basic(CLIENT_ID, SECRET),
+            )
+        };
+        let options = IntrospectionOptions {
+            client: Some(client),
+            ..options()
+        };
+        let verifier = builder()
+            .options(options.clone())
+            .discover(&endpoint.issuer())
+            .await
+            .unwrap()
+            .build()
+            .unwrap();
+        let mut answer = active();
+        answer["iss"] = json!(endpoint.issuer());
+        endpoint.answer("opaque-own-client", answer);
+        let who = verifier.verify_token("opaque-own-client").await.unwrap();
+        assert_eq!(who.subject(), "user-1");
+        // The metadata fetch and the call both went through the configured client.
+        assert_eq!(endpoint.user_agents(), [agent, agent]);
+
+        // The size cap applies to the metadata too: a document over it is no document.
+        let capped = IntrospectionOptions {
+            max_body_bytes: 32,
+            ..options
+        };
+        let err = builder()
+            .options(capped)
+            .discover(&endpoint.issuer())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("32"), "{err}");
+        assert_eq!(endpoint.user_agents().len(), 3, "one more fetch, refused");
+    })
+    .await;
+}

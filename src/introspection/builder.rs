@@ -204,10 +204,17 @@ impl IntrospectionVerifierBuilder {
     /// §2; OpenID Connect Discovery as a fallback), whose `issuer` must be `issuer_url`
     /// exactly, and trusts that issuer: answers must name it in `iss`, when they have one. A
     /// document without `jwks_uri` is fine here.
+    ///
+    /// The metadata is fetched as the endpoint will be called: with the
+    /// [`client`](IntrospectionOptions::client), the timeout, the size cap and the plain-http
+    /// rule of the [`options`](Self::options) set so far, so set those first.
     pub async fn discover(mut self, issuer_url: &str) -> Result<Self, IntrospectionError> {
+        self.options.check()?;
         let mut options = RemoteJwksOptions {
             timeout: self.options.timeout,
+            max_body_bytes: self.options.max_body_bytes,
             allow_plain_http_non_loopback: self.options.allow_plain_http_non_loopback,
+            client: self.options.client.clone(),
             ..Default::default()
         };
         let metadata =

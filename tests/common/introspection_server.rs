@@ -61,6 +61,17 @@ pub struct State_ {
     max_in_air: AtomicUsize,
     /// The form of the last call, decoded (the token included: the test's own).
     last_form: Mutex<HashMap<String, String>>,
+    /// The `User-Agent` of every request, metadata fetches and calls, in order.
+    user_agents: Mutex<Vec<String>>,
+}
+
+fn record_user_agent(state: &State_, headers: &HeaderMap) {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    state.user_agents.lock().unwrap().push(agent);
 }
 
 /// The endpoint, running; stopped when dropped.
@@ -153,6 +164,7 @@ async fn introspect(
     body: String,
 ) -> Response {
     state.calls.fetch_add(1, Ordering::SeqCst);
+    record_user_agent(&state, &headers);
     let _in_air = InAir::new(state.clone());
     let delay = *state.delay.lock().unwrap();
     if !delay.is_zero() {
@@ -230,6 +242,7 @@ impl Endpoint {
             in_air: AtomicUsize::new(0),
             max_in_air: AtomicUsize::new(0),
             last_form: Mutex::new(HashMap::new()),
+            user_agents: Mutex::new(Vec::new()),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -245,7 +258,10 @@ impl Endpoint {
             .route(
                 "/.well-known/oauth-authorization-server",
                 get(
-                    move || async move { ([(header::CONTENT_TYPE, "application/json")], metadata) },
+                    move |State(state): State<Arc<State_>>, headers: HeaderMap| async move {
+                        record_user_agent(&state, &headers);
+                        ([(header::CONTENT_TYPE, "application/json")], metadata)
+                    },
                 ),
             )
             .with_state(state.clone());
@@ -296,6 +312,11 @@ impl Endpoint {
 
     pub fn last_form(&self) -> HashMap<String, String> {
         self.state.last_form.lock().unwrap().clone()
+    }
+
+    /// The `User-Agent` of every request so far (metadata fetches and calls), in order.
+    pub fn user_agents(&self) -> Vec<String> {
+        self.state.user_agents.lock().unwrap().clone()
     }
 }
 

@@ -1,6 +1,8 @@
 //! A real authorization server for the tests: npm `oidc-provider` (see
 //! `tests/interop/as/server.mjs`) on a free port of 127.0.0.1, issuing RFC 9068 JWT access
-//! tokens for RFC 8707 resource indicators, and opaque tokens when no resource is asked for.
+//! tokens for RFC 8707 resource indicators (or opaque ones, [`StartOptions::opaque`]), and opaque
+//! tokens when no resource is asked for. Its RFC 7662 introspection and RFC 7009 revocation
+//! endpoints are on.
 //!
 //! Include it with `#[path = "common/oidc.rs"] mod oidc;` and `#[path = "common/install.rs"] mod
 //! install;` (it needs nothing else from `common`).
@@ -33,6 +35,37 @@ pub const REDIRECT_URI: &str = "http://127.0.0.1/callback";
 pub const ACCOUNT_ID: &str = "test-user";
 /// Lifetime of access tokens when not told otherwise.
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 300;
+/// The MCP server's own client (a resource server: it only introspects), registered with
+/// `client_secret_basic` (the server accepts `client_secret_post` from it too).
+pub const RS_CLIENT_ID: &str = "mcp-resource-server";
+/// [`RS_CLIENT_ID`]'s secret: `:`, `%` and `+` (and a `%2B` that must not become `+`) test the
+/// form-urlencoding of RFC 6749 §2.3.1. oidc-provider allows only printable ASCII in secrets.
+pub const RS_SECRET: &str = "rs:secret%2B+with:colon%percent+plus";
+/// The resource server's `private_key_jwt` client, registered when
+/// [`StartOptions::rs_key_file`] is given.
+pub const RS_JWT_CLIENT_ID: &str = "mcp-resource-server-jwt";
+
+/// How to start an [`AuthServer`].
+#[derive(Clone, Debug)]
+pub struct StartOptions {
+    /// Lifetime of access tokens issued for a resource.
+    pub ttl_secs: u64,
+    /// Opaque access tokens for a resource (still bound to it: introspection names it in
+    /// `aud`), instead of JWTs.
+    pub opaque: bool,
+    /// A PEM key whose public half [`RS_JWT_CLIENT_ID`] authenticates with.
+    pub rs_key_file: Option<PathBuf>,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        Self {
+            ttl_secs: DEFAULT_TOKEN_TTL_SECS,
+            opaque: false,
+            rs_key_file: None,
+        }
+    }
+}
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const NPM_LOCK_WAIT: Duration = Duration::from_secs(120);
@@ -105,6 +138,10 @@ pub struct AuthServer {
     pub issuer: String,
     pub jwks_uri: String,
     pub token_endpoint: String,
+    /// RFC 7662 token introspection.
+    pub introspection_endpoint: String,
+    /// RFC 7009 token revocation.
+    pub revocation_endpoint: String,
     pub port: u16,
     child: Child,
     stderr: Arc<Mutex<String>>,
@@ -130,14 +167,33 @@ impl AuthServer {
 
     /// Starts a server whose access tokens live `ttl_secs` seconds.
     pub async fn start_with(ttl_secs: u64) -> AuthServer {
+        AuthServer::start_opts(StartOptions {
+            ttl_secs,
+            ..StartOptions::default()
+        })
+        .await
+    }
+
+    /// Starts a server as `options` say.
+    pub async fn start_opts(options: StartOptions) -> AuthServer {
         ensure_npm_deps_async().await;
         let started = Instant::now();
-        let child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg("server.mjs")
             .current_dir(as_dir())
             .env("AS_PORT", "0")
-            .env("AS_TOKEN_TTL", ttl_secs.to_string())
-            .env_remove("AS_KEEP_STDIN")
+            .env("AS_TOKEN_TTL", options.ttl_secs.to_string())
+            .env(
+                "AS_TOKEN_FORMAT",
+                if options.opaque { "opaque" } else { "jwt" },
+            )
+            .env_remove("AS_RS_KEY_FILE")
+            .env_remove("AS_KEEP_STDIN");
+        if let Some(file) = &options.rs_key_file {
+            command.env("AS_RS_KEY_FILE", file);
+        }
+        let child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -203,6 +259,8 @@ impl AuthServer {
             issuer: field("issuer"),
             jwks_uri: field("jwks_uri"),
             token_endpoint: field("token_endpoint"),
+            introspection_endpoint: field("introspection_endpoint"),
+            revocation_endpoint: field("revocation_endpoint"),
             port: ready["port"]
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
@@ -258,6 +316,35 @@ impl AuthServer {
         let body = res.text().await.unwrap();
         assert_eq!(status, 200, "GET {url}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+    }
+
+    /// Revokes `token` (RFC 7009) as [`CLIENT_ID`], the client it was issued to.
+    pub async fn revoke(&self, token: &str) {
+        let res = http_client()
+            .post(&self.revocation_endpoint)
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form_encode(&[
+                ("token", token),
+                ("token_type_hint", "access_token"),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "revocation refused: {body}");
+    }
+
+    /// The requests its introspection endpoint has received so far, authenticated or not.
+    pub async fn introspection_calls(&self) -> u64 {
+        let counts = self.get_json(&self.url("/test/introspection-calls")).await;
+        counts["calls"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no call count in {counts}"))
     }
 
     /// A raw token request, authenticated as [`CLIENT_ID`] with HTTP Basic, for tests that

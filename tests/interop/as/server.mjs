@@ -1,24 +1,38 @@
 // A real OAuth 2.1 / OpenID Connect authorization server (npm `oidc-provider`) for the interop
 // tests of mcp-server-auth. It runs on 127.0.0.1 only and issues RFC 9068 JWT access tokens for
-// RFC 8707 resource indicators.
+// RFC 8707 resource indicators (or opaque ones, AS_TOKEN_FORMAT=opaque).
 //
-//   AS_PORT       port to listen on (default 0: a free port chosen by the OS)
-//   AS_TOKEN_TTL  lifetime in seconds of JWT access tokens issued for a resource (default 300)
-//   AS_KEEP_STDIN set to 1 to keep running when stdin closes (for running it by hand)
+//   AS_PORT          port to listen on (default 0: a free port chosen by the OS)
+//   AS_TOKEN_TTL     lifetime in seconds of access tokens issued for a resource (default 300)
+//   AS_TOKEN_FORMAT  `jwt` (default) or `opaque`: the format of access tokens issued for a
+//                    resource. Opaque ones keep the resource as their audience, so RFC 7662
+//                    introspection answers carry `aud`.
+//   AS_RS_KEY_FILE   a PEM key (a private key is accepted: only its public half is read) for the
+//                    resource-server client `mcp-resource-server-jwt` (private_key_jwt, RFC 7523);
+//                    that client exists only when this is set
+//   AS_KEEP_STDIN    set to 1 to keep running when stdin closes (for running it by hand)
 //
 // When ready it prints exactly one line on stdout:
-//   {"issuer":"http://127.0.0.1:PORT","jwks_uri":"…","token_endpoint":"…","port":PORT}
+//   {"issuer":"http://127.0.0.1:PORT","jwks_uri":"…","token_endpoint":"…",
+//    "introspection_endpoint":"…","revocation_endpoint":"…","port":PORT}
 // Everything else (oidc-provider's notices and warnings) goes to stderr. It stops, exiting 0,
 // when stdin closes (so it never outlives the test process that spawned it) or on SIGTERM/SIGINT.
 //
 // Clients:
 //   mcp-test-client / mcp-test-secret, registered with client_secret_basic (oidc-provider accepts
 //   the same secret sent as client_secret_post too)
+//   mcp-resource-server / RS_SECRET below: the MCP server itself, a resource server that only
+//   introspects (no grant); its secret has `:`, `%` and `+`, which client_secret_basic must
+//   form-urlencode (RFC 6749 §2.3.1)
+//   mcp-resource-server-jwt: the same with private_key_jwt, when AS_RS_KEY_FILE is set
+// `GET /test/introspection-calls` answers {"calls":N}: the introspection requests received so far
+// (authenticated or not), for tests that must show a token was never introspected.
 // Dynamic client registration (RFC 7591) is open. The authorization-code flow needs no browser:
 // the interaction route below logs in `test-user` and consents to everything requested.
 
 import http from 'node:http';
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 // oidc-provider writes its notices with console.info; stdout carries only the ready line.
 console.log = console.info = (...args) => console.error(...args);
@@ -34,6 +48,12 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 if (!Number.isInteger(tokenTtl) || tokenTtl <= 0) {
   throw new Error(`AS_TOKEN_TTL must be a positive number of seconds, got ${process.env.AS_TOKEN_TTL}`);
 }
+const tokenFormat = process.env.AS_TOKEN_FORMAT || 'jwt';
+if (!['jwt', 'opaque'].includes(tokenFormat)) {
+  throw new Error(`AS_TOKEN_FORMAT must be jwt or opaque, got ${tokenFormat}`);
+}
+// oidc-provider allows only VSCHAR (printable ASCII) in secrets.
+const RS_SECRET = 'rs:secret%2B+with:colon%percent+plus';
 
 const SCOPE = 'mcp:read mcp:write';
 const ACCOUNT_ID = 'test-user';
@@ -67,8 +87,35 @@ function isHttpUrl(value) {
   }
 }
 
+// The public half of AS_RS_KEY_FILE, for the private_key_jwt resource-server client.
+const rsJwks = [];
+if (process.env.AS_RS_KEY_FILE) {
+  const publicJwk = await exportJWK(createPublicKey(readFileSync(process.env.AS_RS_KEY_FILE)));
+  rsJwks.push({ ...publicJwk, use: 'sig' });
+}
+
+// A resource server only introspects: no grant, no redirect.
+const resourceServer = (client) => ({
+  grant_types: [],
+  response_types: [],
+  redirect_uris: [],
+  ...client,
+});
+
 const provider = new Provider(issuer, {
   clients: [
+    resourceServer({
+      client_id: 'mcp-resource-server',
+      client_secret: RS_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+    }),
+    ...(rsJwks.length
+      ? [resourceServer({
+        client_id: 'mcp-resource-server-jwt',
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: rsJwks },
+      })]
+      : []),
     {
       client_id: 'mcp-test-client',
       client_secret: 'mcp-test-secret',
@@ -119,9 +166,9 @@ const provider = new Provider(issuer, {
         return {
           scope: SCOPE,
           audience: resourceIndicator,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: tokenFormat,
           accessTokenTTL: tokenTtl,
-          jwt: { sign: { alg: 'RS256' } },
+          ...(tokenFormat === 'jwt' ? { jwt: { sign: { alg: 'RS256' } } } : {}),
         };
       },
     },
@@ -165,7 +212,18 @@ async function interaction(req, res) {
 }
 
 const providerCallback = provider.callback();
+const introspectionPath = new URL(provider.urlFor('introspection')).pathname;
+let introspectionCalls = 0;
 app = (req, res) => {
+  const path = req.url.split('?')[0];
+  if (path === introspectionPath) {
+    introspectionCalls += 1;
+  }
+  if (path === '/test/introspection-calls') {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ calls: introspectionCalls }));
+    return;
+  }
   if (req.url.startsWith('/interaction/')) {
     interaction(req, res).catch((err) => {
       console.error('interaction failed:', err);
@@ -205,5 +263,7 @@ process.stdout.write(`${JSON.stringify({
   issuer: discovery.issuer,
   jwks_uri: discovery.jwks_uri,
   token_endpoint: discovery.token_endpoint,
+  introspection_endpoint: discovery.introspection_endpoint,
+  revocation_endpoint: discovery.revocation_endpoint,
   port: actualPort,
 })}\n`);
