@@ -1361,6 +1361,46 @@ async fn refusal_reasons() {
     .await;
 }
 
+#[tokio::test]
+async fn a_header_read_once_spares_no_other_check() {
+    // The verifier remembers the header of an accepted token (its exact segment) and skips
+    // reading it next time: every other check must still run on tokens that share it.
+    bounded(async {
+        let v = builder().no_token_cache().build().unwrap();
+        let n = now();
+        let good = jwt(K::Ed).sign();
+        v.verify_token(&good).await.unwrap();
+        let header = good.split('.').next().unwrap();
+        let cases = [
+            (jwt(K::Ed).c("exp", n - 600).sign(), Invalid::Expired),
+            (jwt(K::Ed).c("nbf", n + 600).sign(), Invalid::NotYetValid),
+            (
+                jwt(K::Ed).c("aud", "https://other.example").sign(),
+                Invalid::WrongAudience,
+            ),
+            (flip_signature(&jwt(K::Ed).sign()), Invalid::BadSignature),
+            (
+                with_payload(&good, &json!({"sub": "someone-else"})),
+                Invalid::BadSignature,
+            ),
+            (format!("{header}.e30.x.y"), Invalid::Malformed),
+            (format!("{header}.%%%.sig"), Invalid::Malformed),
+        ];
+        for (token, reason) in cases {
+            assert!(token.starts_with(&format!("{header}.")), "{reason:?}");
+            assert_eq!(
+                v.verify_token(&token).await.unwrap_err(),
+                Rejection::Invalid(reason),
+                "{reason:?}"
+            );
+        }
+        // And it keeps accepting what it accepted.
+        assert_eq!(v.verify_token(&good).await.unwrap().subject(), "user-123");
+        v.verify_token(&jwt(K::Ed).sign()).await.unwrap();
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The verified-token cache
 // ---------------------------------------------------------------------------------------------

@@ -190,6 +190,7 @@ impl JwtVerifierBuilder {
             scope_claims: self.scope_claims,
             check: self.check,
             cache: self.cache.map(TokenCache::new),
+            headers: Default::default(),
         })))
     }
 }

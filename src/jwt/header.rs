@@ -21,7 +21,7 @@
 //! # }
 //! ```
 
-use std::{borrow::Cow, str::FromStr};
+use std::{borrow::Cow, fmt, str::FromStr, sync::OnceLock};
 
 use jsonwebtoken::Algorithm;
 
@@ -41,6 +41,70 @@ pub(super) struct Header<'a> {
     pub(super) typ: Option<Cow<'a, str>>,
     /// `crit` is present (and not `null`): it names extensions, and we understand none.
     pub(super) crit: bool,
+}
+
+/// How many distinct headers a verifier remembers ([`KnownHeaders`]).
+const KNOWN_HEADERS: usize = 8;
+/// Longer header segments are not remembered (real ones are under 200 characters).
+const MAX_KNOWN_HEADER_CHARS: usize = 256;
+
+/// The headers of tokens this verifier accepted, exactly as they were encoded, with what the
+/// check read from them: the tokens of one issuer and key share their header byte for byte, so
+/// the next one skips decoding and reading it. Only a header that passed the header checks, on
+/// a token that then verified, is remembered (so only an issuer can fill a slot), and only the
+/// first [`KNOWN_HEADERS`] distinct ones: lookups take no lock, and a slot is never replaced.
+/// A header past them (after that many key rotations, say) is read each time, as any is
+/// without this.
+#[derive(Default)]
+pub(super) struct KnownHeaders([OnceLock<Known>; KNOWN_HEADERS]);
+
+struct Known {
+    segment: Box<str>,
+    alg: Algorithm,
+    kid: Option<Box<str>>,
+}
+
+impl KnownHeaders {
+    /// The algorithm and key id of header segment `segment`, if it is a remembered one.
+    pub(super) fn find(&self, segment: &str) -> Option<(Algorithm, Option<&str>)> {
+        self.0
+            .iter()
+            .map_while(OnceLock::get)
+            .find(|k| *k.segment == *segment)
+            .map(|k| (k.alg, k.kid.as_deref()))
+    }
+
+    /// Remembers `segment` (a header that passed the checks, of a token that verified) if there
+    /// is room and it is not remembered yet.
+    pub(super) fn remember(&self, segment: &str, alg: Algorithm, kid: Option<&str>) {
+        if segment.len() > MAX_KNOWN_HEADER_CHARS {
+            return;
+        }
+        for slot in &self.0 {
+            match slot.get() {
+                Some(known) if *known.segment == *segment => return,
+                Some(_) => {}
+                None => {
+                    // Another thread may fill this slot first: then try the next one.
+                    let known = Known {
+                        segment: segment.into(),
+                        alg,
+                        kid: kid.map(Into::into),
+                    };
+                    if slot.set(known).is_ok() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for KnownHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.iter().map_while(OnceLock::get).count();
+        write!(f, "KnownHeaders({n})")
+    }
 }
 
 /// The token is not a compact JWS with a JSON object header naming a known algorithm.
@@ -125,6 +189,31 @@ mod tests {
         );
         assert!(header(r#"{"alg":"ES256","crit":["b64"]}"#).unwrap().3);
         assert!(!header(r#"{"alg":"ES256","crit":null}"#).unwrap().3);
+    }
+
+    #[test]
+    fn a_remembered_header_is_found_by_its_exact_segment_and_room_is_bounded() {
+        let known = KnownHeaders::default();
+        assert_eq!(known.find("eyJh"), None);
+        known.remember("eyJh", Algorithm::RS256, Some("k1"));
+        known.remember("eyJh", Algorithm::RS256, Some("k1"));
+        assert_eq!(known.find("eyJh"), Some((Algorithm::RS256, Some("k1"))));
+        assert_eq!(known.find("eyJ"), None);
+        assert_eq!(known.find("eyJhX"), None);
+        for i in 0..KNOWN_HEADERS * 2 {
+            known.remember(&format!("h{i}"), Algorithm::ES256, None);
+        }
+        // The first one and the next seven distinct ones; nothing replaced.
+        assert_eq!(known.find("eyJh"), Some((Algorithm::RS256, Some("k1"))));
+        assert_eq!(known.find("h6"), Some((Algorithm::ES256, None)));
+        assert_eq!(known.find("h7"), None);
+        assert_eq!(format!("{known:?}"), "KnownHeaders(8)");
+        known.remember(
+            &"x".repeat(MAX_KNOWN_HEADER_CHARS + 1),
+            Algorithm::ES256,
+            None,
+        );
+        assert_eq!(known.find(&"x".repeat(MAX_KNOWN_HEADER_CHARS + 1)), None);
     }
 
     #[test]

@@ -59,6 +59,7 @@ mod segment;
 mod signature;
 
 use std::{
+    borrow::Cow,
     fmt,
     sync::Arc,
     time::{Duration, Instant},
@@ -91,7 +92,7 @@ use crate::{
 };
 use cache::TokenCache;
 use claims::{Claims, STACK_CLAIMS_BYTES};
-use header::{Header, STACK_HEADER_BYTES};
+use header::{Header, KnownHeaders, STACK_HEADER_BYTES};
 use segment::{Scratch, Segments};
 
 /// The default clock leeway: 60 seconds.
@@ -221,6 +222,8 @@ struct Inner {
     scope_claims: Vec<String>,
     check: Option<Arc<ClaimsCheck>>,
     cache: Option<TokenCache>,
+    /// Headers of accepted tokens, read once.
+    headers: KnownHeaders,
 }
 
 /// Verifies JWT access tokens. Cheap to clone.
@@ -503,13 +506,19 @@ impl Inner {
             return Verdict::Ready(Err(refuse(Invalid::Malformed)));
         };
         let mut scratch = Scratch::<STACK_HEADER_BYTES>::new();
-        let Ok(header) = header::read(segments.header, &mut scratch) else {
-            return Verdict::Ready(Err(refuse(Invalid::Malformed)));
+        let (alg, kid, known) = match self.headers.find(segments.header) {
+            Some((alg, kid)) => (alg, kid.map(Cow::Borrowed), true),
+            None => {
+                let Ok(header) = header::read(segments.header, &mut scratch) else {
+                    return Verdict::Ready(Err(refuse(Invalid::Malformed)));
+                };
+                if let Err(e) = self.check_header(&header) {
+                    return Verdict::Ready(Err(e));
+                }
+                (header.alg, header.kid, false)
+            }
         };
-        if let Err(e) = self.check_header(&header) {
-            return Verdict::Ready(Err(e));
-        }
-        let (kid, alg) = (header.kid.as_deref(), header.alg);
+        let kid = kid.as_deref();
         let found = self.find_key(token, kid, alg, Ask::AtHand);
         if !matches!(found, KeyFound::Keys(..))
             && let Some(refusal) = self.refuse_unverified(token)
@@ -540,7 +549,11 @@ impl Inner {
             }
             found => found,
         };
-        Verdict::Ready(self.settle(segments, tag, found))
+        let verdict = self.settle(segments, tag, found);
+        if !known && verdict.is_ok() {
+            self.headers.remember(segments.header, alg, kid);
+        }
+        Verdict::Ready(verdict)
     }
 
     /// The verdict once the key lookup is over.
