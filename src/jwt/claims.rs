@@ -184,6 +184,18 @@ impl<'a> Claims<'a> {
         Some(value.as_seconds().filter(|&s| s <= MAX_NUMERIC_DATE))
     }
 
+    /// Whether one of the strings of claim `name` (see [`strings`](Self::strings)) passes
+    /// `test`; nothing is collected.
+    pub(super) fn any_string(&self, name: &str, mut test: impl FnMut(&str) -> bool) -> bool {
+        match self.get(name) {
+            Some(list @ Json::Array(_)) => list
+                .elements()
+                .any(|v| v.as_str().is_some_and(|s| test(&s))),
+            Some(value) => value.as_str().is_some_and(|s| test(&s)),
+            None => false,
+        }
+    }
+
     /// The strings of claim `name`: itself if it is a string, its string elements if it is an
     /// array, none otherwise.
     pub(super) fn strings(&self, name: &str) -> Vec<Cow<'a, str>> {
@@ -239,7 +251,7 @@ impl Inner {
     /// Whether one of the token's audiences is ours.
     fn audience_ok(&self, claims: &Claims<'_>) -> bool {
         let ours = |a: &str| audience_is_ours(&self.audiences, self.resource.as_ref(), a);
-        claims.strings("aud").iter().any(|a| ours(a))
+        claims.any_string("aud", ours)
     }
 
     /// The union of the scope claims: a string is space-separated, an array lists them.
@@ -370,6 +382,8 @@ mod tests {
         assert_eq!(claims.date("exp"), Some(Some(1_700_000_000)));
         assert_eq!(claims.date("nbf"), None);
         assert_eq!(claims.strings("aud"), ["a", "b"]);
+        assert!(claims.any_string("aud", |a| a == "b") && !claims.any_string("aud", |a| a == "1"));
+        assert!(claims.any_string("scope", |s| s == "x y") && !claims.any_string("nope", |_| true));
         assert_eq!(claims.strings("scope"), ["x y"]);
         assert!(claims.contains("xs") && !claims.contains("xz"));
         assert_eq!(claims.to_map(), map);
