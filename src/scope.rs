@@ -47,9 +47,12 @@ pub enum ScopeError {
 
 /// Whether `s` is an RFC 6749 §3.3 `scope-token`: `1*( %x21 / %x23-5B / %x5D-7E )`.
 pub fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    !s.is_empty() && s.bytes().all(is_scope_byte)
+}
+
+/// Whether `b` may be in a `scope-token` (RFC 6749 §3.3).
+fn is_scope_byte(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
 }
 
 /// A set of scopes: sorted, without duplicates, every member a valid `scope-token`.
@@ -116,14 +119,23 @@ impl ScopeSet {
     /// sorted, without duplicates and single-spaced (what most authorization servers send) is
     /// copied as it is.
     pub(crate) fn from_spaced_lossy(list: &str) -> Self {
-        let mut previous = None;
-        let mut len = 0;
-        for scope in list.split(' ') {
-            if !is_scope_token(scope) || previous.is_some_and(|p: &str| p >= scope) {
+        // One pass over the bytes (scopes are short: splitting with `memchr` costs more).
+        let bytes = list.as_bytes();
+        let (mut start, mut previous, mut len) = (0, None::<&[u8]>, 0);
+        for end in 0..=bytes.len() {
+            if end < bytes.len() && bytes[end] != b' ' {
+                if !is_scope_byte(bytes[end]) {
+                    return Self::from_iter_lossy(list.split(' '));
+                }
+                continue;
+            }
+            let scope = &bytes[start..end];
+            if scope.is_empty() || previous.is_some_and(|p| p >= scope) {
                 return Self::from_iter_lossy(list.split(' '));
             }
             previous = Some(scope);
             len += 1;
+            start = end + 1;
         }
         Self {
             spaced: list.into(),
