@@ -151,9 +151,23 @@ async fn sigterm_ends_the_gateway_and_every_process_it_started() {
         pids.push(p["grandchild"].as_u64().unwrap() as u32);
     }
     assert!(pids.iter().all(|p| alive(*p)), "{pids:?}");
+    // An open GET stream must not keep the gateway from exiting.
+    let session = alice.initialize().await;
+    let stream = alice
+        .http
+        .get(&gw.url)
+        .bearer_auth(ALICE)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
     gw.sigterm();
     let status = gw.wait().await;
     assert!(status.success(), "{status}; log:\n{}", gw.stderr());
+    // The stream ended with the gateway (its body completes rather than hanging).
+    let _ = stream.text().await;
     for pid in pids {
         assert!(gone(pid).await, "process {pid} outlived the gateway");
     }
@@ -329,4 +343,50 @@ async fn without_credentials_only_a_loopback_address_serves_with_a_generated_tok
     };
     assert!(gw.stdout().contains(&format!("Bearer {token}")));
     gw.client(&token).initialize().await;
+}
+
+#[tokio::test]
+async fn per_tool_scopes_are_checked_on_the_json_rpc_body_before_the_child_sees_it() {
+    let tokens = two_tokens();
+    let env = [
+        ("MCP_AUTH_BEARER_TOKENS", tokens.as_str()),
+        ("MCP_AUTH_BEARER_TOKEN_SCOPES", "alice=mcp:admin"),
+        ("MCP_AUTH_TOOL_SCOPES", "env=mcp:admin"),
+    ];
+    let gw = Gateway::start(&env, &[], &stub(&[])).await;
+    let (alice, bob) = (gw.client(ALICE), gw.client(BOB));
+    let session = bob.initialize().await;
+    let call_env = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": "env", "arguments": {}}});
+    let res = bob.post(Some(&session), &call_env).await;
+    assert_eq!(res.status(), 403);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(challenge.contains(r#"scope="mcp:admin""#), "{challenge}");
+    // Headers naming another tool than the body are refused (SEP-2243 header mismatch).
+    let res = bob
+        .http
+        .post(&gw.url)
+        .bearer_auth(BOB)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "pids")
+        .json(&call_env)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(res.status().as_u16(), 400 | 403),
+        "{}",
+        res.status()
+    );
+    // Tools without a policy stay open; the scope holder may call `env`.
+    let pids = bob.call(&session, 2, "pids", json!({})).await;
+    assert!(pids["result"].is_object(), "{pids}");
+    let own = alice.initialize().await;
+    assert!(alice.call(&own, 3, "env", json!({})).await["result"].is_object());
 }
