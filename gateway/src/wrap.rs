@@ -41,19 +41,16 @@ use crate::{
 /// How long open connections may take to finish after a signal, beyond the children's grace.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// The protected app: the bridge behind the library's layers, as configured by `config`.
-pub async fn app(
+/// `inner` (the MCP endpoint: the bridge here, a reverse proxy in a later mode) behind the
+/// library's layers, as configured by `config`. Bodies read to check per-tool scopes are
+/// limited to `max_message_bytes`; session bindings are forgotten after `idle_timeout`.
+pub async fn protect(
+    inner: Router,
     config: &EnvConfig,
-    sessions: Sessions,
-    path: &str,
     max_message_bytes: usize,
     idle_timeout: Duration,
 ) -> Result<Router, StartError> {
-    let gateway = Gateway {
-        sessions,
-        max_message_bytes,
-    };
-    let mut router = http::router(gateway, path);
+    let mut router = inner;
     let auth = config.layer().await?;
     if let Some(scopes) = config.tool_scopes() {
         let scopes = auth
@@ -67,6 +64,22 @@ pub async fn app(
         .build();
     let origin = OriginLayer::new(config.allowed_origins().clone());
     Ok(router.layer(binding).layer(auth).layer(origin))
+}
+
+/// The protected app of `wrap`: the bridge's endpoint at `path` behind [`protect`].
+pub async fn app(
+    config: &EnvConfig,
+    sessions: Sessions,
+    path: &str,
+    max_message_bytes: usize,
+    idle_timeout: Duration,
+) -> Result<Router, StartError> {
+    let gateway = Gateway {
+        sessions,
+        max_message_bytes,
+    };
+    let endpoint = http::router(gateway, path);
+    protect(endpoint, config, max_message_bytes, idle_timeout).await
 }
 
 /// Runs `wrap` until `SIGTERM` or `SIGINT`.
