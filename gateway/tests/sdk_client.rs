@@ -1,7 +1,9 @@
-//! The official TypeScript SDK client (`tests/interop/clients/gateway.mjs`, from the interop
-//! clients' committed lock file) through `mcp-auth-gateway wrap` around the npm
+//! The official SDK clients through `mcp-auth-gateway wrap` around the npm
 //! `@modelcontextprotocol/server-everything` (from `tests/servers/package-lock.json`), with a
-//! static bearer token: everything a bridge must carry, both ways.
+//! static bearer token: the TypeScript SDK (`tests/interop/clients/gateway.mjs`) for
+//! everything a bridge must carry both ways, and the Python SDK (`client.py`, the library's
+//! interop client, unchanged) for the basics. Both come from the interop clients' committed
+//! lock files.
 
 mod common;
 
@@ -94,6 +96,13 @@ async fn the_typescript_sdk_uses_server_everything_through_the_gateway_both_ways
             .contains("Gateway Tester"),
         "{out}"
     );
+    // The child's stderr is in the gateway's log, prefixed with its session; the token is not.
+    let log = log();
+    assert!(
+        log.contains("[session 1] Starting default (STDIO) server"),
+        "{log}"
+    );
+    assert!(!log.contains(ALICE) && !gw.stdout().contains(ALICE));
     // The client ended its session (DELETE): the child is gone.
     for _ in 0..100 {
         if children_of(gw.pid).is_empty() {
@@ -104,5 +113,73 @@ async fn the_typescript_sdk_uses_server_everything_through_the_gateway_both_ways
     panic!(
         "the session's child outlived its DELETE: {:?}",
         children_of(gw.pid)
+    );
+}
+
+#[tokio::test]
+async fn the_python_sdk_falls_back_from_2026_07_28_and_calls_tools_through_the_gateway() {
+    let command = everything();
+    let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &command).await;
+    tokio::task::spawn_blocking(ensure_python_client)
+        .await
+        .unwrap();
+    let header = format!("Authorization: Bearer {ALICE}");
+    let steps = r#"[{"call":"tools/list"},{"call":"echo","args":{"message":"from python"}}]"#;
+    let child = tokio::process::Command::new(venv_python())
+        .args([
+            "client.py",
+            "--url",
+            &gw.url,
+            "--flow",
+            "static",
+            "--header",
+            &header,
+        ])
+        .args(["--steps", steps])
+        .current_dir(clients_dir())
+        .env("NO_PROXY", "*")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
+        .await
+        .expect("the Python client took too long")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "no JSON line:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(out["connect"]["ok"], true, "{out}\n{}", gw.stderr());
+    let steps = out["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["ok"], true, "{out}");
+    assert!(
+        steps[0]["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&"echo".into()),
+        "{out}"
+    );
+    assert_eq!(steps[1]["ok"], true, "{out}");
+    assert_eq!(steps[1]["text"], "Echo: from python", "{out}");
+    // This SDK speaks MCP 2026-07-28 first: `server/discover` gets 400 (-32022, the versions
+    // the gateway speaks), and the client falls back to a 2025-11-25 session.
+    let rpcs: Vec<(&str, u64)> = out["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["rpc"].as_str()?, e["status"].as_u64()?)))
+        .take(2)
+        .collect();
+    assert_eq!(
+        rpcs,
+        [("server/discover", 400), ("initialize", 200)],
+        "{out}"
     );
 }

@@ -104,6 +104,72 @@ pub fn ensure_clients() {
     });
 }
 
+/// The virtual environment of the Python SDK client: the one the library's interop tests use
+/// (`CARGO_TARGET_TMPDIR` is the workspace's), with the same stamp.
+pub fn venv_python() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-venv/bin/python")
+}
+
+const VENV_STAMP: &str = ".mcp-server-auth-requirements-stamp";
+
+fn venv_up_to_date() -> bool {
+    let requirements = fs::read(clients_dir().join("requirements.txt")).unwrap();
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-venv");
+    venv_python().is_file()
+        && fs::read(venv.join(VENV_STAMP)).is_ok_and(|stamp| stamp == requirements)
+}
+
+/// Installs the Python SDK client from its hashed requirements (once per process).
+pub fn ensure_python_client() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        if venv_up_to_date() {
+            return;
+        }
+        let _lock = InstallLock::acquire("interop-clients-install.lock", Duration::from_secs(300));
+        if venv_up_to_date() {
+            return;
+        }
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop-venv");
+        let dir = clients_dir();
+        let needs = "the Python SDK client test needs Python 3.11+ with venv";
+        let venv_arg = venv.display().to_string();
+        let timeout = Duration::from_secs(300);
+        run_install(
+            "python3",
+            ["-m", "venv", "--clear", venv_arg.as_str()],
+            &dir,
+            "interop-clients-venv.log",
+            timeout,
+            needs,
+        );
+        run_install(
+            venv_python().as_os_str(),
+            [
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--require-hashes",
+                "--only-binary",
+                ":all:",
+                "-r",
+                "requirements.txt",
+            ],
+            &dir,
+            "interop-clients-pip-install.log",
+            timeout,
+            needs,
+        );
+        fs::write(
+            venv.join(VENV_STAMP),
+            fs::read(dir.join("requirements.txt")).unwrap(),
+        )
+        .unwrap();
+    });
+}
+
 /// The command of server-everything over stdio.
 pub fn everything() -> Vec<String> {
     ensure_servers();
