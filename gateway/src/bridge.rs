@@ -228,7 +228,7 @@ impl Bridge {
                 None => Ok(()),
             };
         }
-        self.write(message::without_cr(line)).await
+        self.write(message::one_line(line)).await
     }
 
     /// Opens the stream of the server's own messages (the session's `GET`), replacing the
@@ -366,7 +366,7 @@ impl Shared {
             }
             return;
         }
-        let line = message::without_cr(line.clone());
+        let line = message::one_line(line.clone());
         if msg.method() == Some("notifications/progress")
             && let Some(token) = msg.progress_token()
         {

@@ -8,8 +8,8 @@
 //! with an id the bridge chose ([`request_with_id`]), so that answers are matched without
 //! trusting clients to keep their ids apart (a `shared` child will serve many clients), and
 //! the answer returns with the client's id ([`response_with_id`]). Everything else passes as
-//! the bytes that came in, minus any `\r` (JSON allows it only as whitespace between tokens,
-//! and it would end a line of an SSE event).
+//! the bytes that came in, on one line ([`one_line`]: a pretty-printed body would otherwise be
+//! several messages to the child).
 //!
 //! ```
 //! use mcp_auth_gateway::message::{Message, request_with_id};
@@ -171,10 +171,16 @@ impl<'a> Message<'a> {
     }
 }
 
-/// The line without any `\r` (JSON whitespace only, outside strings).
-pub fn without_cr(line: Bytes) -> Bytes {
-    if line.contains(&b'\r') {
-        line.iter().copied().filter(|b| *b != b'\r').collect()
+/// The message on one line: without `\n` or `\r`. JSON allows them only as whitespace
+/// between tokens (inside strings they must be escaped), so removing them changes nothing;
+/// left in, they would split a message in two on the child's stdin (MCP 2025-11-25,
+/// "Transports" § stdio: messages "MUST NOT contain embedded newlines") or end an SSE line.
+pub fn one_line(line: Bytes) -> Bytes {
+    if line.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+        line.iter()
+            .copied()
+            .filter(|b| !matches!(b, b'\n' | b'\r'))
+            .collect()
     } else {
         line
     }
@@ -201,7 +207,7 @@ fn rebuild(msg: &Message<'_>, id: Option<&str>, params: Option<&str>) -> Bytes {
         out.push_str(params);
     }
     out.push('}');
-    without_cr(Bytes::from(out))
+    one_line(Bytes::from(out))
 }
 
 /// The request `msg` with the id `id` instead of its own.
@@ -235,7 +241,7 @@ pub fn response_with_id(msg: &Message<'_>, id: &RawValue) -> Bytes {
     out.push_str("\":");
     out.push_str(value.get());
     out.push('}');
-    without_cr(Bytes::from(out))
+    one_line(Bytes::from(out))
 }
 
 /// A JSON-RPC error answer to `id` (`null` when `None`).
@@ -316,8 +322,19 @@ mod tests {
     }
 
     #[test]
-    fn carriage_returns_never_leave_the_bridge() {
-        let line = Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\r\n\"method\":\"x\"}");
-        assert!(!without_cr(line).contains(&b'\r'));
+    fn a_pretty_printed_message_becomes_one_line() {
+        let pretty = b"{\r\n  \"jsonrpc\": \"2.0\",\n  \"id\": 1,\n  \"method\": \"a\\nb\",\n  \"params\": {\n    \"x\": [\n      1\n    ]\n  }\n}";
+        let line = one_line(Bytes::from_static(pretty));
+        assert!(!line.iter().any(|b| matches!(b, b'\n' | b'\r')));
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["method"], "a\nb"); // an escaped newline inside a string stays
+        // Rebuilt requests keep the raw params: they are made one line too.
+        let msg = Message::parse(pretty).unwrap();
+        let out = request_with_id(&msg, 2);
+        assert!(!out.contains(&b'\n'));
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()["params"]["x"][0],
+            1
+        );
     }
 }

@@ -390,3 +390,36 @@ async fn per_tool_scopes_are_checked_on_the_json_rpc_body_before_the_child_sees_
     let own = alice.initialize().await;
     assert!(alice.call(&own, 3, "env", json!({})).await["result"].is_object());
 }
+
+#[tokio::test]
+async fn a_pretty_printed_request_reaches_the_child_as_one_line() {
+    let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &stub(&[])).await;
+    let alice = gw.client(ALICE);
+    let session = alice.initialize().await;
+    // JSON allows newlines between tokens; the stdio transport does not allow them in a
+    // message. A notification (passed through) and a request (rebuilt), both pretty-printed.
+    let note =
+        json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed", "params": {}});
+    let pretty = serde_json::to_string_pretty(&note).unwrap();
+    assert!(pretty.contains('\n'));
+    let send = |body: String| {
+        alice
+            .http
+            .post(&gw.url)
+            .bearer_auth(ALICE)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &session)
+            .body(body)
+            .send()
+    };
+    assert_eq!(send(pretty).await.unwrap().status(), 202);
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "big", "arguments": {"bytes": 5}}});
+    let res = send(serde_json::to_string_pretty(&call).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer = answer_of(res).await;
+    assert_eq!(tool_text(&answer), "xxxxx", "{answer}");
+}
