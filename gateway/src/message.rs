@@ -52,6 +52,7 @@ pub enum Kind {
 
 /// Why a message is not a JSON-RPC 2.0 message the bridge can route.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Invalid {
     /// Not JSON, or not an object.
     #[error("not a JSON object")]
