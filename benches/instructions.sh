@@ -15,7 +15,7 @@ case $bench in
   *) echo "unknown bench: $bench (static_auth or jwt)" >&2; exit 2 ;;
 esac
 command -v valgrind >/dev/null || { echo "valgrind not installed: skipping instruction counts"; exit 0; }
-bin=$(cargo bench --bench "$bench" --no-run --message-format=json 2>/dev/null \
+bin=$(cargo bench -p mcp-server-auth --bench "$bench" --no-run --message-format=json 2>/dev/null \
   | grep -o "\"executable\":\"[^\"]*$bench[^\"]*\"" | tail -1 | cut -d'"' -f4)
 # jwt: count inside the measured loop only (its setup signs with random nonces and blinding, so
 # its instruction count varies from run to run).

@@ -1,0 +1,450 @@
+//! The Streamable HTTP side of `wrap`: `POST`, `GET` and `DELETE` at the MCP endpoint, for
+//! clients of MCP 2025-06-18 and 2025-11-25 (MCP 2025-11-25, "Transports" § Streamable HTTP).
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST` `initialize`, no `Mcp-Session-Id` | a new session and child; the answer carries `Mcp-Session-Id` |
+//! | `POST` a request in a session | the answer as `application/json` when it is the child's first word on the matter, else an event stream of the related messages ending with the answer |
+//! | `POST` a notification or an answer in a session | `202 Accepted` once it is written to the child |
+//! | `GET` in a session | the event stream of the server's own messages (one per session; a new one replaces the old) |
+//! | `DELETE` in a session | `200`; the session and its child end |
+//! | an id that is unknown, ended, or another principal's | `404` (the client starts a new session) |
+//! | `GET` or `DELETE` without a session | `405` |
+//! | `POST` other than `initialize` without a session | `400` |
+//! | `MCP-Protocol-Version` other than 2025-11-25, 2025-06-18 or 2025-03-26 | `400`, JSON-RPC `-32022` listing those |
+//!
+//! **MCP 2026-07-28 clients** (no `initialize`, no sessions, `server/discover`) get the `400`
+//! with `-32022` on their first request: the spec's answer for a version the server does not
+//! implement, which tells a client that also speaks 2025-11-25 to fall back to it (MCP
+//! 2026-07-28, "Transports" § Streamable HTTP, protocol version header). Serving them natively
+//! (one child per principal, initialized by the gateway) is for a later phase.
+//!
+//! This service does no authentication itself: it runs inside the library's stack
+//! ([`crate::wrap`]) and reads the caller's [`AuthInfo`] from the request.
+//!
+//! ```
+//! # fn f(gateway: mcp_auth_gateway::http::Gateway) {
+//! let app: axum::Router = mcp_auth_gateway::http::router(gateway, "/mcp");
+//! # }
+//! ```
+
+use std::{collections::VecDeque, convert::Infallible};
+
+use axum::{
+    Extension, Router,
+    body::Body,
+    extract::State,
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::post,
+};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use mcp_server_auth::AuthInfo;
+use serde_json::{json, value::RawValue};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    bridge::{Exchange, INTERNAL_ERROR},
+    message::{self, Invalid, Kind, Message},
+    session::{Busy, CreateError, Session, Sessions},
+};
+
+/// `Mcp-Session-Id`.
+pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+/// `MCP-Protocol-Version`.
+pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+/// The protocol versions the HTTP side speaks.
+pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+
+const INVALID_REQUEST: i32 = -32600;
+const PARSE_ERROR: i32 = -32700;
+const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
+
+/// The state of the MCP endpoint.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// The sessions.
+    pub sessions: Sessions,
+    /// The largest request body.
+    pub max_message_bytes: usize,
+}
+
+/// The MCP endpoint at `path`, without protection: put it inside the auth stack.
+pub fn router(gateway: Gateway, path: &str) -> Router {
+    Router::new()
+        .route(path, post(post_mcp).get(get_mcp).delete(delete_mcp))
+        .with_state(gateway)
+}
+
+/// A JSON-RPC error as an HTTP response, never cached.
+fn rpc_error(status: StatusCode, code: i32, message: &str) -> Response {
+    json_response(status, message::error_response(None, code, message))
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    let mut res = (status, body).into_response();
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn not_found() -> Response {
+    rpc_error(StatusCode::NOT_FOUND, INVALID_REQUEST, "Session not found")
+}
+
+fn no_session() -> Response {
+    let mut res = rpc_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        INVALID_REQUEST,
+        "Method not allowed without Mcp-Session-Id: open a session with a POST of initialize",
+    );
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    res
+}
+
+/// Whether `Accept` admits `wanted` (`type/subtype`).
+fn accepts(headers: &HeaderMap, wanted: &str) -> bool {
+    let (kind, _) = wanted.split_once('/').unwrap_or((wanted, ""));
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|range| range.split(';').next().unwrap_or("").trim())
+        .any(|range| {
+            range.eq_ignore_ascii_case(wanted)
+                || range == "*/*"
+                || range
+                    .strip_suffix("/*")
+                    .is_some_and(|t| t.eq_ignore_ascii_case(kind))
+        })
+}
+
+/// `400` with `-32022` when `MCP-Protocol-Version` names a version this side does not speak.
+fn version_refusal(headers: &HeaderMap) -> Option<Response> {
+    let value = headers.get(MCP_PROTOCOL_VERSION)?;
+    let requested = value.to_str().unwrap_or("").trim();
+    if SUPPORTED_VERSIONS.contains(&requested) {
+        return None;
+    }
+    let body = message::error_response_with_data(
+        None,
+        UNSUPPORTED_PROTOCOL_VERSION,
+        "Unsupported protocol version: this gateway speaks MCP 2025-11-25 and 2025-06-18 \
+         (sessions opened by initialize)",
+        Some(json!({ "supported": SUPPORTED_VERSIONS, "requested": requested })),
+    );
+    Some(json_response(StatusCode::BAD_REQUEST, body))
+}
+
+/// A session id that is unknown, ended, another principal's, repeated or malformed: `404`.
+struct NotFound;
+
+impl IntoResponse for NotFound {
+    fn into_response(self) -> Response {
+        not_found()
+    }
+}
+
+/// The caller's session: `Ok(None)` without `Mcp-Session-Id`.
+fn session_of(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    caller: &AuthInfo,
+) -> Result<Option<std::sync::Arc<Session>>, NotFound> {
+    let mut values = headers.get_all(MCP_SESSION_ID).iter();
+    let id = match (values.next(), values.next()) {
+        (None, _) => return Ok(None),
+        (Some(v), None) => v.to_str().map_err(|_| NotFound)?,
+        _ => return Err(NotFound),
+    };
+    gateway.sessions.get(id, caller).map(Some).ok_or(NotFound)
+}
+
+async fn post_mcp(
+    State(gateway): State<Gateway>,
+    Extension(caller): Extension<AuthInfo>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !accepts(&headers, "application/json") || !accepts(&headers, "text/event-stream") {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            INVALID_REQUEST,
+            "Not Acceptable: the client must accept both application/json and text/event-stream",
+        );
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            INVALID_REQUEST,
+            "Unsupported Media Type: send Content-Type: application/json",
+        );
+    }
+    if let Some(res) = version_refusal(&headers) {
+        return res;
+    }
+    let Ok(body) = axum::body::to_bytes(body, gateway.max_message_bytes).await else {
+        return rpc_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            INVALID_REQUEST,
+            &format!(
+                "The message is over {} bytes (--max-message-bytes)",
+                gateway.max_message_bytes
+            ),
+        );
+    };
+    let msg = match Message::parse(&body) {
+        Ok(msg) => msg,
+        Err(e @ (Invalid::Batch | Invalid::Shape)) => {
+            return rpc_error(StatusCode::BAD_REQUEST, INVALID_REQUEST, &e.to_string());
+        }
+        Err(Invalid::Json) => {
+            return rpc_error(StatusCode::BAD_REQUEST, PARSE_ERROR, "Parse error");
+        }
+    };
+    let (session, new) = match session_of(&gateway, &headers, &caller) {
+        Err(e) => return e.into_response(),
+        Ok(Some(session)) => (session, false),
+        Ok(None) if msg.kind() == Kind::Request && msg.method() == Some("initialize") => {
+            match gateway.sessions.create(&caller) {
+                Ok(session) => (session, true),
+                Err(e) => return create_failed(&msg, &e),
+            }
+        }
+        Ok(None) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                INVALID_REQUEST,
+                "Bad Request: Mcp-Session-Id is missing; open a session with initialize",
+            );
+        }
+    };
+    let busy = session.busy();
+    let bridge = session.bridge();
+    let mut res = if msg.kind() == Kind::Request {
+        match bridge.request(&msg).await {
+            Ok(exchange) => answer(exchange, msg.id(), busy).await,
+            Err(_) => return not_found(),
+        }
+    } else {
+        match bridge.send(&msg, body.clone()).await {
+            Ok(()) => StatusCode::ACCEPTED.into_response(),
+            Err(_) => return not_found(),
+        }
+    };
+    if new && let Ok(id) = HeaderValue::from_str(session.id()) {
+        res.headers_mut().insert(MCP_SESSION_ID, id);
+    }
+    res
+}
+
+fn create_failed(msg: &Message<'_>, e: &CreateError) -> Response {
+    let status = match e {
+        CreateError::Full(_) | CreateError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    tracing::warn!("refused a new session: {e}");
+    let mut res = json_response(
+        status,
+        message::error_response(msg.id(), INTERNAL_ERROR, &e.to_string()),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    res
+}
+
+/// The answer to a request: JSON if the answer is the first message, else an event stream.
+async fn answer(exchange: Exchange, id: Option<&RawValue>, busy: Busy) -> Response {
+    let Exchange {
+        mut messages,
+        mut answer,
+    } = exchange;
+    let cancelled = || {
+        message::error_response(
+            id,
+            INTERNAL_ERROR,
+            "The request was cancelled by the client",
+        )
+    };
+    let mut queue = VecDeque::new();
+    let mut open = true;
+    let rest = loop {
+        tokio::select! {
+            biased;
+            m = messages.recv(), if open => match m {
+                Some(m) => {
+                    queue.push_back(m);
+                    break Some(answer);
+                }
+                None => open = false,
+            },
+            a = &mut answer => {
+                while let Ok(m) = messages.try_recv() {
+                    queue.push_back(m);
+                }
+                let a = a.unwrap_or_else(|_| cancelled());
+                if queue.is_empty() {
+                    return json_response(StatusCode::OK, a);
+                }
+                queue.push_back(a);
+                break None;
+            }
+        }
+    };
+    event_stream(Stream {
+        queue,
+        messages,
+        open,
+        answer: rest,
+        cancelled: cancelled(),
+        _busy: Some(busy),
+    })
+}
+
+/// The state of a response event stream.
+struct Stream {
+    queue: VecDeque<Bytes>,
+    messages: mpsc::Receiver<Bytes>,
+    open: bool,
+    /// The answer still to come (`None`: the stream ends with the queue, or goes on until the
+    /// channel closes when it is a `GET` stream).
+    answer: Option<oneshot::Receiver<Bytes>>,
+    cancelled: Bytes,
+    _busy: Option<Busy>,
+}
+
+impl Stream {
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(m) = self.queue.pop_front() {
+                return Some(m);
+            }
+            let Some(answer) = self.answer.as_mut() else {
+                // A `GET` stream (never an answer): until the bridge drops it.
+                return if self.open {
+                    self.messages.recv().await
+                } else {
+                    None
+                };
+            };
+            tokio::select! {
+                biased;
+                m = self.messages.recv(), if self.open => match m {
+                    Some(m) => return Some(m),
+                    None => self.open = false,
+                },
+                a = answer => {
+                    self.answer = None;
+                    self.open = false;
+                    while let Ok(m) = self.messages.try_recv() {
+                        self.queue.push_back(m);
+                    }
+                    self.queue.push_back(a.unwrap_or_else(|_| self.cancelled.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn event_stream(stream: Stream) -> Response {
+    let events = futures_util::stream::unfold(stream, |mut s| async move {
+        let m = s.next().await?;
+        let data = String::from_utf8_lossy(&m).into_owned();
+        Some((
+            Ok::<_, Infallible>(Event::default().event("message").data(data)),
+            s,
+        ))
+    });
+    let mut res = Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn get_mcp(
+    State(gateway): State<Gateway>,
+    Extension(caller): Extension<AuthInfo>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match session_of(&gateway, &headers, &caller) {
+        Err(e) => return e.into_response(),
+        Ok(None) => return no_session(),
+        Ok(Some(session)) => session,
+    };
+    if !accepts(&headers, "text/event-stream") {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            INVALID_REQUEST,
+            "Not Acceptable: the client must accept text/event-stream",
+        );
+    }
+    if let Some(res) = version_refusal(&headers) {
+        return res;
+    }
+    match session.bridge().open_stream() {
+        Ok(messages) => event_stream(Stream {
+            queue: VecDeque::new(),
+            messages,
+            open: true,
+            answer: None,
+            cancelled: Bytes::new(),
+            _busy: None,
+        }),
+        Err(_) => not_found(),
+    }
+}
+
+async fn delete_mcp(
+    State(gateway): State<Gateway>,
+    Extension(caller): Extension<AuthInfo>,
+    headers: HeaderMap,
+) -> Response {
+    match session_of(&gateway, &headers, &caller) {
+        Err(e) => e.into_response(),
+        Ok(None) => no_session(),
+        Ok(Some(session)) => {
+            gateway
+                .sessions
+                .end(&session, "ended by the client (DELETE)");
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_ranges() {
+        let h = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static(v));
+            h
+        };
+        let both = h("application/json, text/event-stream");
+        assert!(accepts(&both, "application/json") && accepts(&both, "text/event-stream"));
+        assert!(accepts(&h("*/*"), "text/event-stream"));
+        assert!(accepts(&h("text/*;q=0.5"), "text/event-stream"));
+        assert!(!accepts(&h("application/json"), "text/event-stream"));
+        assert!(!accepts(&HeaderMap::new(), "application/json"));
+    }
+}

@@ -1,0 +1,44 @@
+//! `mcp-auth-gateway`: any MCP server, stdio or HTTP, in any language, behind the
+//! authentication and authorization of [`mcp_server_auth`], with one command.
+//!
+//! Most MCP servers in use are stdio programs written in TypeScript or Python; their owners
+//! cannot add a Rust layer, yet need exactly what the library does. `mcp-auth-gateway wrap --
+//! CMD [ARGS…]` runs such a server behind the library's stack and serves it as MCP Streamable
+//! HTTP. It is a thin program over the library's public API; this library target exists so
+//! that its parts are documented and tested on their own.
+//!
+//! The data flow, one module per step:
+//!
+//! | step | module |
+//! |---|---|
+//! | the command line | [`cli`] |
+//! | who may call: `MCP_AUTH_*` (and flyctl's aliases), no credentials only on loopback | [`auth`] |
+//! | the stack (Origin → auth → session binding → per-tool scopes → bridge), serving, signals | [`wrap`] |
+//! | Streamable HTTP: `POST`, `GET`, `DELETE`, JSON or event streams | [`http`] |
+//! | sessions: one child each, owner, idle timeout, `--max-children` | [`session`] |
+//! | routing JSON-RPC messages between exchanges and the child | [`bridge`], [`message`] |
+//! | one message per line, bounded | [`framing`] |
+//! | the child process: no shell, no credentials, its own process group | [`child`] |
+//!
+//! ```no_run
+//! use clap::Parser;
+//! use mcp_auth_gateway::cli::{Cli, Commands};
+//!
+//! # async fn run() {
+//! let Commands::Wrap(args) = Cli::parse().command;
+//! mcp_auth_gateway::wrap::run(args).await.unwrap();
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod bridge;
+pub mod child;
+pub mod cli;
+pub mod framing;
+pub mod http;
+pub mod message;
+pub mod session;
+pub mod wrap;

@@ -1,0 +1,185 @@
+//! The official SDK clients through `mcp-auth-gateway wrap` around the npm
+//! `@modelcontextprotocol/server-everything` (from `tests/servers/package-lock.json`), with a
+//! static bearer token: the TypeScript SDK (`tests/interop/clients/gateway.mjs`) for
+//! everything a bridge must carry both ways, and the Python SDK (`client.py`, the library's
+//! interop client, unchanged) for the basics. Both come from the interop clients' committed
+//! lock files.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+use serde_json::Value;
+
+/// Runs `node gateway.mjs --url URL --token TOKEN` (at most [`WAIT`] × 2) and returns its line.
+async fn run_ts_client(url: &str, token: &str) -> Value {
+    tokio::task::spawn_blocking(ensure_clients).await.unwrap();
+    let child = tokio::process::Command::new("node")
+        .args(["gateway.mjs", "--url", url, "--token", token])
+        .current_dir(clients_dir())
+        .env("NO_PROXY", "*")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is needed for the SDK client tests");
+    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
+        .await
+        .expect("the TypeScript client took too long")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "the client printed no JSON line ({}):\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_uses_server_everything_through_the_gateway_both_ways() {
+    let command = everything();
+    let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &command).await;
+    let out = run_ts_client(&gw.url, ALICE).await;
+    let log = || gw.stderr();
+    assert_eq!(out["connect"]["ok"], true, "{out}\n{}", log());
+    assert_eq!(out["errors"], serde_json::json!({}), "{out}\n{}", log());
+    // Tools, a tool call, a resource, a prompt.
+    let tools: Vec<&str> = out["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for tool in [
+        "echo",
+        "trigger-long-running-operation",
+        "trigger-sampling-request",
+    ] {
+        assert!(tools.contains(&tool), "{tool} missing from {tools:?}");
+    }
+    assert_eq!(out["echo"], "Echo: through the gateway");
+    assert!(
+        out["resource"]["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{out}"
+    );
+    assert!(
+        out["prompt"].as_str().is_some_and(|t| !t.is_empty()),
+        "{out}"
+    );
+    // Progress notifications reach the call's progress callback, in order.
+    assert_eq!(out["progress"], serde_json::json!([1, 2, 3]), "{out}");
+    assert!(out["long"].as_str().unwrap().contains("completed"), "{out}");
+    // The server's own requests reach the client, and its answers get back to the server.
+    let requests = out["server_requests"].as_array().unwrap();
+    assert!(requests.contains(&"sampling/createMessage".into()), "{out}");
+    assert!(requests.contains(&"elicitation/create".into()), "{out}");
+    assert!(requests.contains(&"roots/list".into()), "{out}");
+    assert!(
+        out["sampling"]
+            .as_str()
+            .unwrap()
+            .contains("sampled through the gateway"),
+        "{out}"
+    );
+    assert!(
+        out["elicitation"]
+            .as_str()
+            .unwrap()
+            .contains("Gateway Tester"),
+        "{out}"
+    );
+    // The child's stderr is in the gateway's log, prefixed with its session; the token is not.
+    let log = log();
+    assert!(
+        log.contains("[session 1] Starting default (STDIO) server"),
+        "{log}"
+    );
+    assert!(!log.contains(ALICE) && !gw.stdout().contains(ALICE));
+    // The client ended its session (DELETE): the child is gone.
+    for _ in 0..100 {
+        if children_of(gw.pid).is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the session's child outlived its DELETE: {:?}",
+        children_of(gw.pid)
+    );
+}
+
+#[tokio::test]
+async fn the_python_sdk_falls_back_from_2026_07_28_and_calls_tools_through_the_gateway() {
+    let command = everything();
+    let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &command).await;
+    tokio::task::spawn_blocking(ensure_python_client)
+        .await
+        .unwrap();
+    let header = format!("Authorization: Bearer {ALICE}");
+    let steps = r#"[{"call":"tools/list"},{"call":"echo","args":{"message":"from python"}}]"#;
+    let child = tokio::process::Command::new(venv_python())
+        .args([
+            "client.py",
+            "--url",
+            &gw.url,
+            "--flow",
+            "static",
+            "--header",
+            &header,
+        ])
+        .args(["--steps", steps])
+        .current_dir(clients_dir())
+        .env("NO_PROXY", "*")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
+        .await
+        .expect("the Python client took too long")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "no JSON line:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(out["connect"]["ok"], true, "{out}\n{}", gw.stderr());
+    let steps = out["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["ok"], true, "{out}");
+    assert!(
+        steps[0]["tools"]
+            .as_array()
+            .unwrap()
+            .contains(&"echo".into()),
+        "{out}"
+    );
+    assert_eq!(steps[1]["ok"], true, "{out}");
+    assert_eq!(steps[1]["text"], "Echo: from python", "{out}");
+    // This SDK speaks MCP 2026-07-28 first: `server/discover` gets 400 (-32022, the versions
+    // the gateway speaks), and the client falls back to a 2025-11-25 session.
+    let rpcs: Vec<(&str, u64)> = out["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["rpc"].as_str()?, e["status"].as_u64()?)))
+        .take(2)
+        .collect();
+    assert_eq!(
+        rpcs,
+        [("server/discover", 400), ("initialize", 200)],
+        "{out}"
+    );
+}

@@ -1,0 +1,76 @@
+// A tiny stdio MCP server for mcp-auth-gateway's tests (no dependencies), with tools that
+// misbehave on purpose:
+//   env       the process environment, as JSON text
+//   pids      {"pid":…,"grandchild":…}: this process and the `sleep` it started
+//   big       a text of `bytes` bytes (over --max-message-bytes, if asked)
+//   garbage   prints a line that is not JSON and an answer to an id never sent, then answers
+//   hang      never answers
+// With --stubborn it ignores SIGTERM (the gateway must kill its process group). It always
+// starts a grandchild (`sleep 600`) in its process group, so that tests can check that the
+// group is ended.
+
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+const stubborn = process.argv.includes('--stubborn');
+if (stubborn) process.on('SIGTERM', () => process.stderr.write('ignoring SIGTERM\n'));
+const grandchild = spawn('sleep', ['600'], { stdio: 'ignore' });
+
+const send = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
+const answer = (id, result) => send({ jsonrpc: '2.0', id, result });
+const textResult = (text) => ({ content: [{ type: 'text', text }] });
+
+const tools = ['env', 'pids', 'big', 'garbage', 'hang'].map((name) => ({
+  name,
+  inputSchema: { type: 'object' },
+}));
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  let msg;
+  try {
+    msg = JSON.parse(line);
+  } catch {
+    return;
+  }
+  if (msg.id === undefined || msg.method === undefined) return;
+  switch (msg.method) {
+    case 'initialize':
+      return answer(msg.id, {
+        protocolVersion: msg.params?.protocolVersion ?? '2025-11-25',
+        capabilities: { tools: {} },
+        serverInfo: { name: 'gateway-test-stub', version: '0.0.0' },
+      });
+    case 'ping':
+      return answer(msg.id, {});
+    case 'tools/list':
+      return answer(msg.id, { tools });
+    case 'tools/call': {
+      const args = msg.params?.arguments ?? {};
+      switch (msg.params?.name) {
+        case 'env':
+          return answer(msg.id, textResult(JSON.stringify(process.env)));
+        case 'pids':
+          return answer(msg.id, textResult(JSON.stringify({ pid: process.pid, grandchild: grandchild.pid })));
+        case 'big':
+          return answer(msg.id, textResult('x'.repeat(args.bytes ?? 1024)));
+        case 'garbage':
+          process.stdout.write('this line is not JSON\n');
+          send({ jsonrpc: '2.0', id: 987654, result: {} });
+          return answer(msg.id, textResult('after garbage'));
+        case 'hang':
+          return undefined;
+        default:
+          return send({ jsonrpc: '2.0', id: msg.id, error: { code: -32602, message: 'unknown tool' } });
+      }
+    }
+    default:
+      return send({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } });
+  }
+});
+// Without --stubborn, end of input ends the server (as the stdio transport expects).
+process.stdin.on('end', () => {
+  if (!stubborn) {
+    grandchild.kill();
+    process.exit(0);
+  }
+});
