@@ -16,7 +16,8 @@
 //! | who may call: `MCP_AUTH_*` (and flyctl's aliases), no credentials only on loopback | [`auth`] |
 //! | the stack (Origin → auth → session binding → per-tool scopes → bridge), serving, signals | [`wrap`] |
 //! | Streamable HTTP: `POST`, `GET`, `DELETE`, JSON or event streams | [`http`] |
-//! | sessions: one child each, owner, idle timeout, `--max-children` | [`session`] |
+//! | sessions: owner, idle timeout | [`session`] |
+//! | children: who shares one (`--isolation`), one handshake each, `--max-children`, restarts | [`pool`] |
 //! | routing JSON-RPC messages between exchanges and the child | [`bridge`], [`message`] |
 //! | one message per line, bounded | [`framing`] |
 //! | the child process: no shell, no credentials, its own process group | [`child`] |
@@ -44,6 +45,7 @@ pub mod cli;
 pub mod framing;
 pub mod http;
 pub mod message;
+pub mod pool;
 pub mod proxy;
 pub mod session;
 pub mod wrap;

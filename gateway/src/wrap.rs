@@ -35,7 +35,8 @@ use crate::{
     child::Command,
     cli::WrapArgs,
     http::{self, Gateway},
-    session::{Config, Sessions},
+    pool::PoolConfig,
+    session::Sessions,
 };
 
 /// How long open connections may take to finish after a signal, beyond the children's grace.
@@ -193,8 +194,9 @@ pub async fn serve(args: WrapArgs, shutdown: CancellationToken) -> Result<(), St
         generated,
     } = bind(args.listen, &args.path).await?;
 
-    let sessions = Sessions::new(Config {
+    let sessions = Sessions::new(PoolConfig {
         command,
+        isolation: args.isolation,
         max_children: args.max_children as usize,
         idle_timeout: args.idle_timeout,
         limits: Limits {
