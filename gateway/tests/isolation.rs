@@ -175,3 +175,33 @@ async fn the_shared_child_restarts_after_it_exits_and_in_flight_requests_fail_at
         1
     );
 }
+
+#[tokio::test]
+async fn a_cancellation_from_another_client_never_cancels_a_shared_childs_request() {
+    let tokens = two_tokens();
+    let gw = Gateway::start(
+        &[("MCP_AUTH_BEARER_TOKENS", &tokens)],
+        &["--isolation", "shared"],
+        &stub(&[]),
+    )
+    .await;
+    let (alice, bob) = (gw.client(ALICE), gw.client(BOB));
+    let (sa, sb) = (alice.initialize().await, bob.initialize().await);
+    let gate = |id: u64, text: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "gate", "arguments": {"text": text}}})
+    };
+    let bob_side = async {
+        // Bob names Alice's request id in a cancellation, then opens the gate himself.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                            "params": {"requestId": 1, "reason": "not yours"}});
+        assert_eq!(bob.post(Some(&sb), &cancel).await.status(), 202);
+        answer_of(bob.post(Some(&sb), &gate(7, "for bob")).await).await
+    };
+    let first = gate(1, "for alice");
+    let (ra, rb) = tokio::join!(alice.post(Some(&sa), &first), bob_side);
+    let answer = answer_of(ra).await;
+    assert_eq!(tool_text(&answer), "for alice", "{answer}");
+    assert_eq!(tool_text(&rb), "for bob", "{rb}");
+}
