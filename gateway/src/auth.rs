@@ -72,6 +72,9 @@ pub enum StartError {
     /// The address cannot be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// The upstream's HTTP client cannot be built (`proxy`).
+    #[error("cannot set up the client for the upstream MCP server: {0}")]
+    Upstream(String),
     /// The command cannot be found.
     #[error("the MCP server command {0:?} was not found (give a path, or a program on PATH)")]
     Command(String),

@@ -6,17 +6,25 @@
 //! stream (MCP 2025-11-25, "Transports" § Streamable HTTP). Over stdio everything is one stream
 //! of lines. The bridge puts the routes back:
 //!
+//! A child may serve several clients (MCP sessions, numbered by the caller: `--isolation
+//! principal` and `shared`, [`crate::pool`]), so every route names one:
+//!
 //! | from the child | goes to |
 //! |---|---|
 //! | an answer | the `POST` whose request it answers ([`Exchange::answer`]), with the client's own id |
-//! | `notifications/progress` | the `POST` whose request carried its `progressToken`, if it is still open |
-//! | any other notification, and the server's requests (sampling, elicitation, roots) | the `GET` stream if open, else the oldest open `POST` stream, else a bounded backlog that the next `GET` stream receives first |
+//! | `notifications/progress` | the `POST` whose request carried its `progressToken`, with the client's own token, if it is still open, else that client's streams |
+//! | a request (sampling, elicitation, roots, ping) | one client: the one with the oldest request in flight (the call that most likely caused it), else the first attached; its answer is accepted from that client only |
+//! | any other notification | every client: the child does not say whom it concerns (logging, list changes, resource updates) |
 //!
-//! From the client, requests get an id the bridge chooses, so that answers are matched to
-//! exchanges without trusting clients to keep their ids apart (the `shared` isolation of a
-//! later phase serves many clients from one child with the same table); `notifications/
-//! cancelled` is rewritten to match. Notifications and the client's answers to the server's
-//! requests pass unchanged.
+//! and within a client, a message for no particular exchange goes to its `GET` stream if open,
+//! else its oldest open `POST` stream, else a bounded backlog that its next `GET` stream
+//! receives first.
+//!
+//! From the clients, requests get an id the bridge chooses and their `progressToken` becomes
+//! that id too, so that answers and progress are matched to exchanges without trusting
+//! clients to keep their ids and tokens apart (two clients of one child may both send id 1);
+//! `notifications/cancelled` is rewritten to match and only cancels the sender's own request.
+//! Other notifications and the clients' answers to the server's requests pass unchanged.
 //!
 //! **Failure is prompt.** When the child exits, closes its stdout, writes a line over the
 //! limit, or the session is closed, every request still waiting gets a JSON-RPC error at once
@@ -30,8 +38,9 @@
 //! let child = Command::new("mcp-server", ["--stdio"]).spawn()?;
 //! let children = tokio_util::task::TaskTracker::new();
 //! let bridge = Bridge::start(child, "session 1".into(), Limits::default(), &children);
+//! bridge.attach(1).unwrap(); // client (session) 1
 //! let line = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-//! let mut exchange = bridge.request(&Message::parse(line).unwrap()).await.unwrap();
+//! let mut exchange = bridge.request(1, &Message::parse(line).unwrap()).await.unwrap();
 //! let answer = (&mut exchange.answer).await.unwrap(); // {"jsonrpc":"2.0","id":1,"result":{}}
 //! # let _ = answer; Ok(()) }
 //! ```
@@ -122,16 +131,28 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct State {
+    /// The requests in flight, by the id the child knows.
     pending: HashMap<u64, Pending>,
+    /// The attached clients, by number.
+    clients: HashMap<u64, Client>,
+    /// The server's requests in flight (raw id) and the client each was sent to.
+    server_requests: HashMap<Box<str>, u64>,
+    end: Option<Arc<str>>,
+}
+
+/// One client's streams for messages of no particular exchange.
+#[derive(Debug, Default)]
+struct Client {
     stream: Option<mpsc::Sender<Bytes>>,
     backlog: VecDeque<Bytes>,
-    end: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
 struct Pending {
+    client: u64,
     client_id: Box<RawValue>,
-    progress: Option<Box<str>>,
+    /// The client's own `progressToken`, restored in the notifications.
+    progress: Option<Box<RawValue>>,
     messages: mpsc::Sender<Bytes>,
     answer: oneshot::Sender<Bytes>,
 }
@@ -181,11 +202,54 @@ impl Bridge {
         self.shared.pid
     }
 
-    /// Sends a client's request to the child; its answer comes back on the [`Exchange`].
-    pub async fn request(&self, msg: &Message<'_>) -> Result<Exchange, Ended> {
+    /// Attaches client number `client` (an MCP session): messages for it are kept from now
+    /// on. A client that is already attached stays as it is.
+    pub fn attach(&self, client: u64) -> Result<(), Ended> {
+        let mut state = self.shared.state();
+        if let Some(reason) = &state.end {
+            return Err(Ended(reason.clone()));
+        }
+        state.clients.entry(client).or_default();
+        Ok(())
+    }
+
+    /// Detaches `client` (its session ended; the child goes on for the others): its requests
+    /// still in flight get an error naming `reason`, its streams end, the server's requests
+    /// sent to it are forgotten. Returns how many clients are left.
+    pub fn detach(&self, client: u64, reason: &str) -> usize {
+        let (pending, left) = {
+            let mut state = self.shared.state();
+            state.clients.remove(&client);
+            state.server_requests.retain(|_, c| *c != client);
+            let ids: Vec<u64> = state
+                .pending
+                .iter()
+                .filter(|(_, p)| p.client == client)
+                .map(|(id, _)| *id)
+                .collect();
+            let pending: Vec<Pending> = ids
+                .iter()
+                .filter_map(|id| state.pending.remove(id))
+                .collect();
+            (pending, state.clients.len())
+        };
+        let message = format!("The MCP session has ended: {reason}.");
+        for p in pending {
+            let _ = p.answer.send(message::error_response(
+                Some(&p.client_id),
+                INTERNAL_ERROR,
+                &message,
+            ));
+        }
+        left
+    }
+
+    /// Sends `client`'s request to the child; its answer comes back on the [`Exchange`].
+    pub async fn request(&self, client: u64, msg: &Message<'_>) -> Result<Exchange, Ended> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (messages_tx, messages) = mpsc::channel(EXCHANGE_QUEUE);
         let (answer_tx, answer) = oneshot::channel();
+        let progress = msg.progress_token();
         {
             let mut state = self.shared.state();
             if let Some(reason) = &state.end {
@@ -195,28 +259,46 @@ impl Bridge {
             state.pending.insert(
                 id,
                 Pending {
+                    client,
                     client_id,
-                    progress: msg.progress_token().map(|t| t.get().into()),
+                    progress: progress.map(ToOwned::to_owned),
                     messages: messages_tx,
                     answer: answer_tx,
                 },
             );
         }
-        self.write(message::request_with_id(msg, id)).await?;
+        let line = match progress {
+            Some(_) => message::request_with_id_and_progress(msg, id),
+            None => message::request_with_id(msg, id),
+        };
+        self.write(line).await?;
         Ok(Exchange { messages, answer })
     }
 
-    /// Sends a client's notification, or its answer to a request of the server's, to the
-    /// child. A cancellation names the request by the id the child knows; the request's
-    /// exchange ends.
-    pub async fn send(&self, msg: &Message<'_>, line: Bytes) -> Result<(), Ended> {
+    /// Sends `client`'s notification, or its answer to a request of the server's, to the
+    /// child. A cancellation names the request by the id the child knows, and only one of
+    /// the client's own requests; the request's exchange ends. An answer to a server request
+    /// that was not sent to this client is dropped.
+    pub async fn send(&self, client: u64, msg: &Message<'_>, line: Bytes) -> Result<(), Ended> {
+        if msg.kind() == Kind::Response {
+            let id = msg.id().map(RawValue::get).unwrap_or("null");
+            let mut state = self.shared.state();
+            if state.server_requests.get(id) != Some(&client) {
+                tracing::debug!(
+                    "[{}] dropped an answer to a request the server did not send this client",
+                    self.shared.label
+                );
+                return Ok(());
+            }
+            state.server_requests.remove(id);
+        }
         if let Some(client_id) = msg.cancelled_request() {
             let found = {
                 let mut state = self.shared.state();
                 let id = state
                     .pending
                     .iter()
-                    .find(|(_, p)| p.client_id.get() == client_id.get())
+                    .find(|(_, p)| p.client == client && p.client_id.get() == client_id.get())
                     .map(|(id, _)| *id);
                 id.inspect(|id| {
                     state.pending.remove(id);
@@ -231,19 +313,22 @@ impl Bridge {
         self.write(message::one_line(line)).await
     }
 
-    /// Opens the stream of the server's own messages (the session's `GET`), replacing the
-    /// previous one (which ends). It starts with the backlog.
-    pub fn open_stream(&self) -> Result<mpsc::Receiver<Bytes>, Ended> {
+    /// Opens `client`'s stream of the server's own messages (the session's `GET`), replacing
+    /// the previous one (which ends). It starts with the client's backlog.
+    pub fn open_stream(&self, client: u64) -> Result<mpsc::Receiver<Bytes>, Ended> {
         let mut state = self.shared.state();
         if let Some(reason) = &state.end {
             return Err(Ended(reason.clone()));
         }
-        let (tx, rx) = mpsc::channel(EXCHANGE_QUEUE + state.backlog.len());
-        for line in state.backlog.drain(..) {
+        let Some(c) = state.clients.get_mut(&client) else {
+            return Err(Ended("the session is not attached".into()));
+        };
+        let (tx, rx) = mpsc::channel(EXCHANGE_QUEUE + c.backlog.len());
+        for line in c.backlog.drain(..) {
             // Cannot fail: the channel has room for the whole backlog.
             let _ = tx.try_send(line);
         }
-        state.stream = Some(tx);
+        c.stream = Some(tx);
         Ok(rx)
     }
 
@@ -290,14 +375,17 @@ impl Shared {
     }
 
     fn end(&self, reason: &str) {
-        let (pending, stream) = {
+        let (pending, clients) = {
             let mut state = self.state();
             if state.end.is_some() {
                 return;
             }
             state.end = Some(reason.into());
-            state.backlog.clear();
-            (std::mem::take(&mut state.pending), state.stream.take())
+            state.server_requests.clear();
+            (
+                std::mem::take(&mut state.pending),
+                std::mem::take(&mut state.clients),
+            )
         };
         tracing::info!(pid = self.pid, "[{}] session ended: {reason}", self.label);
         let message = format!(
@@ -308,34 +396,61 @@ impl Shared {
             let error = message::error_response(Some(&p.client_id), INTERNAL_ERROR, &message);
             let _ = p.answer.send(error);
         }
-        drop(stream);
+        drop(clients);
         self.ended.cancel();
     }
 
-    /// Where a message for no particular exchange goes: the `GET` stream, else the oldest
-    /// open exchange; `None` (and the message kept in the backlog) if there is neither.
-    fn general_route(&self, line: &Bytes) -> Option<mpsc::Sender<Bytes>> {
+    /// Where a message for `client` and no particular exchange goes: its `GET` stream, else
+    /// its oldest open exchange; `None` (and the message kept in its backlog) if there is
+    /// neither, or if the client is gone.
+    fn client_route(&self, client: u64, line: &Bytes) -> Option<mpsc::Sender<Bytes>> {
         let mut state = self.state();
-        if let Some(stream) = state.stream.as_ref().filter(|s| !s.is_closed()) {
-            return Some(stream.clone());
-        }
         let oldest = state
             .pending
             .iter()
-            .filter(|(_, p)| !p.messages.is_closed())
+            .filter(|(_, p)| p.client == client && !p.messages.is_closed())
             .min_by_key(|(id, _)| **id)
             .map(|(_, p)| p.messages.clone());
+        let c = state.clients.get_mut(&client)?;
+        if let Some(stream) = c.stream.as_ref().filter(|s| !s.is_closed()) {
+            return Some(stream.clone());
+        }
         if oldest.is_none() {
-            if state.backlog.len() == MAX_BACKLOG {
-                state.backlog.pop_front();
+            if c.backlog.len() == MAX_BACKLOG {
+                c.backlog.pop_front();
                 tracing::warn!(
-                    "[{}] no client stream is open: a server message was dropped (backlog full)",
+                    "[{}] no stream of client {client} is open: a server message was dropped \
+                     (backlog full)",
                     self.label
                 );
             }
-            state.backlog.push_back(line.clone());
+            c.backlog.push_back(line.clone());
         }
         oldest
+    }
+
+    /// Delivers `line` to `client`'s streams (or backlog).
+    async fn deliver(&self, client: u64, line: &Bytes) {
+        if let Some(target) = self.client_route(client, line)
+            && target.send(line.clone()).await.is_err()
+        {
+            // The client went away meanwhile: keep it for the next stream.
+            let _ = self.client_route(client, line);
+        }
+    }
+
+    /// The client a server request goes to: the one with the oldest request in flight, else
+    /// the first attached. It is remembered, so that only that client may answer.
+    fn request_target(&self, id: &RawValue) -> Option<u64> {
+        let mut state = self.state();
+        let target = state
+            .pending
+            .iter()
+            .min_by_key(|(id, _)| **id)
+            .map(|(_, p)| p.client)
+            .or_else(|| state.clients.keys().min().copied())?;
+        state.server_requests.insert(id.get().into(), target);
+        Some(target)
     }
 
     /// Routes one line from the child.
@@ -366,27 +481,48 @@ impl Shared {
             }
             return;
         }
-        let line = message::one_line(line.clone());
-        if msg.method() == Some("notifications/progress")
-            && let Some(token) = msg.progress_token()
-        {
-            let target = self
-                .state()
-                .pending
-                .values()
-                .find(|p| p.progress.as_deref() == Some(token.get()))
-                .map(|p| p.messages.clone());
-            if let Some(target) = target
-                && target.send(line.clone()).await.is_ok()
-            {
+        if msg.method() == Some("notifications/progress") {
+            // The token is the id of the request it reports on (see `request`).
+            let id = msg
+                .progress_token()
+                .and_then(|t| t.get().parse::<u64>().ok());
+            let target = id.and_then(|id| {
+                let state = self.state();
+                let p = state.pending.get(&id)?;
+                let token = p.progress.as_deref()?;
+                Some((
+                    p.client,
+                    p.messages.clone(),
+                    message::progress_with_token(&msg, token),
+                ))
+            });
+            let Some((client, messages, line)) = target else {
+                tracing::debug!(
+                    "[{}] progress for no request in flight (answered, or cancelled)",
+                    self.label
+                );
                 return;
+            };
+            if messages.send(line.clone()).await.is_err() {
+                self.deliver(client, &line).await;
             }
+            return;
         }
-        if let Some(target) = self.general_route(&line)
-            && target.send(line.clone()).await.is_err()
-        {
-            // The client went away meanwhile: keep it for the next stream.
-            let _ = self.general_route(&line);
+        let line = message::one_line(line.clone());
+        if msg.kind() == Kind::Request {
+            let target = msg.id().and_then(|id| self.request_target(id));
+            match target {
+                Some(client) => self.deliver(client, &line).await,
+                None => tracing::warn!(
+                    "[{}] the MCP server sent a request while no session is attached",
+                    self.label
+                ),
+            }
+            return;
+        }
+        let clients: Vec<u64> = self.state().clients.keys().copied().collect();
+        for client in clients {
+            self.deliver(client, &line).await;
         }
     }
 }

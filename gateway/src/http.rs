@@ -3,11 +3,11 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST` `initialize`, no `Mcp-Session-Id` | a new session and child; the answer carries `Mcp-Session-Id` |
+//! | `POST` `initialize`, no `Mcp-Session-Id` | a new session, attached to its child ([`crate::pool`]); the answer carries `Mcp-Session-Id` |
 //! | `POST` a request in a session | the answer as `application/json` when it is the child's first word on the matter, else an event stream of the related messages ending with the answer |
 //! | `POST` a notification or an answer in a session | `202 Accepted` once it is written to the child |
 //! | `GET` in a session | the event stream of the server's own messages (one per session; a new one replaces the old) |
-//! | `DELETE` in a session | `200`; the session and its child end |
+//! | `DELETE` in a session | `200`; the session ends, and its child unless other sessions share it |
 //! | an id that is unknown, ended, or another principal's | `404` (the client starts a new session) |
 //! | `GET` or `DELETE` without a session | `405` |
 //! | `POST` other than `initialize` without a session | `400` |
@@ -234,14 +234,18 @@ async fn post_mcp(
         }
     };
     let busy = session.busy();
-    let bridge = session.bridge();
     let mut res = if msg.kind() == Kind::Request {
-        match bridge.request(&msg).await {
+        let exchange = if new {
+            session.initialize(&msg).await
+        } else {
+            session.request(&msg).await
+        };
+        match exchange {
             Ok(exchange) => answer(exchange, msg.id(), busy).await,
             Err(_) => return not_found(),
         }
     } else {
-        match bridge.send(&msg, body.clone()).await {
+        match session.send(&msg, body.clone()).await {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
             Err(_) => return not_found(),
         }
@@ -254,7 +258,9 @@ async fn post_mcp(
 
 fn create_failed(msg: &Message<'_>, e: &CreateError) -> Response {
     let status = match e {
-        CreateError::Full(_) | CreateError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        CreateError::Full(_) | CreateError::ShuttingDown | CreateError::Restarting(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     tracing::warn!("refused a new session: {e}");
@@ -263,8 +269,11 @@ fn create_failed(msg: &Message<'_>, e: &CreateError) -> Response {
         message::error_response(msg.id(), INTERNAL_ERROR, &e.to_string()),
     );
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        let after = match e {
+            CreateError::Restarting(secs) => HeaderValue::from(*secs),
+            _ => HeaderValue::from_static("5"),
+        };
+        res.headers_mut().insert(header::RETRY_AFTER, after);
     }
     res
 }
@@ -399,7 +408,7 @@ async fn get_mcp(
     if let Some(res) = version_refusal(&headers) {
         return res;
     }
-    match session.bridge().open_stream() {
+    match session.open_stream() {
         Ok(messages) => event_stream(Stream {
             queue: VecDeque::new(),
             messages,

@@ -4,7 +4,8 @@
 //! Most MCP servers in use are stdio programs written in TypeScript or Python; their owners
 //! cannot add a Rust layer, yet need exactly what the library does. `mcp-auth-gateway wrap --
 //! CMD [ARGS…]` runs such a server behind the library's stack and serves it as MCP Streamable
-//! HTTP. It is a thin program over the library's public API; this library target exists so
+//! HTTP; `mcp-auth-gateway proxy UPSTREAM_URL` puts the same stack in front of a server that
+//! already speaks Streamable HTTP. It is a thin program over the library's public API; this library target exists so
 //! that its parts are documented and tested on their own.
 //!
 //! The data flow, one module per step:
@@ -15,18 +16,22 @@
 //! | who may call: `MCP_AUTH_*` (and flyctl's aliases), no credentials only on loopback | [`auth`] |
 //! | the stack (Origin → auth → session binding → per-tool scopes → bridge), serving, signals | [`wrap`] |
 //! | Streamable HTTP: `POST`, `GET`, `DELETE`, JSON or event streams | [`http`] |
-//! | sessions: one child each, owner, idle timeout, `--max-children` | [`session`] |
+//! | sessions: owner, idle timeout | [`session`] |
+//! | children: who shares one (`--isolation`), one handshake each, `--max-children`, restarts | [`pool`] |
 //! | routing JSON-RPC messages between exchanges and the child | [`bridge`], [`message`] |
 //! | one message per line, bounded | [`framing`] |
 //! | the child process: no shell, no credentials, its own process group | [`child`] |
+//! | `proxy`: the stack in front of an HTTP upstream, streamed both ways | [`proxy`] |
 //!
 //! ```no_run
 //! use clap::Parser;
 //! use mcp_auth_gateway::cli::{Cli, Commands};
 //!
 //! # async fn run() {
-//! let Commands::Wrap(args) = Cli::parse().command;
-//! mcp_auth_gateway::wrap::run(args).await.unwrap();
+//! match Cli::parse().command {
+//!     Commands::Wrap(args) => mcp_auth_gateway::wrap::run(args).await.unwrap(),
+//!     Commands::Proxy(args) => mcp_auth_gateway::proxy::run(args).await.unwrap(),
+//! }
 //! # }
 //! ```
 
@@ -40,5 +45,7 @@ pub mod cli;
 pub mod framing;
 pub mod http;
 pub mod message;
+pub mod pool;
+pub mod proxy;
 pub mod session;
 pub mod wrap;

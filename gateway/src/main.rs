@@ -15,6 +15,7 @@ async fn main() {
         .init();
     let result = match cli.command {
         Commands::Wrap(args) => mcp_auth_gateway::wrap::run(args).await,
+        Commands::Proxy(args) => mcp_auth_gateway::proxy::run(args).await,
     };
     if let Err(e) = result {
         eprintln!("mcp-auth-gateway: {e}");

@@ -130,6 +130,11 @@ impl<'a> Message<'a> {
         self.method.as_deref()
     }
 
+    /// The raw `result` of an answer that succeeded.
+    pub fn result(&self) -> Option<&'a RawValue> {
+        self.result
+    }
+
     /// The raw `params`.
     pub fn params(&self) -> Option<&'a RawValue> {
         self.params
@@ -216,9 +221,64 @@ pub fn request_with_id(msg: &Message<'_>, id: u64) -> Bytes {
     rebuild(msg, Some(&id.to_string()), msg.params.map(RawValue::get))
 }
 
+type RawMap = serde_json::Map<String, serde_json::Value>;
+
+/// `params` as an object whose members stay raw (numbers, strings and nesting as sent).
+fn raw_members(params: Option<&RawValue>) -> Vec<(String, Box<RawValue>)> {
+    params
+        .and_then(|p| {
+            serde_json::from_str::<std::collections::BTreeMap<String, Box<RawValue>>>(p.get()).ok()
+        })
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// `members` as a JSON object, `name` set to `value` (raw JSON).
+fn object_with(members: Vec<(String, Box<RawValue>)>, name: &str, value: &str) -> String {
+    let mut out = String::from("{");
+    let mut first = true;
+    let mut push = |out: &mut String, k: &str, v: &str| {
+        if !std::mem::take(&mut first) {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(k).unwrap_or_default());
+        out.push(':');
+        out.push_str(v);
+    };
+    for (k, v) in &members {
+        if k != name {
+            push(&mut out, k, v.get());
+        }
+    }
+    push(&mut out, name, value);
+    out.push('}');
+    out
+}
+
+/// The request `msg` with the id `id`, and `params._meta.progressToken` replaced by the same
+/// id, so that progress is matched without trusting clients to keep their tokens apart.
+pub fn request_with_id_and_progress(msg: &Message<'_>, id: u64) -> Bytes {
+    let id = id.to_string();
+    let mut members = raw_members(msg.params);
+    let meta = members
+        .iter()
+        .position(|(k, _)| k == "_meta")
+        .map(|i| members.remove(i).1);
+    let meta = object_with(raw_members(meta.as_deref()), "progressToken", &id);
+    let params = object_with(members, "_meta", &meta);
+    rebuild(msg, Some(&id), Some(&params))
+}
+
+/// The notification `notifications/progress` `msg` with `params.progressToken` replaced by
+/// `token` (raw JSON): the client's own token again.
+pub fn progress_with_token(msg: &Message<'_>, token: &RawValue) -> Bytes {
+    let params = object_with(raw_members(msg.params), "progressToken", token.get());
+    rebuild(msg, None, Some(&params))
+}
+
 /// The notification `notifications/cancelled` with `params.requestId` replaced by `id`.
 pub fn cancelled_with_id(msg: &Message<'_>, id: u64) -> Bytes {
-    let mut params: serde_json::Map<String, serde_json::Value> = msg
+    let mut params: RawMap = msg
         .params
         .and_then(|p| serde_json::from_str(p.get()).ok())
         .unwrap_or_default();
@@ -319,6 +379,32 @@ mod tests {
         assert_eq!(
             v["params"],
             serde_json::json!({"requestId": 7, "reason": "r"})
+        );
+    }
+
+    #[test]
+    fn progress_tokens_are_rewritten_both_ways_and_the_rest_kept_raw() {
+        let line = br#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"n","arguments":{"big":12345678901234567890,"f":1.50},"_meta":{"progressToken":"mine","other":true}}}"#;
+        let msg = Message::parse(line).unwrap();
+        let out = request_with_id_and_progress(&msg, 9);
+        let sent = Message::parse(&out).unwrap();
+        assert_eq!(sent.id().unwrap().get(), "9");
+        assert_eq!(sent.progress_token().unwrap().get(), "9");
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(
+            text.contains(r#""big":12345678901234567890,"f":1.50"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""other":true"#), "{text}");
+        let note = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":9,"progress":2,"total":3}}"#;
+        let back = progress_with_token(
+            &Message::parse(note).unwrap(),
+            msg.progress_token().unwrap(),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&back).unwrap();
+        assert_eq!(
+            v["params"],
+            serde_json::json!({"progressToken": "mine", "progress": 2, "total": 3})
         );
     }
 

@@ -1,11 +1,11 @@
-//! MCP sessions, one child each: created by `initialize`, ended by `DELETE`, the idle timeout,
-//! the child's exit, or shutdown.
+//! MCP sessions: created by `initialize`, ended by `DELETE`, the idle timeout, their child's
+//! exit, or shutdown.
 //!
-//! With `--isolation session` (this phase's only mode) every MCP session of a 2025-06-18 or
-//! 2025-11-25 client gets a process of its own: two sessions never share a server's memory,
-//! whoever opened them. The table is bounded by `--max-children`; a session over the bound is
-//! refused (`503`) rather than queued, so that a burst of `initialize` requests cannot fork
-//! without limit.
+//! Each session is attached to a child of the [`Pool`]: its own with `--isolation session`
+//! (the default: two sessions never share a server's memory, whoever opened them), its
+//! principal's with `principal`, everyone's with `shared`. The children are bounded by
+//! `--max-children`; a session that would need one more is refused (`503`) rather than
+//! queued, so that a burst of `initialize` requests cannot fork without limit.
 //!
 //! A session belongs to the principal that opened it. The library's
 //! [`SessionBindingLayer`](mcp_server_auth::SessionBindingLayer) in front of the gateway
@@ -20,9 +20,11 @@
 //! ```no_run
 //! # async fn run(owner: mcp_server_auth::AuthInfo) {
 //! use std::time::Duration;
-//! use mcp_auth_gateway::{bridge::Limits, child::Command, session::{Config, Sessions}};
-//! let sessions = Sessions::new(Config {
+//! use mcp_auth_gateway::{bridge::Limits, child::Command, cli::Isolation, pool::PoolConfig};
+//! use mcp_auth_gateway::session::Sessions;
+//! let sessions = Sessions::new(PoolConfig {
 //!     command: Command::new("mcp-server", ["--stdio"]),
+//!     isolation: Isolation::Session,
 //!     max_children: 64,
 //!     idle_timeout: Duration::from_secs(600),
 //!     limits: Limits::default(),
@@ -44,38 +46,30 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use bytes::Bytes;
 use mcp_server_auth::AuthInfo;
-use tokio::time::Instant;
-use tokio_util::task::TaskTracker;
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
-    bridge::{Bridge, Limits},
-    child::Command,
+    bridge::{Ended, Exchange},
+    message::Message,
+    pool::{Backend, Pool, PoolConfig},
 };
-
-/// How sessions are made.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The child's command.
-    pub command: Command,
-    /// The most children (sessions) at once.
-    pub max_children: usize,
-    /// A session without a request for this long, and none in flight, ends.
-    pub idle_timeout: Duration,
-    /// The bridges' limits.
-    pub limits: Limits,
-}
 
 /// Why a session cannot be created.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CreateError {
-    /// `--max-children` sessions are open.
+    /// `--max-children` processes are running.
     #[error(
         "the gateway already runs its maximum of {0} MCP server processes (--max-children): \
          end a session (DELETE) or try again later"
     )]
     Full(usize),
+    /// The shared process exited and is being restarted (`--isolation shared`).
+    #[error("the MCP server exited and is restarting: try again in {0} s")]
+    Restarting(u64),
     /// The gateway is shutting down.
     #[error("the gateway is shutting down")]
     ShuttingDown,
@@ -98,21 +92,21 @@ pub struct Sessions {
 
 #[derive(Debug)]
 struct Inner {
-    config: Config,
+    pool: Pool,
+    idle_timeout: Duration,
     map: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     seq: AtomicU64,
     closing: AtomicBool,
-    /// The tasks that wait for each child and end its process group.
-    children: TaskTracker,
 }
 
-/// One session: its id, owner, number (for the log) and bridge.
+/// One session: its id, owner, number, and the child it is attached to.
 pub struct Session {
     id: Arc<str>,
     seq: u64,
     owner: AuthInfo,
-    bridge: Bridge,
+    backend: Arc<Backend>,
     activity: Mutex<Activity>,
+    ended: CancellationToken,
 }
 
 impl fmt::Debug for Session {
@@ -121,7 +115,7 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("seq", &self.seq)
             .field("owner", &self.owner.subject())
-            .field("pid", &self.bridge.pid())
+            .field("pid", &self.backend.pid())
             .finish_non_exhaustive()
     }
 }
@@ -156,9 +150,29 @@ impl Session {
         self.seq
     }
 
-    /// The bridge to its child.
-    pub fn bridge(&self) -> &Bridge {
-        &self.bridge
+    /// The child it is attached to.
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+
+    /// Its `initialize` (the request that opened it).
+    pub async fn initialize(&self, msg: &Message<'_>) -> Result<Exchange, Ended> {
+        self.backend.initialize(self.seq, msg).await
+    }
+
+    /// One of its requests.
+    pub async fn request(&self, msg: &Message<'_>) -> Result<Exchange, Ended> {
+        self.backend.request(self.seq, msg).await
+    }
+
+    /// One of its notifications or answers.
+    pub async fn send(&self, msg: &Message<'_>, line: Bytes) -> Result<(), Ended> {
+        self.backend.send(self.seq, msg, line).await
+    }
+
+    /// Opens its `GET` stream.
+    pub fn open_stream(&self) -> Result<mpsc::Receiver<Bytes>, Ended> {
+        self.backend.bridge().open_stream(self.seq)
     }
 
     fn activity(&self) -> MutexGuard<'_, Activity> {
@@ -182,15 +196,16 @@ impl Session {
 }
 
 impl Sessions {
-    /// An empty table.
-    pub fn new(config: Config) -> Self {
+    /// An empty table, whose sessions get children from a [`Pool`] made with `config`.
+    pub fn new(config: PoolConfig) -> Self {
+        let idle_timeout = config.idle_timeout;
         Self {
             inner: Arc::new(Inner {
-                config,
+                pool: Pool::new(config),
+                idle_timeout,
                 map: Mutex::new(HashMap::new()),
                 seq: AtomicU64::new(1),
                 closing: AtomicBool::new(false),
-                children: TaskTracker::new(),
             }),
         }
     }
@@ -202,7 +217,7 @@ impl Sessions {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The number of sessions (children) now.
+    /// The number of sessions now.
     pub fn len(&self) -> usize {
         self.map().len()
     }
@@ -212,43 +227,36 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Starts a child and opens a session owned by `owner`.
+    /// The children.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Opens a session owned by `owner`, attached to its child (started if needed).
     pub fn create(&self, owner: &AuthInfo) -> Result<Arc<Session>, CreateError> {
-        let config = &self.inner.config;
         let session = {
             let mut map = self.map();
             if self.inner.closing.load(Ordering::Acquire) {
                 return Err(CreateError::ShuttingDown);
             }
-            if map.len() >= config.max_children {
-                return Err(CreateError::Full(config.max_children));
-            }
-            let spawned = config
-                .command
-                .spawn()
-                .map_err(|source| CreateError::Spawn {
-                    program: config.command.program().to_string_lossy().into_owned(),
-                    source,
-                })?;
             let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
-            let label = format!("session {seq}");
-            let pid = spawned.pid;
-            let bridge = Bridge::start(spawned, label, config.limits, &self.inner.children);
+            let backend = self.inner.pool.acquire(owner, seq)?;
             let session = Arc::new(Session {
                 id: new_id(),
                 seq,
                 owner: owner.clone(),
-                bridge,
+                backend,
                 activity: Mutex::new(Activity {
                     last: Instant::now(),
                     in_flight: 0,
                 }),
+                ended: CancellationToken::new(),
             });
             map.insert(session.id.clone(), session.clone());
             tracing::info!(
-                pid,
                 subject = owner.subject(),
-                "[session {seq}] started the MCP server ({} running)",
+                pid = session.backend.pid(),
+                "[session {seq}] opened ({} open)",
                 map.len()
             );
             session
@@ -263,10 +271,16 @@ impl Sessions {
         (session.owner.principal_key() == caller.principal_key()).then_some(session)
     }
 
-    /// Ends the session `id` (its owner's `DELETE`).
+    /// Ends `session` (its owner's `DELETE`, or its idle timeout): its requests in flight
+    /// get an error, its streams end, and its child ends if no other session uses it.
     pub fn end(&self, session: &Session, reason: &str) {
-        session.bridge.close(reason);
         self.forget(session);
+        if !session.ended.is_cancelled() {
+            session.ended.cancel();
+            self.inner
+                .pool
+                .release(&session.backend, session.seq, reason);
+        }
     }
 
     fn forget(&self, session: &Session) {
@@ -276,14 +290,16 @@ impl Sessions {
         }
     }
 
-    /// Refuses new sessions and ends every session: waiting requests get an error, streams
-    /// end, children are told to exit. Does not wait for them: see [`shutdown`](Self::shutdown).
+    /// Refuses new sessions and ends every session and child: waiting requests get an
+    /// error, streams end, children are told to exit. Does not wait for them: see
+    /// [`shutdown`](Self::shutdown).
     pub fn close_all(&self) {
         self.inner.closing.store(true, Ordering::Release);
         let sessions: Vec<Arc<Session>> = self.map().drain().map(|(_, s)| s).collect();
         for s in &sessions {
-            s.bridge.close("the gateway is shutting down");
+            s.ended.cancel();
         }
+        self.inner.pool.close_all();
     }
 
     /// [`close_all`](Self::close_all), then waits (at most `wait`) until every child started
@@ -291,29 +307,24 @@ impl Sessions {
     /// earlier included.
     pub async fn shutdown(&self, wait: Duration) {
         self.close_all();
-        self.inner.children.close();
-        if tokio::time::timeout(wait, self.inner.children.wait())
-            .await
-            .is_err()
-        {
-            tracing::error!("some MCP server processes had not exited after {wait:?}");
-        }
+        self.inner.pool.shutdown(wait).await;
     }
 }
 
-/// Ends the session when it is idle, and forgets it when it ends.
+/// Ends the session when it is idle, and forgets it when it or its child ends.
 async fn watch(sessions: Sessions, session: Arc<Session>) {
-    let timeout = sessions.inner.config.idle_timeout;
+    let timeout = sessions.inner.idle_timeout;
     loop {
         let deadline = session
             .idle_at(timeout)
             .unwrap_or_else(|| Instant::now() + timeout);
         tokio::select! {
-            () = session.bridge.ended() => break,
+            () = session.backend.bridge().ended() => break,
+            () = session.ended.cancelled() => return,
             () = tokio::time::sleep_until(deadline) => {
                 if session.idle_at(timeout).is_some_and(|at| at <= Instant::now()) {
-                    session.bridge.close(&format!("idle for {timeout:?} (--idle-timeout)"));
-                    break;
+                    sessions.end(&session, &format!("idle for {timeout:?} (--idle-timeout)"));
+                    return;
                 }
             }
         }

@@ -35,7 +35,8 @@ use crate::{
     child::Command,
     cli::WrapArgs,
     http::{self, Gateway},
-    session::{Config, Sessions},
+    pool::PoolConfig,
+    session::Sessions,
 };
 
 /// How long open connections may take to finish after a signal, beyond the children's grace.
@@ -84,13 +85,18 @@ pub async fn app(
 
 /// Runs `wrap` until `SIGTERM` or `SIGINT`.
 pub async fn run(args: WrapArgs) -> Result<(), StartError> {
+    serve(args, shutdown_on_signal()).await
+}
+
+/// A token cancelled on the first `SIGTERM` or `SIGINT`.
+pub fn shutdown_on_signal() -> CancellationToken {
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         signals.cancel();
     });
-    serve(args, shutdown).await
+    shutdown
 }
 
 async fn wait_for_signal() {
@@ -108,6 +114,70 @@ async fn wait_for_signal() {
     }
 }
 
+/// A bound listener and the auth configuration for its address.
+#[derive(Debug)]
+pub struct Bound {
+    /// The listener.
+    pub listener: TcpListener,
+    /// The configuration (`MCP_AUTH_*`, flyctl's aliases), with credentials.
+    pub config: EnvConfig,
+    /// The token generated because none was configured (loopback only), to print.
+    pub generated: Option<String>,
+}
+
+/// Reads the configuration from the environment and binds `--listen` (else
+/// `MCP_AUTH_LISTEN`, else `127.0.0.1:8080`): refused, binding nothing, without credentials on
+/// an address other than loopback; on loopback without credentials, a token is generated.
+pub async fn bind(listen: Option<std::net::SocketAddr>, path: &str) -> Result<Bound, StartError> {
+    let vars: Vec<_> = std::env::vars_os().collect();
+    let listen = auth::listen_addr(listen, &auth::auth_vars(vars.clone())?)?;
+    // Checked before binding, so that a refused start binds nothing.
+    let preview = auth::env_config(vars.clone(), listen, path)?;
+    if !preview.has_credentials() && !listen.ip().is_loopback() {
+        return Err(StartError::NoCredentials(listen));
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| StartError::Bind(listen, e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(listen, e))?;
+    let mut config = auth::env_config(vars, bound, path)?;
+    let generated = auth::ensure_credentials(&mut config, bound)?;
+    Ok(Bound {
+        listener,
+        config,
+        generated,
+    })
+}
+
+/// Serves `app` on `listener` until `shutdown`; then stops accepting, runs `stopping` (which
+/// should end long-lived streams) and gives open connections `drain` to finish.
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    stopping: impl FnOnce() + Send + 'static,
+    drain: Duration,
+) {
+    let signalled = shutdown.clone();
+    let graceful = async move {
+        signalled.cancelled().await;
+        stopping();
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(drain).await;
+    };
+    tokio::select! {
+        result = server => if let Err(e) = result {
+            tracing::error!("the server failed: {e}");
+        },
+        () = deadline => tracing::warn!("connections still open after the grace period; closing them"),
+    }
+}
+
 /// Runs `wrap` until `shutdown` is cancelled.
 pub async fn serve(args: WrapArgs, shutdown: CancellationToken) -> Result<(), StartError> {
     let mut command = args.command.into_iter();
@@ -118,24 +188,15 @@ pub async fn serve(args: WrapArgs, shutdown: CancellationToken) -> Result<(), St
             command.program().to_string_lossy().into_owned(),
         ));
     }
-    let vars: Vec<_> = std::env::vars_os().collect();
-    let listen = auth::listen_addr(args.listen, &auth::auth_vars(vars.clone())?)?;
-    // Checked before binding, so that a refused start binds nothing.
-    let preview = auth::env_config(vars.clone(), listen, &args.path)?;
-    if !preview.has_credentials() && !listen.ip().is_loopback() {
-        return Err(StartError::NoCredentials(listen));
-    }
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| StartError::Bind(listen, e))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| StartError::Bind(listen, e))?;
-    let mut config = auth::env_config(vars, bound, &args.path)?;
-    let generated = auth::ensure_credentials(&mut config, bound)?;
+    let Bound {
+        listener,
+        config,
+        generated,
+    } = bind(args.listen, &args.path).await?;
 
-    let sessions = Sessions::new(Config {
+    let sessions = Sessions::new(PoolConfig {
         command,
+        isolation: args.isolation,
         max_children: args.max_children as usize,
         idle_timeout: args.idle_timeout,
         limits: Limits {
@@ -153,24 +214,10 @@ pub async fn serve(args: WrapArgs, shutdown: CancellationToken) -> Result<(), St
     .await?;
     auth::print_connection_help(&config, generated.as_deref());
 
-    let stopping = shutdown.clone();
     let ending = sessions.clone();
-    let graceful = async move {
-        stopping.cancelled().await;
-        // Ends every stream, so that connections can close.
-        ending.close_all();
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
-    let deadline = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(args.kill_grace + DRAIN).await;
-    };
-    tokio::select! {
-        result = server => if let Err(e) = result {
-            tracing::error!("the server failed: {e}");
-        },
-        () = deadline => tracing::warn!("connections still open after the grace period; closing them"),
-    }
+    // `close_all` ends every stream, so that connections can close.
+    let stopping = move || ending.close_all();
+    serve_app(listener, app, shutdown, stopping, args.kill_grace + DRAIN).await;
     sessions.shutdown(args.kill_grace + DRAIN).await;
     tracing::info!("stopped");
     Ok(())

@@ -217,8 +217,17 @@ pub fn gateway_command(
     options: &[&str],
     command: &[String],
 ) -> tokio::process::Command {
+    let mut args = vec!["wrap".to_owned()];
+    args.extend(options.iter().map(|o| (*o).to_owned()));
+    args.push("--".to_owned());
+    args.extend(command.iter().cloned());
+    binary_command(env, &args)
+}
+
+/// The gateway binary with `args`, with only the variables of `env` among the auth variables.
+pub fn binary_command(env: &[(&str, &str)], args: &[String]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"));
-    cmd.arg("wrap").args(options).arg("--").args(command);
+    cmd.args(args);
     for (name, _) in std::env::vars_os() {
         let n = name.to_string_lossy().to_ascii_uppercase();
         if n.starts_with("MCP_AUTH_") || n.starts_with("FLY_MCP_") {
@@ -238,7 +247,20 @@ impl Gateway {
     pub async fn start(env: &[(&str, &str)], options: &[&str], command: &[String]) -> Gateway {
         let mut opts = vec!["--listen", "127.0.0.1:0"];
         opts.extend_from_slice(options);
-        let mut child = gateway_command(env, &opts, command).spawn().unwrap();
+        Self::spawn(gateway_command(env, &opts, command)).await
+    }
+
+    /// Starts `mcp-auth-gateway proxy --listen 127.0.0.1:0 OPTIONS UPSTREAM` and waits until it
+    /// serves.
+    pub async fn proxy(env: &[(&str, &str)], options: &[&str], upstream: &str) -> Gateway {
+        let mut args = vec!["proxy".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
+        args.extend(options.iter().map(|o| (*o).to_owned()));
+        args.push(upstream.to_owned());
+        Self::spawn(binary_command(env, &args)).await
+    }
+
+    async fn spawn(mut command: tokio::process::Command) -> Gateway {
+        let mut child = command.spawn().unwrap();
         let pid = child.id().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         collect(child.stderr.take().unwrap(), stderr.clone());
@@ -405,6 +427,8 @@ pub async fn answer_of(res: reqwest::Response) -> Value {
 
 /// The JSON data of every event of an event stream.
 pub fn events(text: &str) -> Vec<Value> {
+    // Lines may end with CRLF (the Python SDK's server writes them).
+    let text = text.replace("\r\n", "\n");
     text.split("\n\n")
         .filter_map(|event| {
             let data: Vec<&str> = event

@@ -5,6 +5,10 @@
 //   big       a text of `bytes` bytes (over --max-message-bytes, if asked)
 //   garbage   prints a line that is not JSON and an answer to an id never sent, then answers
 //   hang      never answers
+//   counts    {"initialize":n,"initialized":m}: the handshakes this process received
+//   gate      waits until two `gate` calls are in flight, then sends each a progress
+//             notification (its own token, its `text` as the message) and answers both, the
+//             second first, with its `text`
 // With --stubborn it ignores SIGTERM (the gateway must kill its process group). It always
 // starts a grandchild (`sleep 600`) in its process group, so that tests can check that the
 // group is ended.
@@ -20,7 +24,10 @@ const send = (msg) => process.stdout.write(`${JSON.stringify(msg)}\n`);
 const answer = (id, result) => send({ jsonrpc: '2.0', id, result });
 const textResult = (text) => ({ content: [{ type: 'text', text }] });
 
-const tools = ['env', 'pids', 'big', 'garbage', 'hang'].map((name) => ({
+const counts = { initialize: 0, initialized: 0 };
+const gated = [];
+
+const tools = ['env', 'pids', 'big', 'garbage', 'hang', 'counts', 'gate'].map((name) => ({
   name,
   inputSchema: { type: 'object' },
 }));
@@ -32,9 +39,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   } catch {
     return;
   }
+  if (msg.method === 'notifications/initialized') counts.initialized += 1;
   if (msg.id === undefined || msg.method === undefined) return;
   switch (msg.method) {
     case 'initialize':
+      counts.initialize += 1;
       return answer(msg.id, {
         protocolVersion: msg.params?.protocolVersion ?? '2025-11-25',
         capabilities: { tools: {} },
@@ -58,6 +67,20 @@ createInterface({ input: process.stdin }).on('line', (line) => {
           send({ jsonrpc: '2.0', id: 987654, result: {} });
           return answer(msg.id, textResult('after garbage'));
         case 'hang':
+          return undefined;
+        case 'counts':
+          return answer(msg.id, textResult(JSON.stringify(counts)));
+        case 'gate':
+          gated.push(msg);
+          if (gated.length < 2) return undefined;
+          for (const m of gated) {
+            const progressToken = m.params?._meta?.progressToken;
+            if (progressToken !== undefined) {
+              send({ jsonrpc: '2.0', method: 'notifications/progress',
+                     params: { progressToken, progress: 1, message: m.params.arguments.text } });
+            }
+          }
+          for (const m of gated.splice(0).reverse()) answer(m.id, textResult(m.params.arguments.text));
           return undefined;
         default:
           return send({ jsonrpc: '2.0', id: msg.id, error: { code: -32602, message: 'unknown tool' } });
