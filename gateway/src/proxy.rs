@@ -81,6 +81,8 @@ pub struct Upstream {
     client: reqwest::Client,
     url: reqwest::Url,
     identity: bool,
+    /// Client credentials besides `Authorization` that never go up (a proxy's assertion).
+    credentials: Vec<HeaderName>,
 }
 
 impl Upstream {
@@ -101,7 +103,15 @@ impl Upstream {
             client,
             url,
             identity,
+            credentials: Vec::new(),
         })
+    }
+
+    /// Never forwards header `name` either: a credential of the client's other than
+    /// `Authorization` (the identity-aware proxy's assertion, when one is configured).
+    pub fn never_forward(mut self, name: HeaderName) -> Self {
+        self.credentials.push(name);
+        self
     }
 }
 
@@ -145,6 +155,7 @@ pub fn upstream_headers(
     incoming: &HeaderMap,
     caller: &AuthInfo,
     identity: bool,
+    credentials: &[HeaderName],
 ) -> Result<HeaderMap, http::header::InvalidHeaderValue> {
     let connection = connection_tokens(incoming);
     let mut out = HeaderMap::with_capacity(incoming.len() + 4);
@@ -153,6 +164,7 @@ pub fn upstream_headers(
             || name == header::HOST
             || name == header::AUTHORIZATION
             || name == header::PROXY_AUTHORIZATION
+            || credentials.contains(name)
             || name.as_str().starts_with(IDENTITY_PREFIX);
         if !dropped {
             out.append(name.clone(), value.clone());
@@ -190,7 +202,12 @@ async fn forward(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let Ok(headers) = upstream_headers(&parts.headers, &caller, upstream.identity) else {
+    let Ok(headers) = upstream_headers(
+        &parts.headers,
+        &caller,
+        upstream.identity,
+        &upstream.credentials,
+    ) else {
         tracing::error!(
             "the caller's identity cannot be sent as headers (a control character): refused"
         );
@@ -257,6 +274,10 @@ pub async fn serve(args: ProxyArgs, shutdown: CancellationToken) -> Result<(), S
         config,
         generated,
     } = wrap::bind(args.listen, &args.path).await?;
+    let upstream = match config.assertion_verifier() {
+        Some(assertion) => upstream.never_forward(assertion.header().clone()),
+        None => upstream,
+    };
     let endpoint = router(upstream, &args.path);
     let app = wrap::protect(endpoint, &config, args.max_message_bytes, args.idle_timeout).await?;
     auth::print_connection_help(&config, generated.as_deref());
@@ -289,14 +310,17 @@ mod tests {
         let alice = AuthInfo::builder("alice", AuthMethod::StaticBearer)
             .scopes(ScopeSet::parse("mcp:read mcp:write").unwrap())
             .build();
-        let up = upstream_headers(&h, &alice, true).unwrap();
+        h.insert("cf-access-jwt-assertion", HeaderValue::from_static("a.b.c"));
+        let assertion = [HeaderName::from_static("cf-access-jwt-assertion")];
+        let up = upstream_headers(&h, &alice, true, &assertion).unwrap();
+        assert!(!up.contains_key("cf-access-jwt-assertion"));
         assert_eq!(up["x-mcp-auth-subject"], "alice");
         assert_eq!(up["x-mcp-auth-scopes"], "mcp:read mcp:write");
         assert!(!up.contains_key("x-mcp-auth-anything") && !up.contains_key(CLIENT_ID));
         assert!(!up.contains_key(header::AUTHORIZATION) && !up.contains_key("x-private"));
         assert_eq!(up["last-event-id"], "e-7");
         assert_eq!(up["mcp-session-id"], "s");
-        let none = upstream_headers(&h, &alice, false).unwrap();
+        let none = upstream_headers(&h, &alice, false, &[]).unwrap();
         assert!(!none.keys().any(|k| k.as_str().starts_with(IDENTITY_PREFIX)));
     }
 }
