@@ -55,7 +55,7 @@ fn npm_up_to_date(dir: &Path, package: &str) -> bool {
 
 /// `npm ci` in `dir` from its committed lock file, unless done already; `lock` serialises
 /// test binaries (the library's interop tests use the same lock name for the clients).
-fn npm_ci(dir: &Path, package: &str, lock: &str, log: &str) {
+pub fn npm_ci(dir: &Path, package: &str, lock: &str, log: &str) {
     if npm_up_to_date(dir, package) {
         return;
     }
