@@ -120,7 +120,7 @@ const REFUSAL_BODY: &[u8] =
 /// The namespace of the Protected Resource Metadata (RFC 9728), never refused.
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 /// Whether the request reads the Protected Resource Metadata, which is public.
-fn is_metadata_read(method: &Method, path: &str) -> bool {
+pub(crate) fn is_metadata_read(method: &Method, path: &str) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         && path
             .strip_prefix(WELL_KNOWN)
