@@ -59,10 +59,19 @@ fn ensure_redis_server() {
     };
     apt(&["update", "-qq"], "apt-update.log");
     apt(
-        &["install", "-y", "-qq", "--no-install-recommends", "redis-server"],
+        &[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "redis-server",
+        ],
         "apt-redis.log",
     );
-    assert!(found(), "redis-server is still not on PATH after apt-get install");
+    assert!(
+        found(),
+        "redis-server is still not on PATH after apt-get install"
+    );
 }
 
 /// A `redis-server` on a free loopback port, without persistence; stopped when dropped.
@@ -148,9 +157,11 @@ async fn status(from: [u8; 4], server: &TestServer, token: &str) -> u16 {
         .header(CONTENT_TYPE, "application/json")
         .header("accept", "application/json, text/event-stream")
         .header(AUTHORIZATION, format!("Bearer {token}"))
-        .json(&json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        .json(
+            &json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
             "protocolVersion":"2025-11-25","capabilities":{},
-            "clientInfo":{"name":"redis-test","version":"0"}}}))
+            "clientInfo":{"name":"redis-test","version":"0"}}}),
+        )
         .send()
         .await
         .unwrap()
@@ -192,7 +203,10 @@ async fn two_instances_sharing_redis_trip_the_limit_at_the_combined_count_and_fa
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(through, "still blocked {tries} requests after Redis stopped");
+    assert!(
+        through,
+        "still blocked {tries} requests after Redis stopped"
+    );
     // Its credentials are still checked, on both instances.
     assert_eq!(status(A, &one, WRONG).await, 401);
     for _ in 0..50 {
@@ -216,7 +230,10 @@ async fn the_redis_store_counts_in_a_fixed_window_and_marks_once() {
     assert_eq!(first.count, 1);
     assert!(first.resets_in <= window && first.resets_in > Duration::from_secs(20));
     // A longer window later does not extend it.
-    let second = store.increment(b"k", Duration::from_secs(3600)).await.unwrap();
+    let second = store
+        .increment(b"k", Duration::from_secs(3600))
+        .await
+        .unwrap();
     assert_eq!(second.count, 2);
     assert!(second.resets_in <= window);
     assert_eq!(store.get(b"k").await.unwrap().map(|c| c.count), Some(2));
@@ -224,7 +241,10 @@ async fn the_redis_store_counts_in_a_fixed_window_and_marks_once() {
     assert!(!store.set_if_absent(b"m", window).await.unwrap());
 
     // A short window ends (polled, bounded).
-    store.increment(b"short", Duration::from_millis(50)).await.unwrap();
+    store
+        .increment(b"short", Duration::from_millis(50))
+        .await
+        .unwrap();
     let mut gone = false;
     for _ in 0..200 {
         if store.get(b"short").await.unwrap().is_none() {
