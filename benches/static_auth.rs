@@ -13,7 +13,8 @@
 //!   of distinct pseudo-random 32-byte values; the rejected token has the same length;
 //! - `basic/{accepted,rejected}`: one user; the rejected password has the same length;
 //! - `bearer/1_token/accepted/peer`: as `bearer/1_token/accepted`, with the peer address in the
-//!   request extensions (what a server that throttles puts there; cloning it costs too);
+//!   request extensions (axum's `ConnectInfo`, as the example server has it; cloning it costs
+//!   too);
 //! - `throttle/bearer/1_token/{accepted,blocked}`: the same request through the failed-auth
 //!   [`ThrottleLayer`] (in memory, limit 20) in front of the same auth layer; `blocked` comes
 //!   from a client already at the limit (`429`, credentials not checked).
@@ -46,6 +47,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use axum::extract::ConnectInfo;
 use base64::{
     Engine as _,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
@@ -123,11 +125,12 @@ impl Case {
     }
 }
 
-/// A request from a client at 203.0.113.9, as a server that throttles passes it on.
+/// A request from a client at 203.0.113.9, as axum passes it on when it serves with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (what the example server does).
 fn request_with_peer(authorization: &str) -> Request<()> {
     let mut req = common::request(authorization);
     req.extensions_mut()
-        .insert(SocketAddr::from(([203, 0, 113, 9], 50_000)));
+        .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 9], 50_000))));
     req
 }
 

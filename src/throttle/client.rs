@@ -219,7 +219,7 @@ impl TrustedProxies {
     /// are read).
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = peer.to_canonical();
-        if !self.is_trusted(peer) {
+        if self.networks.is_empty() || !self.is_trusted(peer) {
             return peer;
         }
         let mut hops = Hops::default();
@@ -362,88 +362,65 @@ fn unquoted_split(s: &str, sep: u8) -> impl Iterator<Item = &str> {
 }
 
 /// The key a client is counted under: its IPv4 address, or the /64 of its IPv6 address (one
-/// customer's allocation: a guesser on one network cannot get a fresh key per address).
-/// Written as text on the stack, e.g. `throttle:198.51.100.7` or `throttle:2001:db8:0:1::/64`.
+/// customer's allocation: a guesser on one network cannot get a fresh key per address),
+/// written in hexadecimal on the stack: `throttle:4:c6336407` for 198.51.100.7,
+/// `throttle:6:20010db800000001` for 2001:db8:0:1::/64, `throttle:unknown` without a peer.
 #[derive(Clone, Copy)]
 pub(crate) struct ClientKey {
-    buf: [u8; 40],
+    buf: [u8; 27],
     len: u8,
 }
 
 impl fmt::Debug for ClientKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
+        f.write_str(std::str::from_utf8(self.as_bytes()).unwrap_or("throttle:?"))
     }
 }
 
-impl ClientKey {
-    const PREFIX: &'static [u8] = b"throttle:";
+/// `x` in lowercase hexadecimal, eight digits, without a loop: each nibble is spread to a byte,
+/// then turned into its digit (`'0' + n`, plus `'a' - '0' - 10` for n ≥ 10).
+fn hex8(x: u32) -> [u8; 8] {
+    let mut v = u64::from(x);
+    v = (v | (v << 16)) & 0x0000_ffff_0000_ffff;
+    v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff;
+    v = (v | (v << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    let letters = ((v + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (v + 0x3030_3030_3030_3030 + letters * 0x27).to_be_bytes()
+}
 
+impl ClientKey {
     /// The key of requests whose peer address is not known (they share one).
     pub(crate) fn unknown() -> Self {
-        let mut k = Self::empty();
-        k.put(b"unknown");
-        k
+        Self::new(b"throttle:unknown")
     }
 
-    fn empty() -> Self {
-        let mut k = Self {
-            buf: [0; 40],
-            len: 0,
-        };
-        k.put(Self::PREFIX);
-        k
-    }
-
-    fn put(&mut self, bytes: &[u8]) {
-        let at = usize::from(self.len);
-        self.buf[at..at + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len() as u8;
-    }
-
-    fn decimal(&mut self, n: u8) {
-        if n >= 100 {
-            self.put(&[b'0' + n / 100]);
-        }
-        if n >= 10 {
-            self.put(&[b'0' + n / 10 % 10]);
-        }
-        self.put(&[b'0' + n % 10]);
-    }
-
-    fn hex(&mut self, n: u16) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut started = false;
-        for shift in [12, 8, 4, 0] {
-            let d = (n >> shift) & 0xf;
-            if started || d != 0 || shift == 0 {
-                started = true;
-                self.put(&[DIGITS[usize::from(d)]]);
-            }
+    fn new(text: &[u8]) -> Self {
+        let mut buf = [0; 27];
+        buf[..text.len()].copy_from_slice(text);
+        Self {
+            buf,
+            len: text.len() as u8,
         }
     }
 
     /// The key of `ip`.
     pub(crate) fn of(ip: IpAddr) -> Self {
-        let mut k = Self::empty();
         match ip.to_canonical() {
             IpAddr::V4(v4) => {
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        k.put(b".");
-                    }
-                    k.decimal(octet);
-                }
+                let mut k = Self::new(b"throttle:4:");
+                k.buf[11..19].copy_from_slice(&hex8(v4.to_bits()));
+                k.len = 19;
+                k
             }
             IpAddr::V6(v6) => {
-                for segment in &v6.segments()[..4] {
-                    k.hex(*segment);
-                    k.put(b":");
-                }
-                k.put(b":/64");
+                let mut k = Self::new(b"throttle:6:");
+                let bits = v6.to_bits();
+                k.buf[11..19].copy_from_slice(&hex8((bits >> 96) as u32));
+                k.buf[19..27].copy_from_slice(&hex8((bits >> 64) as u32));
+                k.len = 27;
+                k
             }
         }
-        k
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
@@ -467,18 +444,29 @@ mod tests {
 
     #[test]
     fn an_ipv6_client_is_counted_by_its_64() {
-        assert_eq!(key("2001:db8:0:1::1"), "throttle:2001:db8:0:1::/64");
+        assert_eq!(key("2001:db8:0:1::1"), "throttle:6:20010db800000001");
         assert_eq!(key("2001:db8:0:1:ffff:1:2:3"), key("2001:db8:0:1::1"));
         assert_ne!(key("2001:db8:0:2::1"), key("2001:db8:0:1::1"));
-        assert_eq!(key("::1"), "throttle:0:0:0:0::/64");
+        assert_eq!(key("::1"), "throttle:6:0000000000000000");
+        assert_eq!(
+            key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+            "throttle:6:ffffffffffffffff"
+        );
+    }
+
+    #[test]
+    fn hex8_writes_every_digit() {
+        for x in [0, 1, 0x0123_4567, 0x89ab_cdef, 0xffff_ffff, 0xa0b1_c2d3] {
+            assert_eq!(hex8(x), *format!("{x:08x}").as_bytes(), "{x:x}");
+        }
     }
 
     #[test]
     fn an_ipv4_client_is_counted_by_its_address_also_when_mapped() {
-        assert_eq!(key("198.51.100.7"), "throttle:198.51.100.7");
-        assert_eq!(key("0.0.0.0"), "throttle:0.0.0.0");
-        assert_eq!(key("255.255.255.255"), "throttle:255.255.255.255");
-        assert_eq!(key("::ffff:198.51.100.7"), "throttle:198.51.100.7");
+        assert_eq!(key("198.51.100.7"), "throttle:4:c6336407");
+        assert_eq!(key("0.0.0.0"), "throttle:4:00000000");
+        assert_eq!(key("255.255.255.255"), "throttle:4:ffffffff");
+        assert_eq!(key("::ffff:198.51.100.7"), "throttle:4:c6336407");
         assert_ne!(key("198.51.100.8"), key("198.51.100.7"));
     }
 

@@ -9,7 +9,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{Request, Response, StatusCode};
+use http::{HeaderName, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -19,15 +19,27 @@ use crate::{
     store::Store,
 };
 
-/// Whether `res` refuses credentials: `401`, or a gRPC `unauthenticated` (16), which the auth
-/// layer sends as HTTP `200`.
-fn failed<B>(res: &Response<B>) -> bool {
+/// `grpc-status`.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// Whether `res` refuses credentials: `401`, or, to a gRPC call, `unauthenticated` (16), which
+/// the auth layer sends as HTTP `200`.
+fn failed<B>(res: &Response<B>, grpc: bool) -> bool {
     res.status() == StatusCode::UNAUTHORIZED
-        || (res.status() == StatusCode::OK
+        || (grpc
+            && res.status() == StatusCode::OK
             && res
                 .headers()
-                .get("grpc-status")
+                .get(GRPC_STATUS)
                 .is_some_and(|v| v.as_bytes() == b"16"))
+}
+
+/// What a request to count carries to its response: its key, whether it is a gRPC call, and
+/// the layer.
+pub(super) struct Count<St> {
+    pub(super) key: ClientKey,
+    pub(super) grpc: bool,
+    pub(super) shared: Arc<Shared<St>>,
 }
 
 pin_project! {
@@ -36,9 +48,15 @@ pin_project! {
     /// before the response is handed out, so that the client's next request sees it.
     pub struct Counting<F, B, St: Store> {
         #[pin]
-        fut: F,
-        count: Option<(ClientKey, Arc<Shared<St>>)>,
-        incrementing: Option<(St::Increment, Response<B>)>,
+        state: State<F, B, St>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B, St: Store> {
+        Inner { #[pin] fut: F, count: Option<Count<St>> },
+        Incrementing { inc: St::Increment, res: Option<Response<B>> },
     }
 }
 
@@ -46,18 +64,17 @@ impl<F, B, St: Store> Counting<F, B, St> {
     /// Counts nothing.
     pub(super) fn pass(fut: F) -> Self {
         Self {
-            fut,
-            count: None,
-            incrementing: None,
+            state: State::Inner { fut, count: None },
         }
     }
 
     /// Counts a failure under `key`.
-    pub(super) fn count(fut: F, key: ClientKey, shared: Arc<Shared<St>>) -> Self {
+    pub(super) fn count(fut: F, count: Count<St>) -> Self {
         Self {
-            fut,
-            count: Some((key, shared)),
-            incrementing: None,
+            state: State::Inner {
+                fut,
+                count: Some(count),
+            },
         }
     }
 }
@@ -70,25 +87,28 @@ where
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if this.incrementing.is_none() {
-            let res = ready!(this.fut.poll(cx))?;
-            match this.count.take() {
-                Some((key, shared)) if failed(&res) => {
+        let mut state = self.project().state;
+        if let StateProj::Inner { fut, count } = state.as_mut().project() {
+            let res = ready!(fut.poll(cx))?;
+            match count.take() {
+                Some(Count { key, grpc, shared }) if failed(&res, grpc) => {
                     let inc = shared.store.increment(key.as_bytes(), shared.window);
-                    *this.incrementing = Some((inc, res));
+                    state.set(State::Incrementing {
+                        inc,
+                        res: Some(res),
+                    });
                 }
                 _ => return Poll::Ready(Ok(res)),
             }
         }
-        let (inc, _) = this
-            .incrementing
-            .as_mut()
-            .expect("Counting polled after completion");
-        // Whatever the store answers: it logs its own failures, and the response goes out.
-        let _ = ready!(Pin::new(inc).poll(cx));
-        let (_, res) = this.incrementing.take().expect("checked above");
-        Poll::Ready(Ok(res))
+        match state.project() {
+            StateProj::Incrementing { inc, res } => {
+                // Whatever the store answers: it logs its own failures; the response goes out.
+                let _ = ready!(Pin::new(inc).poll(cx));
+                Poll::Ready(Ok(res.take().expect("Counting polled after completion")))
+            }
+            StateProj::Inner { .. } => unreachable!("left above"),
+        }
     }
 }
 
@@ -106,8 +126,7 @@ pin_project! {
 pub(super) struct Pending<S, ReqBody, St> {
     pub(super) req: Request<ReqBody>,
     pub(super) inner: S,
-    pub(super) key: ClientKey,
-    pub(super) shared: Arc<Shared<St>>,
+    pub(super) count: Count<St>,
 }
 
 impl<S, ReqBody, St: Store> Checking<S, ReqBody, St> {
@@ -136,17 +155,16 @@ where
         let Pending {
             req,
             mut inner,
-            key,
-            shared,
+            count,
         } = *this
             .pending
             .take()
             .expect("ResponseFuture polled after completion");
-        Poll::Ready(match shared.blocked(found, &key) {
+        Poll::Ready(match count.shared.blocked(found, &count.key) {
             Some(retry_after) => {
                 Outcome::Refuse(crate::refusal::throttled::refusal(retry_after, &req))
             }
-            None => Outcome::Call(Counting::count(inner.call(req), key, shared)),
+            None => Outcome::Call(Counting::count(inner.call(req), count)),
         })
     }
 }

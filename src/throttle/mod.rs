@@ -110,14 +110,17 @@ use std::{
     time::Duration,
 };
 
-use http::{Method, Request, Response, header::AUTHORIZATION};
+use http::{Method, Request, Response, Version, header::AUTHORIZATION};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use self::{client::ClientKey, future::Pending};
+use self::{
+    client::ClientKey,
+    future::{Count, Pending},
+};
 use crate::{
     origin::is_metadata_read,
-    refusal::{ResponseBody, ResponseFuture},
+    refusal::{ResponseBody, ResponseFuture, grpc::is_grpc},
     store::{Counter, MemoryStore, Store, StoreError},
 };
 
@@ -314,11 +317,18 @@ impl<St: Store> Shared<St> {
     }
 }
 
+/// The `429` (out of line: the common path stays small).
+#[cold]
+#[inline(never)]
+fn refuse<F, B, P, A, R>(retry_after: Duration, req: &Request<R>) -> ResponseFuture<F, B, P, A> {
+    ResponseFuture::refused(crate::refusal::throttled::refusal(retry_after, req))
+}
+
 /// Whether the layer judges `req`: it carries credentials, and is neither a preflight nor a
 /// read of the metadata document.
 fn judged<B>(req: &Request<B>) -> bool {
-    req.headers().contains_key(AUTHORIZATION)
-        && req.method() != Method::OPTIONS
+    req.method() != Method::OPTIONS
+        && req.headers().contains_key(AUTHORIZATION)
         && !is_metadata_read(req.method(), req.uri().path())
 }
 
@@ -342,31 +352,25 @@ where
         };
         let key = shared.key(&req);
         let mut get = shared.store.get(key.as_bytes());
+        // Only a gRPC call can have its credentials refused with a `200`.
+        let grpc = req.version() >= Version::HTTP_2 && is_grpc(req.version(), req.headers());
+        let count = |key| Count {
+            key,
+            grpc,
+            shared: shared.clone(),
+        };
         // A store in memory answers at once: decide now, without a prelude.
         match Pin::new(&mut get).poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(found) => match shared.blocked(found, &key) {
-                Some(retry_after) => {
-                    ResponseFuture::refused(crate::refusal::throttled::refusal(retry_after, &req))
-                }
-                None => ResponseFuture::inner(Counting::count(
-                    self.inner.call(req),
-                    key,
-                    shared.clone(),
-                )),
+                Some(retry_after) => refuse(retry_after, &req),
+                None => ResponseFuture::inner(Counting::count(self.inner.call(req), count(key))),
             },
             Poll::Pending => {
                 // Take the service that was driven to readiness; leave a clone in its place.
                 let clone = self.inner.clone();
                 let inner = mem::replace(&mut self.inner, clone);
-                ResponseFuture::prelude(Checking::new(
-                    get,
-                    Pending {
-                        req,
-                        inner,
-                        key,
-                        shared: shared.clone(),
-                    },
-                ))
+                let count = count(key);
+                ResponseFuture::prelude(Checking::new(get, Pending { req, inner, count }))
             }
         }
     }
