@@ -61,7 +61,7 @@ fn refuse(_: Request<()>) -> Ready<Result<Response<()>, Infallible>> {
 }
 
 fn address(i: u32) -> IpAddr {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))
     } else {
         // A new /64 each time.

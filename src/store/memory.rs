@@ -59,6 +59,14 @@ fn filter_slot(seed: [u64; 2], key: &[u8]) -> u16 {
 
 /// A store in this process's memory: the default, for a server that runs as one process.
 ///
+/// Keys are not kept: each is reduced to a 64-bit SipHash-1-3 digest under a random key, so an
+/// entry has a fixed size whatever the key, and nobody who does not know the random key can
+/// make two keys collide on purpose. Entries are split over 16 shards, each a hash map behind
+/// its own mutex plus a queue of its entries in the order they were created; a full shard
+/// drops its oldest entry first (expired entries go as they reach the front of the queue). A
+/// read of a key that is not there (most reads: a client that never failed) is answered by a
+/// presence filter, without a lock or a SipHash.
+///
 /// Its memory is bounded: it holds at most [`capacity`](Self::capacity) keys (65,536 by
 /// default), whatever it is asked to count; past that it forgets its oldest entries first. Each
 /// key of capacity costs at most [`MAX_BYTES_PER_KEY`](Self::MAX_BYTES_PER_KEY) bytes of heap
@@ -234,10 +242,8 @@ impl Shard {
             .map
             .get(&r.digest)
             .is_some_and(|s| s.expires == r.expires);
-        if own {
-            if let Some(slot) = self.map.remove(&r.digest) {
-                filter[usize::from(slot.filter)].fetch_sub(1, Ordering::Release);
-            }
+        if own && let Some(slot) = self.map.remove(&r.digest) {
+            filter[usize::from(slot.filter)].fetch_sub(1, Ordering::Release);
         }
         Some(own)
     }

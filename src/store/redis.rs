@@ -56,7 +56,21 @@ impl Default for RedisOptions {
     }
 }
 
-/// A [`Store`] in Redis or Valkey (feature `redis`). See the [module documentation](self).
+/// A [`Store`] in Redis or Valkey (feature `redis`), shared by every replica that names the
+/// same one.
+///
+/// One connection manager (the `redis` crate's: one multiplexed connection, reconnected in the
+/// background) serves every request. Each operation is one round trip, atomic on the server:
+/// `increment` is `SET key 0 NX PX window`, `INCR key`, `PTTL key` in a `MULTI`/`EXEC` (the
+/// window starts with the first increment and is never extended); `get` is `GET` and `PTTL`;
+/// `set_if_absent` is `SET key 1 NX PX ttl`: Redis 2.6.12 and later, and every Valkey. Keys are
+/// [`RedisOptions::prefix`] (`mcp-auth:`) followed by the caller's key.
+///
+/// Every call has a short timeout ([`RedisOptions::timeout`], 100 ms by default). After a
+/// failure the store answers [`StoreError::Unavailable`] at once for a pause
+/// ([`RedisOptions::pause`], 1 s) before it tries Redis again, so that an outage costs the
+/// requests in it nothing but the first timeout. It logs one `warn` when Redis stops answering
+/// and one `info` when it answers again, never a key or the URL.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,

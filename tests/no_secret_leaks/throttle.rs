@@ -27,8 +27,13 @@ async fn guess(c: &mut Check<'_>, server: &TestServer, limited: bool) {
     let good = format!("Bearer {TOKEN_CI}");
     for i in 0..2 {
         let label = format!("wrong token {i}");
-        c.expect(&label, 401, "refused", send(server, "/mcp", &[wrong.as_bytes()], &[], ""))
-            .await;
+        c.expect(
+            &label,
+            401,
+            "refused",
+            send(server, "/mcp", &[wrong.as_bytes()], &[], ""),
+        )
+        .await;
     }
     let (status, marker) = if limited {
         (429, "too many failed authentications")
@@ -68,7 +73,10 @@ fn throttling_leaks_nothing() {
         guess(&mut c, &server, true).await;
         assert!(c.capture.text().contains("no peer address"));
     });
-    assert!(logs.contains("429") || logs.contains("too many failed"), "{logs}");
+    assert!(
+        logs.contains("429") || logs.contains("too many failed"),
+        "{logs}"
+    );
     secrets.assert_absent("the logs", &logs);
 }
 
