@@ -41,9 +41,11 @@
 //!
 //! # Where it goes in the stack
 //!
-//! From the outside in: CORS (tower-http's `CorsLayer`) → **Origin** → authentication
+//! From the outside in: CORS (tower-http's `CorsLayer`) → **Origin** → failed-auth throttling
+//! ([`ThrottleLayer`](crate::throttle::ThrottleLayer)) → authentication
 //! ([`AuthLayer`](crate::AuthLayer)) → MCP operation policy → the MCP service. In axum the last
-//! `.layer(...)` is the outermost, so: `.layer(mcp_policy).layer(auth).layer(origin).layer(cors)`.
+//! `.layer(...)` is the outermost, so:
+//! `.layer(mcp_policy).layer(auth).layer(throttle).layer(origin).layer(cors)`.
 //!
 //! - CORS goes outermost because tower-http answers every `OPTIONS` as a preflight and adds
 //!   its headers to every response, this layer's `403` and the auth layer's `401` included, so

@@ -16,7 +16,11 @@
 //! | `OPTIONS` (CORS preflight), `GET`/`HEAD` of the metadata document | passed on, never counted |
 //!
 //! Successful requests do not count, and do not reset the count: a client that holds one valid
-//! token and guesses another is still limited.
+//! token and guesses another is still limited. The limit holds for guesses one after another;
+//! guesses sent at the same time are each judged before any of their failures is counted, so
+//! a burst can pass the limit by the number of requests in flight at once (a few with a static
+//! verifier, which decides at once; more with one that waits for keys or an introspection
+//! endpoint) before every later one gets `429`.
 //!
 //! # The client
 //!
