@@ -26,7 +26,7 @@ count() { # case iterations -> instructions
     | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 if [ "$bench" = static_auth ]; then
-  cases="baseline/no_auth bearer/1_token/accepted bearer/1_token/rejected bearer/1000_tokens/accepted bearer/1000_tokens/rejected basic/accepted basic/rejected"
+  cases="baseline/no_auth bearer/1_token/accepted bearer/1_token/rejected bearer/1000_tokens/accepted bearer/1000_tokens/rejected basic/accepted basic/rejected bearer/1_token/accepted/peer throttle/bearer/1_token/accepted throttle/bearer/1_token/blocked"
   printf '%-30s %12s %12s %8s\n' case "instr/req" "Δ baseline" ratio
   base=""
   for c in $cases; do

@@ -11,7 +11,13 @@
 //! - `baseline/no_auth`: the inner service alone, with the same request clone;
 //! - `bearer/{1,1000}_tokens/{accepted,rejected}`: tokens are 43-character base64url encodings
 //!   of distinct pseudo-random 32-byte values; the rejected token has the same length;
-//! - `basic/{accepted,rejected}`: one user; the rejected password has the same length.
+//! - `basic/{accepted,rejected}`: one user; the rejected password has the same length;
+//! - `bearer/1_token/accepted/peer`: as `bearer/1_token/accepted`, with the peer address in the
+//!   request extensions (axum's `ConnectInfo`, as the example server has it; cloning it costs
+//!   too);
+//! - `throttle/bearer/1_token/{accepted,blocked}`: the same request through the failed-auth
+//!   [`ThrottleLayer`] (in memory, limit 20) in front of the same auth layer; `blocked` comes
+//!   from a client already at the limit (`429`, credentials not checked).
 //!
 //! Before measuring, every case is checked once (accepted → 200 from the inner service, which
 //! sees the identity and no `Authorization` header; rejected → 401), and every status is
@@ -21,8 +27,10 @@
 //! bounded manual loop in this same process (the minimum over several rounds of the mean time
 //! per request; rounds visit the cases in turn, so drift hits them all alike), not from
 //! criterion; criterion's own estimate is shown next to it when its `estimates.json` from this run
-//! can be found. The table checks the target "static bearer costs at most 200 ns over the
-//! baseline whatever the number of tokens" (PASS/FAIL; never panics on FAIL).
+//! can be found. The table checks the targets "static bearer costs at most 200 ns over the
+//! baseline whatever the number of tokens" and "throttling adds at most 100 ns to an accepted
+//! request" (`throttle/bearer/1_token/accepted` minus `bearer/1_token/accepted/peer`, both
+//! shown against the baseline; PASS/FAIL; never panics on FAIL).
 //!
 //! `BENCH_SHORT=1 cargo bench --bench static_auth` runs a short version (for CI).
 //! `cargo test --benches` runs each case once and prints no table; so does `--profile-time`
@@ -35,22 +43,28 @@ use std::{
     env,
     future::{Ready, ready},
     hint::black_box,
+    net::SocketAddr,
     time::{Duration, Instant, SystemTime},
 };
 
+use axum::extract::ConnectInfo;
 use base64::{
     Engine as _,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
 use criterion::Criterion;
 use http::{Request, Response, StatusCode, header::AUTHORIZATION};
-use mcp_server_auth::{AuthInfo, AuthLayer, Verifier, basic::BasicAuth, bearer::StaticBearer};
+use mcp_server_auth::{
+    AuthInfo, AuthLayer, Verifier, basic::BasicAuth, bearer::StaticBearer, throttle::ThrottleLayer,
+};
 use tower::{Layer, service_fn};
 
 /// The criterion group holding every case.
 const GROUP: &str = "static_auth";
 /// The target: static bearer costs at most this much over the baseline.
 const TARGET_NS: f64 = 200.0;
+/// The target: throttling adds at most this much to an accepted request.
+const THROTTLE_TARGET_NS: f64 = 100.0;
 
 /// The inner service: answers `200` with an empty body at once.
 fn inner_ok(req: Request<()>) -> Ready<Result<Response<()>, Infallible>> {
@@ -111,6 +125,59 @@ impl Case {
     }
 }
 
+/// A request from a client at 203.0.113.9, as axum passes it on when it serves with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (what the example server does).
+fn request_with_peer(authorization: &str) -> Request<()> {
+    let mut req = common::request(authorization);
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 9], 50_000))));
+    req
+}
+
+/// The throttle cases: the accepted request with a peer address through `auth` alone, then
+/// through the throttle in front of it, and a client at the limit.
+fn throttle_cases(cases: &mut Vec<Case>, auth: &AuthLayer<StaticBearer>, good: &str, wrong: &str) {
+    let req = request_with_peer(&format!("Bearer {good}"));
+    let mut svc = auth.layer(service_fn(inner_ok));
+    assert_eq!(common::once(&mut svc, req.clone()), StatusCode::OK);
+    cases.push(Case {
+        name: "bearer/1_token/accepted/peer",
+        expect: StatusCode::OK,
+        run: Box::new(move || common::once(&mut svc, black_box(&req).clone())),
+    });
+
+    let throttle = ThrottleLayer::new(20, Duration::from_secs(3600));
+    let req = request_with_peer(&format!("Bearer {good}"));
+    let mut check = throttle.layer(auth.layer(service_fn(inner_check)));
+    assert_eq!(common::once(&mut check, req.clone()), StatusCode::OK);
+    let mut svc = throttle.layer(auth.layer(service_fn(inner_ok)));
+    cases.push(Case {
+        name: "throttle/bearer/1_token/accepted",
+        expect: StatusCode::OK,
+        run: Box::new(move || common::once(&mut svc, black_box(&req).clone())),
+    });
+
+    let throttle = ThrottleLayer::new(20, Duration::from_secs(3600));
+    let mut svc = throttle.layer(auth.layer(service_fn(inner_ok)));
+    let bad = request_with_peer(&format!("Bearer {wrong}"));
+    for _ in 0..20 {
+        assert_eq!(
+            common::once(&mut svc, bad.clone()),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let req = request_with_peer(&format!("Bearer {good}"));
+    assert_eq!(
+        common::once(&mut svc, req.clone()),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    cases.push(Case {
+        name: "throttle/bearer/1_token/blocked",
+        expect: StatusCode::TOO_MANY_REQUESTS,
+        run: Box::new(move || common::once(&mut svc, black_box(&req).clone())),
+    });
+}
+
 /// Deterministic xorshift64* generator for the tokens.
 struct XorShift(u64);
 
@@ -168,6 +235,7 @@ fn build_cases() -> Vec<Case> {
     cases.push(Case::baseline(&format!("Bearer {one_good}")));
 
     let layer = AuthLayer::new(one);
+    throttle_cases(&mut cases, &layer, &one_good, &one_wrong);
     cases.push(Case::layered(
         "bearer/1_token/accepted",
         &layer,
@@ -276,7 +344,7 @@ fn print_table(
             (Some(c), Some(b)) => format!("{:+.1}", c - b),
             _ => "-".to_owned(),
         };
-        let verdict = if case.name.starts_with("bearer/") {
+        let verdict = if case.name.starts_with("bearer/") && !case.name.ends_with("/peer") {
             let pass = delta <= TARGET_NS;
             all_pass &= pass;
             worst_bearer = Some(worst_bearer.map_or(delta, |w: f64| w.max(delta)));
@@ -312,6 +380,22 @@ fn print_table(
             .position(|c| c.name == name)
             .map(|i| manual_ns[i])
     };
+    if let (Some(alone), Some(throttled)) = (
+        find("bearer/1_token/accepted/peer"),
+        find("throttle/bearer/1_token/accepted"),
+    ) {
+        let added = throttled - alone;
+        println!(
+            "TARGET throttling (in memory) adds at most {THROTTLE_TARGET_NS:.0} ns to an accepted \
+             request: {} (throttle/bearer/1_token/accepted {throttled:.1} ns vs \
+             bearer/1_token/accepted/peer {alone:.1} ns: {added:+.1} ns; baseline {base:.1} ns)",
+            if added <= THROTTLE_TARGET_NS {
+                "PASS"
+            } else {
+                "FAIL"
+            },
+        );
+    }
     for outcome in ["accepted", "rejected"] {
         if let (Some(a), Some(b)) = (
             find(&format!("bearer/1_token/{outcome}")),

@@ -13,13 +13,22 @@
 //! `MCP_AUTH_PASSWORD` (HTTP Basic) with `MCP_AUTH_USER_SCOPES`, `MCP_AUTH_REALM`, `MCP_AUTH_ISSUER_URL` /
 //! `MCP_AUTH_JWKS_URL` (JWT mode, with the other `MCP_AUTH_*` JWT variables),
 //! `MCP_AUTH_TOOL_SCOPES` (per-tool scopes; in JWT mode the default is
-//! `echo=mcp:read,write_note=mcp:write`) and `MCP_AUTH_ALLOWED_ORIGINS`.
+//! `echo=mcp:read,write_note=mcp:write`), `MCP_AUTH_ALLOWED_ORIGINS`, and failed-auth throttling:
+//! `MCP_AUTH_FAILURE_LIMIT` (default 20 failures per client per window, `0` turns it off),
+//! `MCP_AUTH_FAILURE_WINDOW_SECS` (default 60), `MCP_AUTH_TRUSTED_PROXIES` (CIDRs of reverse
+//! proxies whose `X-Forwarded-For` names the client) and `MCP_AUTH_REDIS_URL` (counts shared by
+//! replicas in Redis or Valkey; feature `redis`).
 //! With no token, user or issuer configured, a random token is generated and printed.
 //!
-//! The stack, outermost first: Origin check → authentication → session binding (an MCP session
-//! belongs to whoever opened it) → per-tool scopes → MCP service.
+//! The stack, outermost first: Origin check → failed-auth throttling → authentication → session
+//! binding (an MCP session belongs to whoever opened it) → per-tool scopes → MCP service. The
+//! server is served with the peer address in each request (`ConnectInfo`), which the
+//! throttle counts by.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
 
 use axum::Router;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -134,8 +143,9 @@ pub fn with_defaults(config: &EnvConfig) -> Result<EnvConfig, ConfigError> {
 }
 
 /// The example server: the MCP service with the protection the configuration asks for.
-/// Outermost first: Origin check → authentication → session binding → per-tool scopes → MCP
-/// service.
+/// Outermost first: Origin check → failed-auth throttling → authentication → session binding →
+/// per-tool scopes → MCP service. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+/// so that the throttle counts each client apart.
 pub async fn app(config: &EnvConfig) -> Result<(Router, CancellationToken), ConfigError> {
     let config = with_defaults(config)?;
     let (mut router, shutdown) = mcp_router(&config);
@@ -146,7 +156,8 @@ pub async fn app(config: &EnvConfig) -> Result<(Router, CancellationToken), Conf
     // A session id is no credential: another caller who learns it gets 404, not the session.
     let router = router.layer(SessionBindingLayer::new());
     let origin = OriginLayer::new(config.allowed_origins().clone());
-    Ok((router.layer(auth).layer(origin), shutdown))
+    let throttle = config.throttle_layer().await?;
+    Ok((router.layer(auth).layer(throttle).layer(origin), shutdown))
 }
 
 #[allow(dead_code)] // Tests include this file as a module and call `app`.
@@ -196,15 +207,31 @@ async fn main() {
             eprintln!("cannot listen on {}: {e}", config.listen());
             std::process::exit(1);
         });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            println!("shutting down");
-            // Ends rmcp's open sessions and event streams, so that connections can close.
-            shutdown.cancel();
-        })
-        .await
-        .unwrap();
+    if config.failure_limit() > 0 {
+        println!(
+            "Failed-auth throttling: {} failures per client per {} s, counted {}",
+            config.failure_limit(),
+            config.failure_window().as_secs(),
+            if config.redis_enabled() {
+                "in Redis"
+            } else {
+                "in memory"
+            },
+        );
+    }
+    // The peer address goes into each request: the throttle counts clients by it.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        println!("shutting down");
+        // Ends rmcp's open sessions and event streams, so that connections can close.
+        shutdown.cancel();
+    })
+    .await
+    .unwrap();
 }
 
 #[allow(dead_code)]

@@ -6,6 +6,7 @@
 //! | step | module |
 //! |---|---|
 //! | Origin check (DNS rebinding; outermost, before any credential) | [`origin`] |
+//! | failed-authentication throttling (`429` once a client has failed too often; before its credentials are checked) and the store its counts live in (memory, or Redis with the `redis` feature) | [`throttle`], [`store`] |
 //! | the auth layer tying the steps below together | [`auth`] |
 //! | credentials in (`Authorization`: `Bearer`, `Basic`, `DPoP`, other schemes) | [`credentials`] |
 //! | verifier, given a view of the whole request (static bearer, Basic, JWT, an opaque token the authorization server vouches for, an identity-aware proxy's assertion, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`], `introspection` (RFC 7662, with the `introspection` feature; their outbound HTTP: `fetch`; their caches: `cache`, keyed digests with TTL, bounds and single flight), [`assertion`] |
@@ -56,6 +57,7 @@
 //! - `rmcp`: reading the [`AuthInfo`] from an rmcp tool (`rmcp` module).
 //! - `tonic`: reading the [`AuthInfo`] from a `tonic::Request`.
 //! - `remote-jwks` (default): JWT keys fetched from a JWKS URL or found by discovery.
+//! - `redis`: the [`store`] in Redis or Valkey (`store::RedisStore`), shared by replicas.
 //! - `introspection` (default, with `remote-jwks`): opaque access tokens checked by RFC 7662
 //!   token introspection (`introspection` module).
 
@@ -86,6 +88,8 @@ pub mod resource;
 pub mod scope;
 mod secret;
 pub mod session;
+pub mod store;
+pub mod throttle;
 pub mod verifier;
 
 #[cfg(feature = "axum")]

@@ -13,7 +13,8 @@
 //!
 //! Static bearer and Basic requests go over a real socket (reqwest, and raw TCP for bytes no
 //! client sends); so do JWT and MCP requests. Passwords in URLs (configured, or sent back by an
-//! authorization server on 127.0.0.1): `no_secret_leaks/urls.rs`.
+//! authorization server on 127.0.0.1): `no_secret_leaks/urls.rs`. Failed-auth throttling and
+//! its Redis store: `no_secret_leaks/throttle.rs`.
 #![cfg(all(
     feature = "remote-jwks",
     any(feature = "aws-lc-rs", feature = "rust-crypto")
@@ -23,6 +24,8 @@ mod common;
 #[cfg(feature = "introspection")]
 #[path = "common/introspection_server.rs"]
 mod introspection_server;
+#[path = "no_secret_leaks/throttle.rs"]
+mod throttle;
 #[path = "no_secret_leaks/urls.rs"]
 mod urls;
 

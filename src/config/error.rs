@@ -17,7 +17,7 @@
 use crate::{
     assertion::AssertionError, auth::BuildError, basic::BasicUserError, bearer::StaticTokenError,
     jwt::JwtConfigError, mcp::OperationScopesError, metadata::MetadataError, origin::OriginError,
-    resource::ResourceUrlError, scope::ScopeError,
+    resource::ResourceUrlError, scope::ScopeError, throttle::TrustedProxiesError,
 };
 
 /// What is wrong with the configuration. No variant contains a secret.
@@ -136,6 +136,30 @@ pub enum ConfigError {
     /// `MCP_AUTH_INTROSPECTION_CACHE_SECS` is not a number of seconds up to a day.
     #[error("MCP_AUTH_INTROSPECTION_CACHE_SECS must be a whole number of seconds, at most 86400")]
     IntrospectionCacheSecs,
+    /// `MCP_AUTH_FAILURE_LIMIT` is not a whole number.
+    #[error(
+        "MCP_AUTH_FAILURE_LIMIT must be a whole number of failures per window (0 turns throttling off)"
+    )]
+    FailureLimit,
+    /// `MCP_AUTH_FAILURE_WINDOW_SECS` is not a number of seconds from 1 to a day.
+    #[error("MCP_AUTH_FAILURE_WINDOW_SECS must be a whole number of seconds, from 1 to 86400")]
+    FailureWindow,
+    /// `MCP_AUTH_TRUSTED_PROXIES` is not a list of addresses and networks.
+    #[error("MCP_AUTH_TRUSTED_PROXIES: {0}")]
+    TrustedProxies(#[from] TrustedProxiesError),
+    /// `MCP_AUTH_FORWARDED_HEADER` names no supported header.
+    #[error("MCP_AUTH_FORWARDED_HEADER must be x-forwarded-for (default) or forwarded")]
+    ForwardedHeader,
+    /// `MCP_AUTH_REDIS_URL` is not a Redis URL (it is not repeated: it may hold a password).
+    #[error(
+        "MCP_AUTH_REDIS_URL must be a Redis URL: redis://[:password@]host[:port][/db] or \
+         redis+unix:///path (TLS, rediss://, is not supported: use a TLS tunnel or a local \
+         socket)"
+    )]
+    RedisUrl,
+    /// `MCP_AUTH_REDIS_URL` is set, but the crate was built without the `redis` feature.
+    #[error("MCP_AUTH_REDIS_URL needs the crate's `redis` feature: build with --features redis")]
+    RedisFeature,
     /// The introspection verifier cannot be built (or its endpoint found).
     #[error("token introspection: {0}")]
     Introspection(String),

@@ -36,6 +36,11 @@
 //! | `MCP_AUTH_INTROSPECTION_URL` | opaque tokens: the RFC 7662 introspection endpoint | with the issuer, its metadata's `introspection_endpoint` |
 //! | `MCP_AUTH_INTROSPECTION_CLIENT_ID`, `MCP_AUTH_INTROSPECTION_CLIENT_SECRET` | this server's client credentials at the endpoint (both set: introspection on) | — |
 //! | `MCP_AUTH_INTROSPECTION_AUTH` | `client_secret_basic` or `client_secret_post` | `client_secret_basic` |
+//! | `MCP_AUTH_FAILURE_LIMIT` | failed authentications allowed per client per window, then `429` ([`crate::throttle`]); `0` turns throttling off | `20` |
+//! | `MCP_AUTH_FAILURE_WINDOW_SECS` | the throttling window (at most 86400) | `60` |
+//! | `MCP_AUTH_TRUSTED_PROXIES` | comma-separated addresses and CIDRs of reverse proxies whose forwarding header names the client | none: the client is the peer |
+//! | `MCP_AUTH_FORWARDED_HEADER` | the header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239) | `x-forwarded-for` |
+//! | `MCP_AUTH_REDIS_URL` | keep the throttling counts in Redis or Valkey (`redis://…`; feature `redis`), shared by replicas | in memory |
 //! | `MCP_AUTH_INTROSPECTION_CACHE_SECS` | the longest a positive answer is cached (a revoked token works this long at most; at most 86400) | `60` |
 //!
 //! In JWT mode the layer serves the Protected Resource Metadata document and every challenge
@@ -63,9 +68,11 @@
 mod build;
 mod error;
 mod introspection;
+mod throttle;
 
 pub use build::EnvVerifier;
 pub use error::ConfigError;
+pub use throttle::{DEFAULT_FAILURE_LIMIT, DEFAULT_FAILURE_WINDOW, EnvStore, EnvStoreFuture};
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -87,7 +94,7 @@ use crate::{
 /// The default listen address of the examples.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
-const VARS: [&str; 29] = [
+const VARS: [&str; 34] = [
     "MCP_AUTH_LISTEN",
     "MCP_AUTH_RESOURCE_URL",
     "MCP_AUTH_BEARER_TOKEN",
@@ -117,6 +124,11 @@ const VARS: [&str; 29] = [
     introspection::VARS[2],
     introspection::VARS[3],
     introspection::VARS[4],
+    throttle::VARS[0],
+    throttle::VARS[1],
+    throttle::VARS[2],
+    throttle::VARS[3],
+    throttle::VARS[4],
 ];
 
 /// JWT settings read from the environment. `Debug` redacts the user information of URLs.
@@ -223,6 +235,7 @@ pub struct EnvConfig {
     allowed_origins: AllowedOrigins,
     assertion: Option<AssertionVerifier>,
     introspection: Option<introspection::IntrospectionEnv>,
+    throttle: throttle::ThrottleEnv,
 }
 
 impl fmt::Debug for EnvConfig {
@@ -243,6 +256,7 @@ impl fmt::Debug for EnvConfig {
             .field("allowed_origins", &self.allowed_origins)
             .field("assertion", &self.assertion)
             .field("introspection", &self.introspection)
+            .field("throttle", &self.throttle)
             .finish()
     }
 }
@@ -423,7 +437,9 @@ impl EnvConfig {
             )?,
             comma_list(take("MCP_AUTH_ASSERTION_AUDIENCE")),
         )?;
+        let throttle = throttle::read(&mut take)?;
         let config = Self {
+            throttle,
             introspection,
             assertion,
             tool_scopes,

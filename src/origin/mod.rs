@@ -41,9 +41,11 @@
 //!
 //! # Where it goes in the stack
 //!
-//! From the outside in: CORS (tower-http's `CorsLayer`) → **Origin** → authentication
+//! From the outside in: CORS (tower-http's `CorsLayer`) → **Origin** → failed-auth throttling
+//! ([`ThrottleLayer`](crate::throttle::ThrottleLayer)) → authentication
 //! ([`AuthLayer`](crate::AuthLayer)) → MCP operation policy → the MCP service. In axum the last
-//! `.layer(...)` is the outermost, so: `.layer(mcp_policy).layer(auth).layer(origin).layer(cors)`.
+//! `.layer(...)` is the outermost, so:
+//! `.layer(mcp_policy).layer(auth).layer(throttle).layer(origin).layer(cors)`.
 //!
 //! - CORS goes outermost because tower-http answers every `OPTIONS` as a preflight and adds
 //!   its headers to every response, this layer's `403` and the auth layer's `401` included, so
@@ -120,7 +122,7 @@ const REFUSAL_BODY: &[u8] =
 /// The namespace of the Protected Resource Metadata (RFC 9728), never refused.
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 /// Whether the request reads the Protected Resource Metadata, which is public.
-fn is_metadata_read(method: &Method, path: &str) -> bool {
+pub(crate) fn is_metadata_read(method: &Method, path: &str) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         && path
             .strip_prefix(WELL_KNOWN)

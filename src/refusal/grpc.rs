@@ -1,8 +1,8 @@
 //! gRPC refusals: the same refusal as a gRPC status.
 //!
 //! A gRPC call gets HTTP `200` and no body (a "trailers-only" response), `grpc-status` 16
-//! (unauthenticated; also for malformed credentials), 7 (permission denied) or 14
-//! (unavailable), `grpc-message`, and the `WWW-Authenticate` and `Retry-After` fields of the
+//! (unauthenticated; also for malformed credentials), 7 (permission denied), 14
+//! (unavailable) or 8 (resource exhausted, for the throttle's `429`), `grpc-message`, and the `WWW-Authenticate` and `Retry-After` fields of the
 //! HTTP refusal as metadata, with `Cache-Control: no-store` too. Only a request over HTTP/2 or
 //! later whose `Content-Type` is `application/grpc…` is a gRPC call: gRPC runs over HTTP/2 only
 //! ("gRPC over HTTP2", PROTOCOL-HTTP2.md), and the `200` of a gRPC refusal reads as success to
@@ -26,12 +26,14 @@ use http::{
 use super::{NO_STORE, body::ResponseBody};
 
 /// A gRPC refusal: HTTP 200, trailers-only, `grpc-status` 16 (unauthenticated), 7 (permission
-/// denied) or 14 (unavailable), keeping `www-authenticate` as metadata. `no-store` as every
+/// denied), 14 (unavailable) or 8 (resource exhausted), keeping `www-authenticate` as metadata. `no-store` as every
 /// refusal: a `200` is what a cache would keep.
 pub(crate) fn refusal<B>(status: StatusCode, mut headers: HeaderMap) -> Response<ResponseBody<B>> {
     let (code, message) = match status {
         StatusCode::FORBIDDEN => ("7", "insufficient scope"),
         StatusCode::SERVICE_UNAVAILABLE => ("14", "authentication temporarily unavailable"),
+        // Not 14 (unavailable), which gRPC clients may retry at once: RESOURCE_EXHAUSTED.
+        StatusCode::TOO_MANY_REQUESTS => ("8", "too many failed authentication attempts"),
         StatusCode::BAD_REQUEST => ("16", "malformed credentials"),
         _ => ("16", "authentication required"),
     };

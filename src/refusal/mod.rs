@@ -9,6 +9,7 @@
 //! | `403` for an `Origin` not allowed (JSON-RPC `-32600`, no challenge) | [`OriginLayer`](crate::OriginLayer) | `json_rpc` |
 //! | `400` / `413` for an MCP request that cannot be read (JSON-RPC errors) | [`McpScopeLayer`](crate::mcp::McpScopeLayer) | `json_rpc` |
 //! | `404` for a session that is not the caller's | [`SessionBindingLayer`](crate::SessionBindingLayer) | `json_rpc` |
+//! | `429` + `Retry-After` after too many failed authentications (RFC 6585 §4) | [`ThrottleLayer`](crate::throttle::ThrottleLayer) | `throttled` |
 //!
 //! The rules, whatever the refusal:
 //! - `Cache-Control: no-store`: a refusal depends on credentials no cache can see;
@@ -30,6 +31,7 @@ pub mod challenge;
 pub(crate) mod connection;
 pub mod future;
 pub mod grpc;
+pub(crate) mod throttled;
 
 use bytes::Bytes;
 use http::{

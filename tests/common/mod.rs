@@ -34,6 +34,29 @@ pub async fn serve_axum(app: axum::Router) -> TestServer {
     TestServer { addr, handle }
 }
 
+/// Binds 127.0.0.1:0 and serves an axum router on it with the peer address of each request in
+/// its extensions (`ConnectInfo<SocketAddr>`), as a server that throttles by client must.
+pub async fn serve_axum_with_peers(app: axum::Router) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.unwrap();
+    });
+    TestServer { addr, handle }
+}
+
+/// An HTTP client like [`client`] whose connections come from `ip` (a loopback address such as
+/// 127.0.0.2: every 127.x.y.z reaches a server on 127.0.0.1).
+pub fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+}
+
 /// Serves an axum router on a listener bound earlier (when the app must know its own URL).
 pub fn serve_axum_on(listener: std::net::TcpListener, app: axum::Router) -> TestServer {
     listener.set_nonblocking(true).unwrap();
