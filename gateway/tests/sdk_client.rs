@@ -3,7 +3,9 @@
 //! static bearer token: the TypeScript SDK (`tests/interop/clients/gateway.mjs`) for
 //! everything a bridge must carry both ways, and the Python SDK (`client.py`, the library's
 //! interop client, unchanged) for the basics. Both come from the interop clients' committed
-//! lock files.
+//! lock files. The TypeScript SDK also drives a Python SDK stdio server
+//! (`tests/servers/stdio_server.py`, run with the interop clients' virtual environment), so
+//! that `wrap` is shown in front of both official server SDKs.
 
 mod common;
 
@@ -100,6 +102,76 @@ async fn the_typescript_sdk_uses_server_everything_through_the_gateway_both_ways
     let log = log();
     assert!(
         log.contains("[session 1] Starting default (STDIO) server"),
+        "{log}"
+    );
+    assert!(!log.contains(ALICE) && !gw.stdout().contains(ALICE));
+    // The client ended its session (DELETE): the child is gone.
+    for _ in 0..100 {
+        if children_of(gw.pid).is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the session's child outlived its DELETE: {:?}",
+        children_of(gw.pid)
+    );
+}
+
+/// The command of the Python SDK stdio server, in the interop clients' virtual environment.
+fn python_stdio_server() -> Vec<String> {
+    ensure_python_client();
+    vec![
+        venv_python().display().to_string(),
+        servers_dir().join("stdio_server.py").display().to_string(),
+    ]
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_uses_a_python_sdk_stdio_server_through_the_gateway_both_ways() {
+    let command = tokio::task::spawn_blocking(python_stdio_server)
+        .await
+        .unwrap();
+    let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &command).await;
+    let out = run_ts_client(&gw.url, ALICE).await;
+    let log = || gw.stderr();
+    assert_eq!(out["connect"]["ok"], true, "{out}\n{}", log());
+    assert_eq!(out["errors"], serde_json::json!({}), "{out}\n{}", log());
+    // tools/call, resources/read and prompts/get, answered by the Python SDK.
+    assert_eq!(out["echo"], "Echo: through the gateway", "{out}");
+    assert_eq!(
+        out["resource"],
+        serde_json::json!({
+            "uri": "test://python/greeting",
+            "text": "Hello from the Python SDK over stdio",
+            "count": 1
+        }),
+        "{out}"
+    );
+    assert_eq!(
+        out["prompt"], "This is a simple prompt from the Python SDK.",
+        "{out}"
+    );
+    // Progress notifications, in order, then the answer.
+    assert_eq!(out["progress"], serde_json::json!([1, 2, 3]), "{out}");
+    assert!(out["long"].as_str().unwrap().contains("completed"), "{out}");
+    // The server's requests (roots, sampling, elicitation) reach the client and come back.
+    let requests = out["server_requests"].as_array().unwrap();
+    for method in ["roots/list", "sampling/createMessage", "elicitation/create"] {
+        assert!(requests.contains(&method.into()), "{method}: {out}");
+    }
+    assert_eq!(
+        out["sampling"], "LLM sampling result: sampled through the gateway (roots: test root)",
+        "{out}"
+    );
+    assert_eq!(
+        out["elicitation"], "Elicitation accepted: name=Gateway Tester",
+        "{out}"
+    );
+    // The child's stderr is in the gateway's log, prefixed with its session.
+    let log = log();
+    assert!(
+        log.contains("[session 1] Starting the Python SDK stdio server"),
         "{log}"
     );
     assert!(!log.contains(ALICE) && !gw.stdout().contains(ALICE));
