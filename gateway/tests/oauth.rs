@@ -9,20 +9,9 @@
 
 mod common;
 
-// The library's test authorization server, included as the library's tests include it.
-// `oidc.rs` finds its npm project from `CARGO_MANIFEST_DIR`, which for this crate is `gateway/`:
-// this `env!`, defined after `mod common` so that only `oidc` below sees it, points that one
-// variable at the workspace root and leaves the others to the compiler's. `oidc.rs` reaches
-// `super::install`: the one `common` already includes.
-macro_rules! env {
-    ("CARGO_MANIFEST_DIR") => {
-        concat!(::std::env!("CARGO_MANIFEST_DIR"), "/..")
-    };
-    ($name:literal) => {
-        ::std::env!($name)
-    };
-}
-
+// The library's test authorization server, included as the library's tests include it (it
+// finds its npm project in the workspace); `oidc.rs` reaches `super::install`: the one `common`
+// already includes.
 use common::install;
 #[path = "../../tests/common/oidc.rs"]
 mod oidc;

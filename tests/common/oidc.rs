@@ -73,7 +73,12 @@ const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// `tests/interop/as`, where `server.mjs` and its `package.json` live.
 pub fn as_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/as")
+    // The library's tests and the gateway's (a workspace member one level down) share it.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("tests/interop/as"))
+        .find(|dir| dir.join("server.mjs").is_file())
+        .expect("tests/interop/as in this crate or the workspace around it")
 }
 
 /// Installs the server's npm packages (`npm ci`) unless `node_modules` already matches
