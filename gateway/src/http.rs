@@ -84,7 +84,8 @@ fn rpc_error(status: StatusCode, code: i32, message: &str) -> Response {
     json_response(status, message::error_response(None, code, message))
 }
 
-fn json_response(status: StatusCode, body: Bytes) -> Response {
+/// A JSON answer that no cache keeps.
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response {
     let mut res = (status, body).into_response();
     let headers = res.headers_mut();
     headers.insert(

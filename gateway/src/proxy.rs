@@ -46,7 +46,7 @@ use axum::{
     Extension, Router,
     body::Body,
     extract::{Request, State},
-    response::{IntoResponse, Response},
+    response::Response,
     routing::any,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -186,14 +186,7 @@ pub fn upstream_headers(
 /// A JSON-RPC error (`id: null`: the request is not read) as a response.
 fn rpc_error(status: StatusCode, message: &str) -> Response {
     let body = message::error_response(None, INTERNAL_ERROR, message);
-    let mut res = (status, body).into_response();
-    let headers = res.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    crate::http::json_response(status, body)
 }
 
 async fn forward(

@@ -17,7 +17,7 @@ use std::{
     collections::{HashMap, VecDeque},
     fmt,
     future::{Ready, ready},
-    hash::{BuildHasherDefault, Hasher},
+    hash::BuildHasherDefault,
     mem::size_of,
     sync::{
         Arc, Mutex, MutexGuard,
@@ -29,6 +29,7 @@ use std::{
 use siphasher::sip::SipHasher13;
 
 use super::{Counter, Store, StoreError};
+use crate::secret::TagHasher;
 
 /// The number of shards: contention stays low on any machine this runs on.
 const SHARDS: usize = 16;
@@ -203,28 +204,10 @@ struct Record {
     expires: u64,
 }
 
-/// The digests are already uniform: the map hashes them no further.
-#[derive(Default)]
-struct Identity(u64);
-
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` digests are hashed; this is never used, but must be correct.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 #[derive(Default)]
 struct Shard {
-    map: HashMap<u64, Slot, BuildHasherDefault<Identity>>,
+    /// Keys are digests already (uniform): the map hashes them no further.
+    map: HashMap<u64, Slot, BuildHasherDefault<TagHasher>>,
     order: VecDeque<Record>,
 }
 
