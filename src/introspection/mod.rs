@@ -206,14 +206,10 @@ impl Verifier for IntrospectionVerifier {
         let inner = &self.0;
         if let Some(jwt) = &inner.jwt
             && jwt_shaped(token)
+            // Judged locally, whatever the outcome: never introspected as a fallback.
+            && let Some(verdict) = jwt.verify_if_ours(token)
         {
-            if let Some(info) = jwt.cached(token) {
-                return Verdict::Ready(Ok(info));
-            }
-            if jwt.claims_to_be_ours(token) {
-                // Judged locally, whatever the outcome: never introspected as a fallback.
-                return jwt.verify(request);
-            }
+            return verdict;
         }
         let tag = inner.cache.tag(token.as_bytes());
         if let Some(answer) = inner.cache.get(&tag, Outcome::verdict) {

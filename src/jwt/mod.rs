@@ -293,18 +293,24 @@ impl JwtVerifier {
         self.0.cache.as_ref().map(|c| (c.len(), c.bytes()))
     }
 
-    /// The identity of `token` if it is in the verified-token cache (it was verified here).
+    /// The verdict on `token` if it is this verifier's to judge: in its verified-token cache, or
+    /// reading as a JWT whose (unverified) `iss` is one of its issuers; `None` for any other
+    /// token, which this verifier must not judge (another one may).
     #[cfg(feature = "introspection")]
-    pub(crate) fn cached(&self, token: &str) -> Option<AuthInfo> {
-        let cache = self.0.cache.as_ref()?;
-        cache.get(&cache.tag(token))
+    pub(crate) fn verify_if_ours(&self, token: &str) -> Option<Verdict> {
+        match self.0.cached(token) {
+            Cached::Hit(info) => Some(Verdict::Ready(Ok(info))),
+            Cached::Miss(tag) => self
+                .claims_to_be_ours(token)
+                .then(|| self.0.verify_uncached(token, tag)),
+        }
     }
 
     /// Whether `token` reads as a JWT (a compact JWS whose payload is a JSON object) whose
     /// `iss`, not verified, is one of this verifier's issuers: a token this verifier alone
     /// judges. Nothing is verified here.
     #[cfg(feature = "introspection")]
-    pub(crate) fn claims_to_be_ours(&self, token: &str) -> bool {
+    fn claims_to_be_ours(&self, token: &str) -> bool {
         let Some(payload) = claims::payload(token) else {
             return false;
         };
@@ -609,12 +615,30 @@ impl Verifier for JwtVerifier {
         let Credentials::Bearer(token) = request.credentials() else {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };
-        let tag = self.0.cache.as_ref().map(|cache| cache.tag(token));
-        if let (Some(cache), Some(tag)) = (&self.0.cache, &tag)
-            && let Some(info) = cache.get(tag)
-        {
-            return Verdict::Ready(Ok(info));
+        match self.0.cached(token) {
+            Cached::Hit(info) => Verdict::Ready(Ok(info)),
+            Cached::Miss(tag) => self.0.verify_uncached(token, tag),
         }
-        self.0.verify_uncached(token, tag)
+    }
+}
+
+/// A verified-token cache lookup.
+enum Cached {
+    Hit(AuthInfo),
+    /// Not cached: the token's cache key, when the cache is on (computed once per request).
+    Miss(Option<SecretTag>),
+}
+
+impl Inner {
+    /// Looks `token` up in the verified-token cache.
+    fn cached(&self, token: &str) -> Cached {
+        let Some(cache) = &self.cache else {
+            return Cached::Miss(None);
+        };
+        let tag = cache.tag(token);
+        match cache.get(&tag) {
+            Some(info) => Cached::Hit(info),
+            None => Cached::Miss(Some(tag)),
+        }
     }
 }

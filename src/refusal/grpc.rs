@@ -25,6 +25,9 @@ use http::{
 
 use super::{NO_STORE, body::ResponseBody};
 
+/// `grpc-status` of a refusal of the credentials: unauthenticated.
+const UNAUTHENTICATED: &str = "16";
+
 /// A gRPC refusal: HTTP 200, trailers-only, `grpc-status` 16 (unauthenticated), 7 (permission
 /// denied), 14 (unavailable) or 8 (resource exhausted), keeping `www-authenticate` as metadata. `no-store` as every
 /// refusal: a `200` is what a cache would keep.
@@ -34,8 +37,8 @@ pub(crate) fn refusal<B>(status: StatusCode, mut headers: HeaderMap) -> Response
         StatusCode::SERVICE_UNAVAILABLE => ("14", "authentication temporarily unavailable"),
         // Not 14 (unavailable), which gRPC clients may retry at once: RESOURCE_EXHAUSTED.
         StatusCode::TOO_MANY_REQUESTS => ("8", "too many failed authentication attempts"),
-        StatusCode::BAD_REQUEST => ("16", "malformed credentials"),
-        _ => ("16", "authentication required"),
+        StatusCode::BAD_REQUEST => (UNAUTHENTICATED, "malformed credentials"),
+        _ => (UNAUTHENTICATED, "authentication required"),
     };
     headers.insert(CACHE_CONTROL, NO_STORE);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
@@ -44,6 +47,16 @@ pub(crate) fn refusal<B>(status: StatusCode, mut headers: HeaderMap) -> Response
     let mut res = Response::new(ResponseBody::empty());
     *res.headers_mut() = headers;
     res
+}
+
+/// Whether `res`, the answer to a gRPC call, is a refusal of the credentials: the HTTP `200`
+/// with `grpc-status` unauthenticated that [`refusal`] builds for a `401` (or a `400`).
+pub(crate) fn is_unauthenticated<B>(res: &Response<B>) -> bool {
+    res.status() == StatusCode::OK
+        && res
+            .headers()
+            .get("grpc-status")
+            .is_some_and(|v| v.as_bytes() == UNAUTHENTICATED.as_bytes())
 }
 
 /// Whether a request is a gRPC call: HTTP/2 or later, with `content-type: application/grpc…`.

@@ -9,29 +9,23 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use http::{HeaderName, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{Shared, client::ClientKey};
 use crate::{
-    refusal::future::{Outcome, Prelude, Sealed},
+    refusal::{
+        future::{Outcome, Prelude, Sealed},
+        grpc,
+    },
     store::Store,
 };
-
-/// `grpc-status`.
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// Whether `res` refuses credentials: `401`, or, to a gRPC call, `unauthenticated` (16), which
 /// the auth layer sends as HTTP `200`.
 fn failed<B>(res: &Response<B>, grpc: bool) -> bool {
-    res.status() == StatusCode::UNAUTHORIZED
-        || (grpc
-            && res.status() == StatusCode::OK
-            && res
-                .headers()
-                .get(GRPC_STATUS)
-                .is_some_and(|v| v.as_bytes() == b"16"))
+    res.status() == StatusCode::UNAUTHORIZED || (grpc && grpc::is_unauthenticated(res))
 }
 
 /// What a request to count carries to its response: its key, whether it is a gRPC call, and
