@@ -62,6 +62,7 @@ pub(crate) fn is_unauthenticated<B>(res: &Response<B>) -> bool {
 /// Whether a request is a gRPC call: HTTP/2 or later, with `content-type: application/grpc…`.
 /// An HTTP/1.x request is never one, whatever its content type (the module documentation says
 /// why).
+#[inline]
 pub fn is_grpc(version: Version, headers: &HeaderMap) -> bool {
     version >= Version::HTTP_2
         && headers

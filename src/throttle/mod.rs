@@ -114,7 +114,7 @@ use std::{
     time::Duration,
 };
 
-use http::{Method, Request, Response, Version, header::AUTHORIZATION};
+use http::{Method, Request, Response, header::AUTHORIZATION};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -357,7 +357,7 @@ where
         let key = shared.key(&req);
         let mut get = shared.store.get(key.as_bytes());
         // Only a gRPC call can have its credentials refused with a `200`.
-        let grpc = req.version() >= Version::HTTP_2 && is_grpc(req.version(), req.headers());
+        let grpc = is_grpc(req.version(), req.headers());
         let count = |key| Count {
             key,
             grpc,
