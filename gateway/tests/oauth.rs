@@ -16,41 +16,10 @@ use common::install;
 #[path = "../../tests/common/oidc.rs"]
 mod oidc;
 
-use std::process::Stdio;
 
 use common::*;
 use oidc::AuthServer;
 use serde_json::Value;
-
-/// Runs `node client.mjs ARGS` (at most [`WAIT`] × 2) and returns its JSON line.
-async fn run_client(args: &[&str]) -> Value {
-    tokio::task::spawn_blocking(ensure_clients).await.unwrap();
-    let child = tokio::process::Command::new("node")
-        .arg("client.mjs")
-        .args(args)
-        .current_dir(clients_dir())
-        .env("NO_PROXY", "*")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is needed for the SDK client tests");
-    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
-        .await
-        .expect("the TypeScript client took too long")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "the client printed no JSON line ({}):\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 /// The client's HTTP exchanges, in order (`kind`: mcp, prm, as_metadata, register, authorize,
 /// token, step).
@@ -82,7 +51,16 @@ async fn the_typescript_sdk_discovers_the_authorization_server_and_calls_a_tool_
     ];
     let gw = Gateway::start(&env, &[], &command).await;
     let steps = r#"[{"call":"tools/list"},{"call":"echo","args":{"message":"through OAuth"}}]"#;
-    let out = run_client(&["--url", &gw.url, "--flow", "auth_code", "--steps", steps]).await;
+    let out = run_node_client(&[
+        "client.mjs",
+        "--url",
+        &gw.url,
+        "--flow",
+        "auth_code",
+        "--steps",
+        steps,
+    ])
+    .await;
     assert_eq!(out["connect"]["ok"], true, "{out}\n{}", gw.stderr());
 
     // Discovery, in order, all before the first successful MCP request.

@@ -14,33 +14,9 @@ use std::process::Stdio;
 use common::*;
 use serde_json::Value;
 
-/// Runs `node gateway.mjs --url URL --token TOKEN` (at most [`WAIT`] × 2) and returns its line.
+/// Runs `node gateway.mjs --url URL --token TOKEN` and returns its line.
 async fn run_ts_client(url: &str, token: &str) -> Value {
-    tokio::task::spawn_blocking(ensure_clients).await.unwrap();
-    let child = tokio::process::Command::new("node")
-        .args(["gateway.mjs", "--url", url, "--token", token])
-        .current_dir(clients_dir())
-        .env("NO_PROXY", "*")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node is needed for the SDK client tests");
-    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
-        .await
-        .expect("the TypeScript client took too long")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "the client printed no JSON line ({}):\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    run_node_client(&["gateway.mjs", "--url", url, "--token", token]).await
 }
 
 #[tokio::test]

@@ -91,6 +91,36 @@ pub fn ensure_servers() {
     });
 }
 
+/// Runs `node SCRIPT ARGS` in the interop clients' directory (at most [`WAIT`] × 2) and returns
+/// the one JSON line it prints.
+pub async fn run_node_client(script_and_args: &[&str]) -> Value {
+    tokio::task::spawn_blocking(ensure_clients).await.unwrap();
+    let child = tokio::process::Command::new("node")
+        .args(script_and_args)
+        .current_dir(clients_dir())
+        .env("NO_PROXY", "*")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is needed for the SDK client tests");
+    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
+        .await
+        .expect("the TypeScript client took too long")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "the client printed no JSON line ({}):\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
 /// Installs the TypeScript SDK client (once per process).
 pub fn ensure_clients() {
     static DONE: OnceLock<()> = OnceLock::new();
