@@ -16,7 +16,6 @@ use common::install;
 #[path = "../../tests/common/oidc.rs"]
 mod oidc;
 
-
 use common::*;
 use oidc::AuthServer;
 use serde_json::Value;
