@@ -11,13 +11,13 @@
 //! | an id that is unknown, ended, or another principal's | `404` (the client starts a new session) |
 //! | `GET` or `DELETE` without a session | `405` |
 //! | `POST` other than `initialize` without a session | `400` |
-//! | `MCP-Protocol-Version` other than 2025-11-25, 2025-06-18 or 2025-03-26 | `400`, JSON-RPC `-32022` listing those |
+//! | `POST` with `MCP-Protocol-Version: 2026-07-28` | served without a session ([`crate::stateless`]) |
+//! | `MCP-Protocol-Version` other than 2026-07-28, 2025-11-25, 2025-06-18 or 2025-03-26 | `400`, JSON-RPC `-32022` listing those |
 //!
-//! **MCP 2026-07-28 clients** (no `initialize`, no sessions, `server/discover`) get the `400`
-//! with `-32022` on their first request: the spec's answer for a version the server does not
-//! implement, which tells a client that also speaks 2025-11-25 to fall back to it (MCP
-//! 2026-07-28, "Transports" § Streamable HTTP, protocol version header). Serving them natively
-//! (one child per principal, initialized by the gateway) is for a later phase.
+//! **MCP 2026-07-28 clients** have no `initialize` and no sessions: every `POST` carries
+//! `MCP-Protocol-Version`, and `GET` and `DELETE` get `405` (MCP 2026-07-28, "Transports" §
+//! Streamable HTTP). Their requests go to their principal's child, which the gateway
+//! initializes itself ([`crate::stateless`]).
 //!
 //! This service does no authentication itself: it runs inside the library's stack
 //! ([`crate::wrap`]) and reads the caller's [`AuthInfo`] from the request.
@@ -49,14 +49,17 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     bridge::{Exchange, INTERNAL_ERROR},
     message::{self, Invalid, Kind, Message},
+    pool::Lease,
     session::{Busy, CreateError, Session, Sessions},
+    stateless::{self, OFFERED_VERSIONS, Outcome},
 };
 
 /// `Mcp-Session-Id`.
 pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 /// `MCP-Protocol-Version`.
 pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
-/// The protocol versions the HTTP side speaks.
+/// The protocol versions the HTTP side speaks with sessions (and [`stateless::VERSION`]
+/// without).
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
 
 const INVALID_REQUEST: i32 = -32600;
@@ -133,15 +136,15 @@ fn accepts(headers: &HeaderMap, wanted: &str) -> bool {
 fn version_refusal(headers: &HeaderMap) -> Option<Response> {
     let value = headers.get(MCP_PROTOCOL_VERSION)?;
     let requested = value.to_str().unwrap_or("").trim();
-    if SUPPORTED_VERSIONS.contains(&requested) {
+    if OFFERED_VERSIONS.contains(&requested) {
         return None;
     }
     let body = message::error_response_with_data(
         None,
         UNSUPPORTED_PROTOCOL_VERSION,
-        "Unsupported protocol version: this gateway speaks MCP 2025-11-25 and 2025-06-18 \
-         (sessions opened by initialize)",
-        Some(json!({ "supported": SUPPORTED_VERSIONS, "requested": requested })),
+        "Unsupported protocol version: this gateway speaks MCP 2026-07-28 (no sessions), \
+         2025-11-25 and 2025-06-18 (sessions opened by initialize)",
+        Some(json!({ "supported": OFFERED_VERSIONS, "requested": requested })),
     );
     Some(json_response(StatusCode::BAD_REQUEST, body))
 }
@@ -217,6 +220,19 @@ async fn post_mcp(
             return rpc_error(StatusCode::BAD_REQUEST, PARSE_ERROR, "Parse error");
         }
     };
+    let sessionless = headers
+        .get(MCP_PROTOCOL_VERSION)
+        .is_some_and(|v| v.to_str().is_ok_and(|v| v.trim() == stateless::VERSION));
+    if sessionless {
+        return match stateless::post(&gateway.sessions, &caller, &msg, body.clone()).await {
+            Outcome::Json(answer) => json_response(StatusCode::OK, answer),
+            Outcome::Exchange(exchange, lease) => {
+                answer(exchange, msg.id(), Hold::Lease { _lease: lease }).await
+            }
+            Outcome::Sent => StatusCode::ACCEPTED.into_response(),
+            Outcome::Refused(e) => create_failed(&msg, &e),
+        };
+    }
     let (session, new) = match session_of(&gateway, &headers, &caller) {
         Err(e) => return e.into_response(),
         Ok(Some(session)) => (session, false),
@@ -242,7 +258,7 @@ async fn post_mcp(
             session.request(&msg).await
         };
         match exchange {
-            Ok(exchange) => answer(exchange, msg.id(), busy).await,
+            Ok(exchange) => answer(exchange, msg.id(), Hold::Session { _busy: busy }).await,
             Err(_) => return not_found(),
         }
     } else {
@@ -279,8 +295,15 @@ fn create_failed(msg: &Message<'_>, e: &CreateError) -> Response {
     res
 }
 
+/// What an answer keeps alive until it is sent: its session busy, or its sessionless child.
+enum Hold {
+    None,
+    Session { _busy: Busy },
+    Lease { _lease: Lease },
+}
+
 /// The answer to a request: JSON if the answer is the first message, else an event stream.
-async fn answer(exchange: Exchange, id: Option<&RawValue>, busy: Busy) -> Response {
+async fn answer(exchange: Exchange, id: Option<&RawValue>, hold: Hold) -> Response {
     let Exchange {
         mut messages,
         mut answer,
@@ -323,7 +346,7 @@ async fn answer(exchange: Exchange, id: Option<&RawValue>, busy: Busy) -> Respon
         open,
         answer: rest,
         cancelled: cancelled(),
-        _busy: Some(busy),
+        _hold: hold,
     })
 }
 
@@ -336,7 +359,7 @@ struct Stream {
     /// channel closes when it is a `GET` stream).
     answer: Option<oneshot::Receiver<Bytes>>,
     cancelled: Bytes,
-    _busy: Option<Busy>,
+    _hold: Hold,
 }
 
 impl Stream {
@@ -416,7 +439,7 @@ async fn get_mcp(
             open: true,
             answer: None,
             cancelled: Bytes::new(),
-            _busy: None,
+            _hold: Hold::None,
         }),
         Err(_) => not_found(),
     }

@@ -17,6 +17,7 @@
 //! | the stack (Origin → auth → session binding → per-tool scopes → bridge), serving, signals | [`wrap`] |
 //! | Streamable HTTP: `POST`, `GET`, `DELETE`, JSON or event streams | [`http`] |
 //! | sessions: owner, idle timeout | [`session`] |
+//! | MCP 2026-07-28 without sessions: the principal's child, initialized by the gateway, `server/discover` | [`stateless`] |
 //! | children: who shares one (`--isolation`), one handshake each, `--max-children`, restarts | [`pool`] |
 //! | routing JSON-RPC messages between exchanges and the child | [`bridge`], [`message`] |
 //! | one message per line, bounded | [`framing`] |
@@ -48,4 +49,5 @@ pub mod message;
 pub mod pool;
 pub mod proxy;
 pub mod session;
+pub mod stateless;
 pub mod wrap;

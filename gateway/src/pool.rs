@@ -176,6 +176,15 @@ impl Backend {
         })
     }
 
+    /// The child's answer to its first `initialize`, once it succeeded and
+    /// `notifications/initialized` was sent (children shared by principal or gateway only).
+    pub async fn handshake(&self) -> Option<Bytes> {
+        if !self.initialized.load(Ordering::Acquire) {
+            return None;
+        }
+        self.init.lock().await.clone()
+    }
+
     /// Session `client`'s request.
     pub async fn request(&self, client: u64, msg: &Message<'_>) -> Result<Exchange, Ended> {
         self.bridge.request(client, msg).await
@@ -264,6 +273,28 @@ impl Pool {
             Isolation::Principal => Key::Principal(format!("{:?}", owner.principal_key())),
             Isolation::Shared => Key::Shared,
         };
+        self.acquire_key(key, session)
+    }
+
+    /// The child of `owner`'s principal (the gateway's one child under `--isolation shared`),
+    /// whatever `--isolation` says otherwise, started if needed, with `client` attached until
+    /// the [`Lease`] is dropped. For requests that belong to no session (MCP 2026-07-28,
+    /// [`crate::stateless`]): another principal never shares it unless the operator chose
+    /// `shared`.
+    pub fn lease(&self, owner: &AuthInfo, client: u64) -> Result<Lease, CreateError> {
+        let key = match self.inner.config.isolation {
+            Isolation::Shared => Key::Shared,
+            _ => Key::Principal(format!("{:?}", owner.principal_key())),
+        };
+        let backend = self.acquire_key(key, client)?;
+        Ok(Lease {
+            pool: self.clone(),
+            backend,
+            client,
+        })
+    }
+
+    fn acquire_key(&self, key: Key, session: u64) -> Result<Arc<Backend>, CreateError> {
         let mut backends = self.backends();
         if self.inner.closing.load(Ordering::Acquire) {
             return Err(CreateError::ShuttingDown);
@@ -411,6 +442,35 @@ impl Pool {
         {
             tracing::error!("some MCP server processes had not exited after {wait:?}");
         }
+    }
+}
+
+/// A child attached to one client for one request without a session: dropping it detaches
+/// the client, and the child ends after `--idle-timeout` with no client (except the
+/// `shared` one).
+#[derive(Debug)]
+pub struct Lease {
+    pool: Pool,
+    backend: Arc<Backend>,
+    client: u64,
+}
+
+impl Lease {
+    /// The child.
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+
+    /// The client number the child's bridge knows this request by.
+    pub fn client(&self) -> u64 {
+        self.client
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.pool
+            .release(&self.backend, self.client, "the request has ended");
     }
 }
 

@@ -54,7 +54,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     bridge::{Ended, Exchange},
     message::Message,
-    pool::{Backend, Pool, PoolConfig},
+    pool::{Backend, Lease, Pool, PoolConfig},
 };
 
 /// Why a session cannot be created.
@@ -263,6 +263,16 @@ impl Sessions {
         };
         tokio::spawn(watch(self.clone(), session.clone()));
         Ok(session)
+    }
+
+    /// The child for one request of `owner` that belongs to no session (MCP 2026-07-28), with
+    /// a client number no session has.
+    pub fn lease(&self, owner: &AuthInfo) -> Result<Lease, CreateError> {
+        if self.inner.closing.load(Ordering::Acquire) {
+            return Err(CreateError::ShuttingDown);
+        }
+        let client = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        self.inner.pool.lease(owner, client)
     }
 
     /// The session `id`, if it exists and belongs to `caller`'s principal.

@@ -220,26 +220,23 @@ async fn requests_outside_a_session_and_2026_clients_get_precise_errors() {
             .unwrap()
             .contains("initialize")
     );
-    // An MCP 2026-07-28 request: unsupported version, with the versions to fall back to.
+    // A version the gateway does not speak: 400, with the versions to fall back to.
     let res = alice
         .http
         .post(&gw.url)
         .bearer_auth(ALICE)
         .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "server/discover")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {
-            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}),
-        )
+        .header("mcp-protocol-version", "2099-01-01")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], -32022);
-    assert_eq!(body["error"]["data"]["requested"], "2026-07-28");
-    assert_eq!(body["error"]["data"]["supported"][0], "2025-11-25");
+    assert_eq!(body["error"]["data"]["requested"], "2099-01-01");
+    assert_eq!(body["error"]["data"]["supported"][0], "2026-07-28");
+    assert_eq!(body["error"]["data"]["supported"][1], "2025-11-25");
     // GET and DELETE without a session: 405.
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
         let res = alice
@@ -422,4 +419,89 @@ async fn a_pretty_printed_request_reaches_the_child_as_one_line() {
     assert_eq!(res.status(), 200);
     let answer = answer_of(res).await;
     assert_eq!(tool_text(&answer), "xxxxx", "{answer}");
+}
+
+/// A POST of an MCP 2026-07-28 client: no session, the version header on every request.
+async fn post_2026(gw: &Gateway, token: &str, body: Value) -> reqwest::Response {
+    http_client()
+        .post(&gw.url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn request_2026(id: u64, method: &str, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+#[tokio::test]
+async fn a_2026_client_discovers_lists_and_calls_tools_without_a_session() {
+    let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &everything()).await;
+    let res = post_2026(&gw, ALICE, request_2026(1, "server/discover", json!({}))).await;
+    assert_eq!(res.status(), 200, "{}", gw.stderr());
+    assert!(res.headers().get("mcp-session-id").is_none());
+    let discovered = answer_of(res).await;
+    assert_eq!(discovered["id"], 1, "{discovered}");
+    assert_eq!(discovered["result"]["supportedVersions"][0], "2026-07-28");
+    assert!(
+        discovered["result"]["serverInfo"]["name"].is_string(),
+        "{discovered}"
+    );
+    assert!(
+        discovered["result"]["capabilities"]["tools"].is_object(),
+        "{discovered}"
+    );
+
+    let res = post_2026(&gw, ALICE, request_2026(2, "tools/list", json!({}))).await;
+    assert_eq!(res.status(), 200);
+    let listed = answer_of(res).await;
+    assert_eq!(listed["id"], 2, "{listed}");
+    let tools = listed["result"]["tools"].as_array().unwrap();
+    assert!(tools.iter().any(|t| t["name"] == "echo"), "{listed}");
+
+    let call = json!({"name": "echo", "arguments": {"message": "from 2026"}});
+    let res = post_2026(&gw, ALICE, request_2026(3, "tools/call", call)).await;
+    assert_eq!(res.status(), 200);
+    let called = answer_of(res).await;
+    assert_eq!(called["id"], 3, "{called}");
+    assert_eq!(tool_text(&called), "Echo: from 2026");
+
+    // Still no session to GET or DELETE.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let res = http_client()
+            .request(method, &gw.url)
+            .bearer_auth(ALICE)
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405);
+    }
+}
+
+#[tokio::test]
+async fn a_2026_client_never_shares_another_principals_child() {
+    let tokens = two_tokens();
+    // The default isolation is per session; sessionless requests get their principal's child.
+    let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKENS", &tokens)], &[], &stub(&[])).await;
+    let pid_of = async |token: &str, id: u64| {
+        let call = json!({"name": "pids", "arguments": {}});
+        let res = post_2026(&gw, token, request_2026(id, "tools/call", call)).await;
+        assert_eq!(res.status(), 200, "{}", gw.stderr());
+        let answer = answer_of(res).await;
+        let pids: Value = serde_json::from_str(&tool_text(&answer)).unwrap();
+        pids["pid"].as_u64().unwrap()
+    };
+    let alice = pid_of(ALICE, 1).await;
+    let bob = pid_of(BOB, 1).await;
+    assert_ne!(alice, bob);
+    assert_eq!(pid_of(ALICE, 2).await, alice);
+    assert_eq!(pid_of(BOB, 2).await, bob);
 }
