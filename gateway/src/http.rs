@@ -51,7 +51,7 @@ use crate::{
     message::{self, Invalid, Kind, Message},
     pool::Lease,
     session::{Busy, CreateError, Session, Sessions},
-    stateless::{self, OFFERED_VERSIONS, Outcome},
+    stateless::{self, OFFERED_VERSIONS, Outcome, Reshape},
 };
 
 /// `Mcp-Session-Id`.
@@ -224,10 +224,17 @@ async fn post_mcp(
         .get(MCP_PROTOCOL_VERSION)
         .is_some_and(|v| v.to_str().is_ok_and(|v| v.trim() == stateless::VERSION));
     if sessionless {
-        return match stateless::post(&gateway.sessions, &caller, &msg, body.clone()).await {
-            Outcome::Json(answer) => json_response(StatusCode::OK, answer),
-            Outcome::Exchange(exchange, lease) => {
-                answer(exchange, msg.id(), Hold::Lease { _lease: lease }).await
+        return match stateless::post(&gateway.sessions, &caller, &headers, &msg, body.clone()).await
+        {
+            Outcome::Json(status, answer) => json_response(status, answer),
+            Outcome::Exchange(exchange, lease, reshape) => {
+                answer(
+                    exchange,
+                    msg.id(),
+                    Hold::Lease { _lease: lease },
+                    Some(reshape),
+                )
+                .await
             }
             Outcome::Sent => StatusCode::ACCEPTED.into_response(),
             Outcome::Refused(e) => create_failed(&msg, &e),
@@ -258,7 +265,7 @@ async fn post_mcp(
             session.request(&msg).await
         };
         match exchange {
-            Ok(exchange) => answer(exchange, msg.id(), Hold::Session { _busy: busy }).await,
+            Ok(exchange) => answer(exchange, msg.id(), Hold::Session { _busy: busy }, None).await,
             Err(_) => return not_found(),
         }
     } else {
@@ -302,8 +309,14 @@ enum Hold {
     Lease { _lease: Lease },
 }
 
-/// The answer to a request: JSON if the answer is the first message, else an event stream.
-async fn answer(exchange: Exchange, id: Option<&RawValue>, hold: Hold) -> Response {
+/// The answer to a request: JSON if the answer is the first message, else an event stream;
+/// with `reshape`, in the 2026-07-28 shape.
+async fn answer(
+    exchange: Exchange,
+    id: Option<&RawValue>,
+    hold: Hold,
+    reshape: Option<Reshape>,
+) -> Response {
     let Exchange {
         mut messages,
         mut answer,
@@ -322,18 +335,26 @@ async fn answer(exchange: Exchange, id: Option<&RawValue>, hold: Hold) -> Respon
             biased;
             m = messages.recv(), if open => match m {
                 Some(m) => {
-                    queue.push_back(m);
-                    break Some(answer);
+                    if let Some(m) = outbound(reshape.as_ref(), m).await {
+                        queue.push_back(m);
+                        break Some(answer);
+                    }
                 }
                 None => open = false,
             },
             a = &mut answer => {
                 while let Ok(m) = messages.try_recv() {
-                    queue.push_back(m);
+                    if let Some(m) = outbound(reshape.as_ref(), m).await {
+                        queue.push_back(m);
+                    }
                 }
                 let a = a.unwrap_or_else(|_| cancelled());
+                let (status, a) = match &reshape {
+                    Some(r) => r.answer(a),
+                    None => (StatusCode::OK, a),
+                };
                 if queue.is_empty() {
-                    return json_response(StatusCode::OK, a);
+                    return json_response(status, a);
                 }
                 queue.push_back(a);
                 break None;
@@ -346,8 +367,18 @@ async fn answer(exchange: Exchange, id: Option<&RawValue>, hold: Hold) -> Respon
         open,
         answer: rest,
         cancelled: cancelled(),
+        reshape,
         _hold: hold,
     })
+}
+
+/// A message of the child's on its way to the client, reshaped when the client speaks
+/// 2026-07-28 (`None`: not for the client).
+async fn outbound(reshape: Option<&Reshape>, m: Bytes) -> Option<Bytes> {
+    match reshape {
+        Some(r) => r.message(m).await,
+        None => Some(m),
+    }
 }
 
 /// The state of a response event stream.
@@ -359,6 +390,7 @@ struct Stream {
     /// channel closes when it is a `GET` stream).
     answer: Option<oneshot::Receiver<Bytes>>,
     cancelled: Bytes,
+    reshape: Option<Reshape>,
     _hold: Hold,
 }
 
@@ -379,16 +411,27 @@ impl Stream {
             tokio::select! {
                 biased;
                 m = self.messages.recv(), if self.open => match m {
-                    Some(m) => return Some(m),
+                    Some(m) => {
+                        if let Some(m) = outbound(self.reshape.as_ref(), m).await {
+                            return Some(m);
+                        }
+                    }
                     None => self.open = false,
                 },
                 a = answer => {
                     self.answer = None;
                     self.open = false;
                     while let Ok(m) = self.messages.try_recv() {
-                        self.queue.push_back(m);
+                        if let Some(m) = outbound(self.reshape.as_ref(), m).await {
+                            self.queue.push_back(m);
+                        }
                     }
-                    self.queue.push_back(a.unwrap_or_else(|_| self.cancelled.clone()));
+                    let a = a.unwrap_or_else(|_| self.cancelled.clone());
+                    let a = match &self.reshape {
+                        Some(r) => r.answer(a).1,
+                        None => a,
+                    };
+                    self.queue.push_back(a);
                 }
             }
         }
@@ -439,6 +482,7 @@ async fn get_mcp(
             open: true,
             answer: None,
             cancelled: Bytes::new(),
+            reshape: None,
             _hold: Hold::None,
         }),
         Err(_) => not_found(),

@@ -165,7 +165,7 @@ async fn the_typescript_sdk_uses_a_python_sdk_stdio_server_through_the_gateway_b
 }
 
 #[tokio::test]
-async fn the_python_sdk_falls_back_from_2026_07_28_and_calls_tools_through_the_gateway() {
+async fn the_python_sdk_speaks_2026_07_28_without_a_session_and_calls_tools_through_the_gateway() {
     let command = everything();
     let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &command).await;
     tokio::task::spawn_blocking(ensure_python_client)
@@ -216,18 +216,21 @@ async fn the_python_sdk_falls_back_from_2026_07_28_and_calls_tools_through_the_g
     );
     assert_eq!(steps[1]["ok"], true, "{out}");
     assert_eq!(steps[1]["text"], "Echo: from python", "{out}");
-    // This SDK speaks MCP 2026-07-28 first: `server/discover` gets 400 (-32022, the versions
-    // the gateway speaks), and the client falls back to a 2025-11-25 session.
+    // This SDK speaks MCP 2026-07-28 first, and so does the gateway: `server/discover`, then
+    // every request on its own, never an `initialize` or a session.
     let rpcs: Vec<(&str, u64)> = out["http"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|e| Some((e["rpc"].as_str()?, e["status"].as_u64()?)))
-        .take(2)
         .collect();
     assert_eq!(
         rpcs,
-        [("server/discover", 400), ("initialize", 200)],
+        [
+            ("server/discover", 200),
+            ("tools/list", 200),
+            ("tools/call", 200)
+        ],
         "{out}"
     );
 }

@@ -421,22 +421,31 @@ async fn a_pretty_printed_request_reaches_the_child_as_one_line() {
     assert_eq!(tool_text(&answer), "xxxxx", "{answer}");
 }
 
-/// A POST of an MCP 2026-07-28 client: no session, the version header on every request.
+/// A POST of an MCP 2026-07-28 client: no session; the version, method and name headers on
+/// every request, as the revision's standard headers say.
 async fn post_2026(gw: &Gateway, token: &str, body: Value) -> reqwest::Response {
-    http_client()
+    let mut req = http_client()
         .post(&gw.url)
         .bearer_auth(token)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+        .header("mcp-method", body["method"].as_str().unwrap());
+    if let Some(name) = body["params"]["name"].as_str() {
+        req = req.header("mcp-name", name);
+    }
+    req.json(&body).send().await.unwrap()
 }
 
 fn request_2026(id: u64, method: &str, params: Value) -> Value {
+    with_capabilities(id, method, params, json!({}))
+}
+
+fn with_capabilities(id: u64, method: &str, params: Value, capabilities: Value) -> Value {
     let mut params = params;
-    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    });
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
@@ -450,9 +459,10 @@ async fn a_2026_client_discovers_lists_and_calls_tools_without_a_session() {
     assert_eq!(discovered["id"], 1, "{discovered}");
     assert_eq!(discovered["result"]["supportedVersions"][0], "2026-07-28");
     assert!(
-        discovered["result"]["serverInfo"]["name"].is_string(),
+        discovered["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"].is_string(),
         "{discovered}"
     );
+    assert_eq!(discovered["result"]["resultType"], "complete");
     assert!(
         discovered["result"]["capabilities"]["tools"].is_object(),
         "{discovered}"
@@ -464,6 +474,10 @@ async fn a_2026_client_discovers_lists_and_calls_tools_without_a_session() {
     assert_eq!(listed["id"], 2, "{listed}");
     let tools = listed["result"]["tools"].as_array().unwrap();
     assert!(tools.iter().any(|t| t["name"] == "echo"), "{listed}");
+    // The child answers in its 2025 shape; the client gets what 2026-07-28 requires.
+    assert_eq!(listed["result"]["resultType"], "complete", "{listed}");
+    assert_eq!(listed["result"]["ttlMs"], 0, "{listed}");
+    assert_eq!(listed["result"]["cacheScope"], "private", "{listed}");
 
     let call = json!({"name": "echo", "arguments": {"message": "from 2026"}});
     let res = post_2026(&gw, ALICE, request_2026(3, "tools/call", call)).await;
@@ -471,6 +485,8 @@ async fn a_2026_client_discovers_lists_and_calls_tools_without_a_session() {
     let called = answer_of(res).await;
     assert_eq!(called["id"], 3, "{called}");
     assert_eq!(tool_text(&called), "Echo: from 2026");
+    assert_eq!(called["result"]["resultType"], "complete", "{called}");
+    assert!(called["result"].get("ttlMs").is_none(), "{called}");
 
     // Still no session to GET or DELETE.
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
@@ -504,4 +520,81 @@ async fn a_2026_client_never_shares_another_principals_child() {
     assert_ne!(alice, bob);
     assert_eq!(pid_of(ALICE, 2).await, alice);
     assert_eq!(pid_of(BOB, 2).await, bob);
+}
+
+#[tokio::test]
+async fn a_2026_request_whose_envelope_is_wrong_is_refused_before_the_child_sees_it() {
+    let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &stub(&[])).await;
+    let refused = async |res: reqwest::Response| {
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        (
+            status,
+            body["error"]["code"].as_i64().unwrap(),
+            body["id"].clone(),
+        )
+    };
+    // No `_meta` envelope: invalid params.
+    let bare = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    let res = post_2026(&gw, ALICE, bare).await;
+    assert_eq!(refused(res).await, (400, -32602, json!(1)));
+    // `Mcp-Name` naming another tool than the body: HeaderMismatch.
+    let call = request_2026(2, "tools/call", json!({"name": "counts", "arguments": {}}));
+    let res = http_client()
+        .post(&gw.url)
+        .bearer_auth(ALICE)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "env")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused(res).await, (400, -32020, json!(2)));
+    // A method the child does not know: its -32601, as 404.
+    let res = post_2026(&gw, ALICE, request_2026(3, "nothing/here", json!({}))).await;
+    assert_eq!(refused(res).await, (404, -32601, json!(3)));
+    // The child saw one handshake and none of the refused requests.
+    let res = post_2026(
+        &gw,
+        ALICE,
+        request_2026(4, "tools/call", json!({"name": "counts", "arguments": {}})),
+    )
+    .await;
+    let counts: Value = serde_json::from_str(&tool_text(&answer_of(res).await)).unwrap();
+    assert_eq!(counts, json!({"initialize": 1, "initialized": 1}));
+}
+
+#[tokio::test]
+async fn a_childs_sampling_request_during_a_2026_call_is_answered_for_the_client_at_once() {
+    // A 2026-07-28 exchange has no way back to the client: the gateway answers the child's
+    // `sampling/createMessage` with an error, and the call ends instead of hanging.
+    let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &everything()).await;
+    let call = with_capabilities(
+        1,
+        "tools/call",
+        json!({"name": "trigger-sampling-request", "arguments": {"prompt": "hi", "maxTokens": 5}}),
+        json!({"sampling": {}}),
+    );
+    let res = tokio::time::timeout(WAIT, post_2026(&gw, ALICE, call))
+        .await
+        .expect("the call hung");
+    assert_eq!(res.status(), 200, "{}", gw.stderr());
+    let text = tokio::time::timeout(WAIT, res.text())
+        .await
+        .expect("the answer hung")
+        .unwrap();
+    // No request of the server's reached the client, and the answer is the call's, failed.
+    assert!(!text.contains("sampling/createMessage"), "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap_or_else(|_| {
+        events(&text)
+            .into_iter()
+            .rfind(|e| e.get("id").is_some())
+            .unwrap_or_else(|| panic!("no answer: {text}"))
+    });
+    assert_eq!(answer["id"], 1, "{answer}");
+    let failed = answer.get("error").is_some() || answer["result"]["isError"] == true;
+    assert!(failed, "{answer}");
+    assert!(answer.to_string().contains("2026-07-28"), "{answer}");
 }
