@@ -1,7 +1,10 @@
 //! `wrap`: the library's stack in front of the bridge, served until a signal.
 //!
 //! The stack is the example server's, outermost first: Origin check
-//! ([`OriginLayer`], against DNS rebinding) → authentication ([`EnvConfig::layer`], which also
+//! ([`OriginLayer`], against DNS rebinding) → failed-authentication throttling
+//! ([`EnvConfig::throttle_layer`]: `429` once a client address has failed
+//! `MCP_AUTH_FAILURE_LIMIT` times in the window; counted in Redis with `MCP_AUTH_REDIS_URL`, so
+//! that replicas count together) → authentication ([`EnvConfig::layer`], which also
 //! serves the Protected Resource Metadata when one is configured) → session binding
 //! ([`SessionBindingLayer`]: a session belongs to whoever opened it) → per-tool scopes
 //! ([`McpScopeLayer`](mcp_server_auth::mcp::McpScopeLayer), from `MCP_AUTH_TOOL_SCOPES`) →
@@ -63,8 +66,13 @@ pub async fn protect(
     let binding = SessionBindingLayer::builder()
         .idle_timeout(idle_timeout)
         .build();
+    let throttle = config.throttle_layer().await?;
     let origin = OriginLayer::new(config.allowed_origins().clone());
-    Ok(router.layer(binding).layer(auth).layer(origin))
+    Ok(router
+        .layer(binding)
+        .layer(auth)
+        .layer(throttle)
+        .layer(origin))
 }
 
 /// The protected app of `wrap`: the bridge's endpoint at `path` behind [`protect`].
@@ -165,6 +173,8 @@ pub async fn serve_app(
         signalled.cancelled().await;
         stopping();
     };
+    // The peer address goes into each request: the throttle counts clients by it.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
     let deadline = async {
         shutdown.cancelled().await;

@@ -598,3 +598,47 @@ async fn a_childs_sampling_request_during_a_2026_call_is_answered_for_the_client
     assert!(failed, "{answer}");
     assert!(answer.to_string().contains("2026-07-28"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_client_that_keeps_failing_is_throttled_and_others_are_not() {
+    let gw = Gateway::start(
+        &[
+            ("MCP_AUTH_BEARER_TOKEN", ALICE),
+            ("MCP_AUTH_FAILURE_LIMIT", "2"),
+        ],
+        &[],
+        &stub(&[]),
+    )
+    .await;
+    let post = async |token: &str, from: &str| {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .local_address(from.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        let res = client
+            .post(&gw.url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"}}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        (
+            res.status().as_u16(),
+            res.headers().contains_key("retry-after"),
+        )
+    };
+    let wrong = "not-the-token-0123456789";
+    assert_eq!(post(wrong, "127.0.0.1").await, (401, false));
+    assert_eq!(post(wrong, "127.0.0.1").await, (401, false));
+    // Past the limit the credentials are not even checked: the right token is 429 too.
+    assert_eq!(post(wrong, "127.0.0.1").await, (429, true));
+    assert_eq!(post(ALICE, "127.0.0.1").await, (429, true));
+    // Another address is counted apart.
+    assert_eq!(post(ALICE, "127.0.0.2").await.0, 200, "{}", gw.stderr());
+}
