@@ -18,6 +18,9 @@
 //!   never forwarded: a token issued for this gateway is not the upstream's to see or replay
 //!   (MCP 2025-11-25, "Authorization" § Access Token Privilege Restriction: servers must not
 //!   pass tokens through). Hop-by-hop headers (RFC 9110 § 7.6.1) are dropped both ways.
+//!   The query string goes up after the upstream URL's own, without any `access_token`
+//!   parameter (RFC 6750 § 2.3: a token a client put in the URI, which this gateway never
+//!   accepts, is not passed on either).
 //! - **The upstream learns who calls.** Each request carries the authenticated caller:
 //!   `X-MCP-Auth-Subject`, `X-MCP-Auth-Scopes` (space-separated), `X-MCP-Auth-Client-Id` and
 //!   `X-MCP-Auth-Issuer` when known. Every `X-MCP-Auth-*` header a client sends is removed
@@ -189,6 +192,32 @@ fn rpc_error(status: StatusCode, message: &str) -> Response {
     crate::http::json_response(status, body)
 }
 
+/// The upstream URL for a request whose query string is `query`: the upstream's own query
+/// first, then the request's, less every `access_token` parameter.
+fn upstream_url(base: &reqwest::Url, query: Option<&str>) -> reqwest::Url {
+    let kept: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or("");
+            !pair.is_empty()
+                && url::form_urlencoded::parse(name.as_bytes())
+                    .next()
+                    .is_none_or(|(name, _)| name != "access_token")
+        })
+        .collect();
+    if kept.is_empty() {
+        return base.clone();
+    }
+    let mut url = base.clone();
+    let query = match base.query() {
+        Some(own) if !own.is_empty() => format!("{own}&{}", kept.join("&")),
+        _ => kept.join("&"),
+    };
+    url.set_query(Some(&query));
+    url
+}
+
 async fn forward(
     State(upstream): State<Upstream>,
     Extension(caller): Extension<AuthInfo>,
@@ -211,7 +240,7 @@ async fn forward(
     };
     let sent = upstream
         .client
-        .request(parts.method, upstream.url.clone())
+        .request(parts.method, upstream_url(&upstream.url, parts.uri.query()))
         .headers(headers)
         .body(reqwest::Body::wrap_stream(body.into_data_stream()))
         .send()
@@ -288,6 +317,30 @@ pub async fn serve(args: ProxyArgs, shutdown: CancellationToken) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_query_goes_up_after_the_upstreams_own_and_never_with_a_token() {
+        let base = reqwest::Url::parse("http://127.0.0.1:3000/mcp").unwrap();
+        let with_own = reqwest::Url::parse("http://127.0.0.1:3000/mcp?tenant=a").unwrap();
+        let up = |base: &reqwest::Url, q: Option<&str>| upstream_url(base, q).to_string();
+        assert_eq!(up(&base, None), "http://127.0.0.1:3000/mcp");
+        assert_eq!(up(&base, Some("x=1&y")), "http://127.0.0.1:3000/mcp?x=1&y");
+        assert_eq!(
+            up(&with_own, Some("x=1")),
+            "http://127.0.0.1:3000/mcp?tenant=a&x=1"
+        );
+        assert_eq!(
+            up(
+                &base,
+                Some("access_token=s3cret&x=1&access%5Ftoken=s3cret&&")
+            ),
+            "http://127.0.0.1:3000/mcp?x=1"
+        );
+        assert_eq!(
+            up(&with_own, Some("access_token=s3cret")),
+            with_own.to_string()
+        );
+    }
     use mcp_server_auth::{AuthMethod, ScopeSet};
 
     #[test]

@@ -36,8 +36,18 @@ struct Upstream {
 /// The upstream: `initialize` opens session `upstream-session-1`; a `POST` of method `stream`
 /// answers with an event stream whose first event goes at once and whose second waits until
 /// the test releases it; a `GET` answers an event that names the `Last-Event-ID` it got.
-async fn upstream(State(up): State<Upstream>, headers: HeaderMap, body: Bytes) -> Response {
-    up.seen.lock().unwrap().push(headers.clone());
+async fn upstream(
+    State(up): State<Upstream>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // What the upstream saw, its query string as a made-up header.
+    let mut seen = headers.clone();
+    if let Some(query) = uri.query() {
+        seen.insert("x-test-query", query.parse().unwrap());
+    }
+    up.seen.lock().unwrap().push(seen);
     let sse = [("content-type", "text/event-stream")];
     if body.is_empty() {
         let last = headers
@@ -214,6 +224,25 @@ async fn identity_headers_name_the_caller_and_a_spoofed_subject_never_reaches_th
         .collect();
     assert!(identity.is_empty(), "{identity:?}");
     assert!(h.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn the_query_string_reaches_the_upstream_without_a_token_in_it() {
+    let (url, seen, _release) = start_upstream().await;
+    let gw = Gateway::proxy(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &url).await;
+    let res = http_client()
+        .post(format!("{}?tenant=a&access_token={ALICE}&x=1", gw.url))
+        .bearer_auth(ALICE)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = seen.lock().unwrap();
+    let h = seen.last().unwrap();
+    assert_eq!(h.get("x-test-query").unwrap(), "tenant=a&x=1");
+    assert!(!format!("{h:?}").contains(ALICE));
 }
 
 #[tokio::test]
