@@ -209,7 +209,7 @@ pub fn telemetry(config: &EnvConfig) -> Result<(), String> {
 
 #[allow(dead_code)] // Tests include this file as a module and call `app`.
 #[tokio::main]
-async fn main() {
+pub async fn main() {
     let mut config = EnvConfig::from_env().unwrap_or_else(|e| {
         eprintln!("configuration error: {e}");
         std::process::exit(2);
