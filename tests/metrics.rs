@@ -210,7 +210,7 @@ async fn the_audit_file_is_appended_to_and_reopened_on_sighup() {
     std::fs::write(&path, "").unwrap();
     let example = Example::start(&[("MCP_AUTH_AUDIT_LOG", path.to_str().unwrap())]).await;
     // Appended to: what was there stays.
-    assert!(lines(&path).len() == 1, "the start-up probe is one line");
+    assert_eq!(lines(&path).len(), 1, "the start-up probe is one line");
     assert_eq!(example.post(Some(GOOD)).await, Some(200));
     assert_eq!(example.post(Some(WRONG)).await, Some(401));
     let before = lines(&path);
@@ -244,7 +244,7 @@ async fn the_audit_file_is_appended_to_and_reopened_on_sighup() {
         3 + sent,
         "every line in one of the files"
     );
-    assert!(new.len() >= 1);
+    assert!(!new.is_empty());
     for line in &new {
         assert_eq!(line["reason"], "no_credentials");
     }
