@@ -17,7 +17,9 @@
 //! `MCP_AUTH_FAILURE_LIMIT` (default 20 failures per client per window, `0` turns it off),
 //! `MCP_AUTH_FAILURE_WINDOW_SECS` (default 60), `MCP_AUTH_TRUSTED_PROXIES` (CIDRs of reverse
 //! proxies whose `X-Forwarded-For` names the client) and `MCP_AUTH_REDIS_URL` (counts shared by
-//! replicas in Redis or Valkey; feature `redis`).
+//! replicas in Redis or Valkey; feature `redis`). Operations: `MCP_AUTH_AUDIT_LOG` (`stderr`,
+//! `stdout` or a file path: one JSON line per decision, the file reopened on `SIGHUP`) and
+//! `MCP_AUTH_METRICS_LISTEN` (Prometheus metrics at `/metrics` on that separate address).
 //! With no token, user or issuer configured, a random token is generated and printed.
 //!
 //! The stack, outermost first: Origin check → failed-auth throttling → authentication → session
@@ -33,6 +35,7 @@ use std::{
 use axum::Router;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use mcp_server_auth::{
+    audit::{self, log::AuditLog},
     config::{ConfigError, EnvConfig},
     mcp::OperationScopes,
     origin::OriginLayer,
@@ -48,6 +51,9 @@ use rmcp::{
     },
 };
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::{
+    Layer, filter::Targets, fmt::MakeWriter, layer::SubscriberExt, registry::LookupSpan,
+};
 
 /// The arguments of `echo` and `write_note`.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -160,13 +166,58 @@ pub async fn app(config: &EnvConfig) -> Result<(Router, CancellationToken), Conf
     Ok((router.layer(auth).layer(throttle).layer(origin), shutdown))
 }
 
+/// The audit events (target `mcp_server_auth::audit`, and nothing else) as JSON lines, one per
+/// decision, its fields at the top level, to `writer`.
+pub fn audit_layer<S, W>(writer: W) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(writer)
+        .with_filter(Targets::new().with_target(audit::TARGET, tracing::Level::INFO))
+}
+
+/// What `MCP_AUTH_AUDIT_LOG` and `MCP_AUTH_METRICS_LISTEN` ask for: the audit log (its file
+/// reopened on `SIGHUP`) and the Prometheus endpoint. Call it once, in the tokio runtime.
+pub fn telemetry(config: &EnvConfig) -> Result<(), String> {
+    if let Some(destination) = config.audit_log() {
+        let log = AuditLog::open(destination).map_err(|e| e.to_string())?;
+        log.reopen_on_sighup()
+            .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+        let subscriber = tracing_subscriber::registry().with(audit_layer(move || log.writer()));
+        tracing::subscriber::set_global_default(subscriber).map_err(|e| e.to_string())?;
+    }
+    if let Some(listen) = config.metrics_listen() {
+        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+        PrometheusBuilder::new()
+            .with_http_listener(listen)
+            .set_buckets_for_metric(
+                Matcher::Full(audit::metrics::VERIFICATION_SECONDS.to_owned()),
+                &[1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0],
+            )
+            .and_then(PrometheusBuilder::install)
+            .map_err(|e| format!("metrics on {listen}: {e}"))?;
+        audit::metrics::describe();
+    }
+    Ok(())
+}
+
 #[allow(dead_code)] // Tests include this file as a module and call `app`.
 #[tokio::main]
-async fn main() {
+pub async fn main() {
     let mut config = EnvConfig::from_env().unwrap_or_else(|e| {
         eprintln!("configuration error: {e}");
         std::process::exit(2);
     });
+    if let Err(e) = telemetry(&config) {
+        eprintln!("configuration error: {e}");
+        std::process::exit(2);
+    }
     let url = config.resource_url().as_str().to_owned();
 
     if config.has_credentials() {

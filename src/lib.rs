@@ -13,6 +13,7 @@
 //! | identity handed to handlers and tools | [`identity`] (and the `axum`, `rmcp` and `tonic` modules, with their features) |
 //! | scope policy: required scopes, hierarchies, per-route and per-MCP-operation scopes | [`scope`], [`mcp`] (and the private `admission`, shared by the scope layers) |
 //! | why a request is refused, in one vocabulary | [`rejection`] |
+//! | every layer's decision, as one audit event (`tracing`) and as metrics (`metrics` feature) | [`audit`] (and the private `peer`: the client address the throttle and the audit read) |
 //! | refusal out (401 / 403 / 400 / 404 / 413 / 503, gRPC statuses; one response future) | [`refusal`] |
 //! | MCP sessions bound to the principal that opened them (inside the auth layer) | [`session`] |
 //! | Protected Resource Metadata (RFC 9728), served by the auth layer | [`metadata`], [`resource`] |
@@ -60,6 +61,9 @@
 //! - `redis`: the [`store`] in Redis or Valkey (`store::RedisStore`), shared by replicas.
 //! - `introspection` (default, with `remote-jwks`): opaque access tokens checked by RFC 7662
 //!   token introspection (`introspection` module).
+//! - `metrics`: counters and histograms of the decisions, JWKS fetches, token caches and
+//!   introspection calls through the `metrics` facade ([`audit::metrics`]).
+//! - `audit-log`: `audit::log::AuditLog`, audit lines to a file reopened on `SIGHUP`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -67,6 +71,7 @@
 
 mod admission;
 pub mod assertion;
+pub mod audit;
 pub mod auth;
 pub mod basic;
 pub mod bearer;
@@ -82,6 +87,7 @@ pub mod jwt;
 pub mod mcp;
 pub mod metadata;
 pub mod origin;
+mod peer;
 pub mod refusal;
 pub mod rejection;
 pub mod resource;

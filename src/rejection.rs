@@ -78,6 +78,33 @@ impl Invalid {
             _ => "The access token is invalid",
         }
     }
+
+    /// A stable, lowercase code for logs and metrics (the `reason` of the [audit
+    /// events](crate::audit) and of the `mcp_auth_decisions_total` counter): `invalid_token`
+    /// (a token that is not one of ours, malformed, or refused by a custom check),
+    /// `wrong_password`, `expired`, `not_yet_valid`, `bad_signature`, `wrong_audience`,
+    /// `wrong_issuer`, `unknown_key`, `unacceptable` (algorithm or type), `invalid_claims` or
+    /// `inactive`. Codes are never renamed within a major version.
+    ///
+    /// ```
+    /// use mcp_server_auth::rejection::Invalid;
+    /// assert_eq!(Invalid::WrongAudience.reason_code(), "wrong_audience");
+    /// ```
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            Self::UnknownToken | Self::Malformed | Self::Custom(_) => "invalid_token",
+            Self::WrongPassword => "wrong_password",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::BadSignature => "bad_signature",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::UnknownKey => "unknown_key",
+            Self::Unacceptable => "unacceptable",
+            Self::Claims => "invalid_claims",
+            Self::Inactive => "inactive",
+        }
+    }
 }
 
 /// Why a request is refused. The layer turns each into its response (see
@@ -107,6 +134,26 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// A stable, lowercase code for logs and metrics: `no_credentials`, `invalid_request`,
+    /// `insufficient_scope`, `unavailable`, or the [code of the reason](Invalid::reason_code)
+    /// credentials are invalid. The [audit events](crate::audit) add `origin` and
+    /// `throttled` for the refusals of those layers.
+    ///
+    /// ```
+    /// use mcp_server_auth::rejection::{Invalid, Rejection};
+    /// assert_eq!(Rejection::NoCredentials.reason_code(), "no_credentials");
+    /// assert_eq!(Rejection::Invalid(Invalid::Expired).reason_code(), "expired");
+    /// ```
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            Self::NoCredentials => "no_credentials",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::Invalid(invalid) => invalid.reason_code(),
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::Unavailable { .. } => "unavailable",
+        }
+    }
+
     /// Of two refusals of the same request by two verifiers, the one to report: being unable
     /// to check beats a definite "invalid", which beats "not mine".
     pub(crate) fn prefer(self, other: Self) -> Self {

@@ -2,7 +2,8 @@
 //! the logs (captured at TRACE), in a response's headers or body, in a configuration error's
 //! `Display` or `Debug`, or in the `Debug` of any configuration type.
 //!
-//! Logs are captured per test with `tracing::subscriber::with_default` around a current-thread
+//! Logs are captured per test (every event as text, and the audit events also as JSON lines,
+//! as an audit log gets them) with `tracing::subscriber::with_default` around a current-thread
 //! Tokio runtime: the axum server, its connections and the client all run on the test's thread,
 //! so every event the layer emits lands in that test's buffer. Each request must add at least
 //! one `refused` (or `authenticated`) line, so that a test cannot pass by capturing nothing.
@@ -229,11 +230,26 @@ where
     F: FnOnce(Capture) -> Fut,
     Fut: Future<Output = ()>,
 {
+    use tracing_subscriber::{Layer as _, filter::Targets, layer::SubscriberExt};
     let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .finish();
+    // Every event as text, and the audit events once more as the JSON lines an operator's
+    // audit log gets (`mcp_server_auth::audit`).
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(capture.clone())
+                .with_filter(tracing_subscriber::filter::LevelFilter::TRACE),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_writer(capture.clone())
+                .with_filter(
+                    Targets::new()
+                        .with_target(mcp_server_auth::audit::TARGET, tracing::Level::INFO),
+                ),
+        );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -497,6 +513,8 @@ fn static_bearer_refusals_leak_nothing() {
     secrets.assert_absent("the whole log", &logs);
     assert!(logs.matches("refused").count() >= 9, "{logs}");
     assert!(logs.contains("TRACE"), "TRACE events are captured: {logs}");
+    let audit_lines = logs.matches(r#""target":"mcp_server_auth::audit""#).count();
+    assert!(audit_lines >= 10, "audit JSON lines are captured: {logs}");
 }
 
 #[test]

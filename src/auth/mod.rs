@@ -58,6 +58,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
+    audit::{self, Decision, Start},
     credentials::{self, CredentialError, Scheme},
     metadata::MetadataEndpoint,
     refusal::{
@@ -276,17 +277,22 @@ where
                 req.headers(),
             ));
         }
+        let start = Start::now();
         let (presented, verdict) = shared.check(&req);
         let admission = &shared.admission;
-        let refuse = |rejection: Rejection, req: &Request<ReqBody>| {
-            ResponseFuture::refused(admission.refuse_request(&rejection, presented, req))
-        };
         match verdict {
             Verdict::Ready(Ok(info)) => match admission.admit(info, &mut req) {
-                Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-                Err(rejection) => refuse(rejection, &req),
+                Ok(()) => {
+                    allowed(start, presented, &req);
+                    ResponseFuture::inner(self.inner.call(req))
+                }
+                Err(rejection) => {
+                    ResponseFuture::refused(refused(admission, start, &rejection, presented, &req))
+                }
             },
-            Verdict::Ready(Err(rejection)) => refuse(rejection, &req),
+            Verdict::Ready(Err(rejection)) => {
+                ResponseFuture::refused(refused(admission, start, &rejection, presented, &req))
+            }
             Verdict::Pending(fut) => {
                 // Take the service that was driven to readiness; leave a clone in its place.
                 let clone = self.inner.clone();
@@ -298,11 +304,36 @@ where
                         inner,
                         admission: admission.clone(),
                         presented,
+                        start,
                     })),
                 })
             }
         }
     }
+}
+
+/// Records the admission of `req` (its identity is in its extensions now).
+#[inline]
+fn allowed<B>(start: Start, presented: Option<Scheme>, req: &Request<B>) {
+    if start.recording() {
+        let info = req.extensions().get::<crate::AuthInfo>();
+        Decision::allowed(presented, info).record(start, req.headers(), req.extensions());
+    }
+}
+
+/// The refusal of `req` for `rejection`, recorded.
+fn refused<B, R>(
+    admission: &Admission,
+    start: Start,
+    rejection: &Rejection,
+    presented: Option<Scheme>,
+    req: &Request<R>,
+) -> Response<ResponseBody<B>> {
+    let res = admission.refuse_request(rejection, presented, req);
+    Decision::refused(audit::Layer::Auth, res.status(), rejection.reason_code())
+        .scheme(presented)
+        .record(start, req.headers(), req.extensions());
+    res
 }
 
 /// The auth layer's work before it calls the inner service: waiting for a verifier that does
@@ -319,6 +350,7 @@ struct Pending<S, ReqBody> {
     inner: S,
     admission: Arc<Admission>,
     presented: Option<Scheme>,
+    start: Start,
 }
 
 impl<S, ReqBody> crate::refusal::future::Sealed for Verifying<S, ReqBody> {}
@@ -339,15 +371,19 @@ where
             mut inner,
             admission,
             presented,
+            start,
         } = *this
             .pending
             .take()
             .expect("ResponseFuture polled after completion");
         Poll::Ready(
             match result.and_then(|info| admission.admit(info, &mut req)) {
-                Ok(()) => Outcome::Call(inner.call(req)),
+                Ok(()) => {
+                    allowed(start, presented, &req);
+                    Outcome::Call(inner.call(req))
+                }
                 Err(rejection) => {
-                    Outcome::Refuse(admission.refuse_request(&rejection, presented, &req))
+                    Outcome::Refuse(refused(&admission, start, &rejection, presented, &req))
                 }
             },
         )

@@ -11,6 +11,7 @@ use tower_service::Service;
 
 use crate::admission::{Admission, presented_scheme};
 use crate::{
+    audit::{Decision, Layer as Audited, Start},
     identity::AuthInfo,
     refusal::{ResponseBody, ResponseFuture},
     scope::ScopeRequirement,
@@ -68,6 +69,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let start = Start::now();
         let verdict = match req.extensions().get::<AuthInfo>() {
             None => Err((Rejection::NoCredentials, None)),
             Some(info) => {
@@ -80,7 +82,12 @@ where
         match verdict {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
             Err((rejection, presented)) => {
-                ResponseFuture::refused(self.admission.refuse_request(&rejection, presented, &req))
+                let res = self.admission.refuse_request(&rejection, presented, &req);
+                Decision::refused(Audited::Scopes, res.status(), rejection.reason_code())
+                    .scheme(presented)
+                    .info(req.extensions().get::<AuthInfo>())
+                    .record(start, req.headers(), req.extensions());
+                ResponseFuture::refused(res)
             }
         }
     }

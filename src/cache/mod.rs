@@ -168,6 +168,7 @@ impl<V> TtlCache<V> {
         let old = shard.remove(tag);
         if let Some(old) = &old {
             self.bytes.fetch_sub(old.bytes, Ordering::Relaxed);
+            crate::audit::metrics::cache_entries(-1);
         }
         drop(shard);
         old.is_some()
@@ -176,7 +177,20 @@ impl<V> TtlCache<V> {
 
 impl<V: Current> TtlCache<V> {
     /// What `read` makes of `tag`'s value, if it is cached, before its deadline and current.
+    /// Counted as a hit or a miss in the metrics.
     pub(crate) fn get<R>(&self, tag: &SecretTag, read: impl FnOnce(&V) -> R) -> Option<R> {
+        let found = self.get_at(tag, Deadline::now(), read);
+        crate::audit::metrics::cache_lookup(found.is_some());
+        found
+    }
+
+    /// [`get`](Self::get), not counted: a second look by whoever already missed (a flight
+    /// that starts just after another one answered).
+    #[cfg_attr(
+        not(any(test, feature = "introspection")),
+        expect(dead_code, reason = "only introspection's flights look twice")
+    )]
+    pub(crate) fn recheck<R>(&self, tag: &SecretTag, read: impl FnOnce(&V) -> R) -> Option<R> {
         self.get_at(tag, Deadline::now(), read)
     }
 
@@ -199,6 +213,7 @@ impl<V: Current> TtlCache<V> {
             return;
         }
         let mut shard = self.shard(&tag).write().unwrap_or_else(|e| e.into_inner());
+        let entries = shard.len();
         if shard.len() >= capacity || self.bytes() + bytes > self.max_bytes {
             let before: usize = shard.values().map(|e| e.bytes).sum();
             shard.retain(|_, e| e.live(now));
@@ -211,6 +226,7 @@ impl<V: Current> TtlCache<V> {
             let after: usize = shard.values().map(|e| e.bytes).sum();
             self.bytes.fetch_sub(before - after, Ordering::Relaxed);
             if self.bytes() + bytes > self.max_bytes {
+                crate::audit::metrics::cache_entries(delta(entries, shard.len()));
                 return;
             }
         }
@@ -223,6 +239,20 @@ impl<V: Current> TtlCache<V> {
         if let Some(old) = shard.insert(tag, entry) {
             self.bytes.fetch_sub(old.bytes, Ordering::Relaxed);
         }
+        crate::audit::metrics::cache_entries(delta(entries, shard.len()));
+    }
+}
+
+/// How many entries a shard gained (or, negative, lost).
+fn delta(before: usize, after: usize) -> isize {
+    isize::try_from(after).unwrap_or(isize::MAX) - isize::try_from(before).unwrap_or(isize::MAX)
+}
+
+impl<V> Drop for TtlCache<V> {
+    /// Its entries leave the `mcp_auth_token_cache_entries` gauge with it.
+    fn drop(&mut self) {
+        let left = isize::try_from(self.len()).unwrap_or(isize::MAX);
+        crate::audit::metrics::cache_entries(-left);
     }
 }
 

@@ -30,6 +30,9 @@ pub enum ConfigError {
     /// `MCP_AUTH_LISTEN` is not a socket address.
     #[error("MCP_AUTH_LISTEN must be an address such as 127.0.0.1:8080")]
     Listen,
+    /// `MCP_AUTH_METRICS_LISTEN` is not a socket address.
+    #[error("MCP_AUTH_METRICS_LISTEN must be an address such as 127.0.0.1:9464")]
+    MetricsListen,
     /// `MCP_AUTH_RESOURCE_URL` is not acceptable.
     #[error("MCP_AUTH_RESOURCE_URL: {0}")]
     ResourceUrl(#[from] ResourceUrlError),

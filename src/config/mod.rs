@@ -41,6 +41,8 @@
 //! | `MCP_AUTH_TRUSTED_PROXIES` | comma-separated addresses and CIDRs of reverse proxies whose forwarding header names the client | none: the client is the peer |
 //! | `MCP_AUTH_FORWARDED_HEADER` | the header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239) | `x-forwarded-for` |
 //! | `MCP_AUTH_REDIS_URL` | keep the throttling counts in Redis or Valkey (`redis://…`; feature `redis`), shared by replicas | in memory |
+//! | `MCP_AUTH_AUDIT_LOG` | where the examples and the gateway write the [audit events](crate::audit) as JSON lines: `stderr`, `stdout` or a file path (appended to, reopened on `SIGHUP`) | not written |
+//! | `MCP_AUTH_METRICS_LISTEN` | the separate address where the examples and the gateway serve Prometheus metrics at `/metrics` ([`crate::audit::metrics`]) | not served |
 //! | `MCP_AUTH_INTROSPECTION_CACHE_SECS` | the longest a positive answer is cached (a revoked token works this long at most; at most 86400) | `60` |
 //!
 //! In JWT mode the layer serves the Protected Resource Metadata document and every challenge
@@ -68,6 +70,7 @@
 mod build;
 mod error;
 mod introspection;
+mod telemetry;
 mod throttle;
 
 pub use build::EnvVerifier;
@@ -236,6 +239,7 @@ pub struct EnvConfig {
     assertion: Option<AssertionVerifier>,
     introspection: Option<introspection::IntrospectionEnv>,
     throttle: throttle::ThrottleEnv,
+    telemetry: telemetry::TelemetryEnv,
 }
 
 impl fmt::Debug for EnvConfig {
@@ -257,6 +261,7 @@ impl fmt::Debug for EnvConfig {
             .field("assertion", &self.assertion)
             .field("introspection", &self.introspection)
             .field("throttle", &self.throttle)
+            .field("telemetry", &self.telemetry)
             .finish()
     }
 }
@@ -265,7 +270,7 @@ impl EnvConfig {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut vars = Vec::new();
-        for name in VARS {
+        for name in VARS.into_iter().chain(telemetry::VARS) {
             match std::env::var(name) {
                 Ok(v) => vars.push((name, v)),
                 Err(std::env::VarError::NotPresent) => {}
@@ -438,8 +443,10 @@ impl EnvConfig {
             comma_list(take("MCP_AUTH_ASSERTION_AUDIENCE")),
         )?;
         let throttle = throttle::read(&mut take)?;
+        let telemetry = telemetry::read(&mut take)?;
         let config = Self {
             throttle,
+            telemetry,
             introspection,
             assertion,
             tool_scopes,

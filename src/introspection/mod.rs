@@ -86,6 +86,7 @@ pub use builder::{IntrospectionError, IntrospectionOptions, IntrospectionVerifie
 pub use client_auth::{ClientAuth, SigningKey};
 
 use crate::{
+    audit::metrics,
     cache::{Busy, Current, Deadline, Flights, TtlCache},
     fetch::{self, FetchError, Limits},
     identity::AuthInfo,
@@ -241,12 +242,13 @@ impl Inner {
     /// One flight: asks the endpoint about `token`, caches what it says, and answers.
     async fn introspect(self: Arc<Self>, tag: SecretTag, token: String) -> Answer {
         // A flight that ended a moment ago may have answered already.
-        if let Some(answer) = self.cache.get(&tag, Outcome::verdict) {
+        if let Some(answer) = self.cache.recheck(&tag, Outcome::verdict) {
             return answer;
         }
         let body = match self.call(&token).await {
             Ok(body) => body,
             Err(why) => {
+                metrics::introspection_call("error");
                 tracing::error!(
                     endpoint = self.endpoint.as_str(),
                     error = %why,
@@ -259,6 +261,7 @@ impl Inner {
         let verdict = match answer::judge(&body, &self.rules, now_secs()) {
             Ok(verdict) => verdict,
             Err(why) => {
+                metrics::introspection_call("error");
                 tracing::error!(
                     endpoint = self.endpoint.as_str(),
                     error = why.0,
@@ -270,6 +273,7 @@ impl Inner {
         let now = SystemTime::now();
         match verdict {
             answer::Verdict::Active(info, exp) => {
+                metrics::introspection_call("active");
                 let until = (UNIX_EPOCH + Duration::from_secs(exp)).min(now + self.options.max_age);
                 let bytes = estimate_bytes(&info);
                 self.cache.insert(
@@ -281,6 +285,7 @@ impl Inner {
                 Ok(info)
             }
             answer::Verdict::Refused(reason) => {
+                metrics::introspection_call("inactive");
                 let until = Deadline::at(now + self.options.inactive_ttl);
                 self.cache
                     .insert(tag, Outcome::Refused(reason), until, REFUSED_ENTRY_BYTES);

@@ -10,7 +10,7 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{Method, Request, Response, StatusCode, request::Parts};
+use http::{Extensions, HeaderMap, Method, Request, Response, StatusCode, request::Parts};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use serde_json::value::RawValue;
@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     admission::{Admission, presented_scheme},
+    audit::{Decision, Layer as Audited, Start},
     identity::AuthInfo,
     refusal::{
         self, ResponseBody, ResponseFuture, connection,
@@ -122,7 +123,11 @@ pub struct McpScope<S> {
 
 impl Shared {
     /// Checks every operation; on refusal, the challenge names every scope all of them need.
-    fn authorize(&self, ops: &[Operation], info: &AuthInfo) -> Result<(), Rejection> {
+    fn authorize<'o>(
+        &self,
+        ops: &'o [Operation],
+        info: &AuthInfo,
+    ) -> Result<(), (Rejection, &'o Operation)> {
         let mut refused = None;
         for op in ops {
             if !self
@@ -141,9 +146,11 @@ impl Shared {
             .iter()
             .flat_map(|op| self.scopes.requirements(op))
             .flat_map(|r| r.challenge_scopes().iter());
-        Err(self
-            .admission
-            .insufficient(required, info, Some(&self.known)))
+        Err((
+            self.admission
+                .insufficient(required, info, Some(&self.known)),
+            op,
+        ))
     }
 
     fn refuse<B>(
@@ -155,6 +162,34 @@ impl Shared {
             .refuse(rejection, info.map(presented_scheme), false)
     }
 }
+
+/// Records this layer's refusal `res` of a request (its `headers` and `extensions`), for
+/// `reason`, of the operation `op` if known.
+fn record<B>(
+    start: Start,
+    res: &Response<B>,
+    reason: &'static str,
+    op: Option<&Operation>,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) {
+    if !start.recording() {
+        return;
+    }
+    let info = extensions.get::<AuthInfo>();
+    let mut decision = Decision::refused(Audited::McpScopes, res.status(), reason)
+        .scheme(info.map(presented_scheme))
+        .info(info);
+    if let Some(op) = op {
+        decision = decision.operation(op.method(), op.name());
+    }
+    decision.record(start, headers, extensions);
+}
+
+/// The reason code of a request whose MCP operation cannot be read.
+const INVALID_MCP_REQUEST: &str = "invalid_mcp_request";
+/// The reason code of a request whose body is larger than the limit.
+const BODY_TOO_LARGE: &str = "body_too_large";
 
 fn operation_error<B>(e: &OperationError, id: Option<&RawValue>) -> Response<ResponseBody<B>> {
     tracing::debug!(reason = %e, "refused: MCP operation unreadable");
@@ -191,15 +226,25 @@ where
         if req.method() != Method::POST || shared.empty {
             return ResponseFuture::inner(self.inner.call(req));
         }
-        // A refusal before the body is read leaves it unread.
-        let unread = |res| connection::close_if_body_unread(res, req.version(), req.headers());
+        let start = Start::now();
+        // A refusal before the body is read leaves it unread, and is recorded.
+        let refuse = |res, reason, op: Option<&Operation>| {
+            let res = connection::close_if_body_unread(res, req.version(), req.headers());
+            record(start, &res, reason, op, req.headers(), req.extensions());
+            ResponseFuture::refused(res)
+        };
         let Some(info) = req.extensions().get::<AuthInfo>() else {
             // Not behind the auth layer: fail closed.
-            return ResponseFuture::refused(unread(shared.refuse(&Rejection::NoCredentials, None)));
+            let rejection = Rejection::NoCredentials;
+            return refuse(
+                shared.refuse(&rejection, None),
+                rejection.reason_code(),
+                None,
+            );
         };
         let header = match operation::read_headers(req.headers()) {
             Ok(header) => header,
-            Err(e) => return ResponseFuture::refused(unread(operation_error(&e, None))),
+            Err(e) => return refuse(operation_error(&e, None), INVALID_MCP_REQUEST, None),
         };
         if let Some(h) = &header
             && h.validated_by_server
@@ -213,18 +258,24 @@ where
             // their name is read from the body below.
             if h.operation.name().is_none() && operation::name_in_header(h.operation.method()) {
                 let e = OperationError::MissingName(h.operation.method().to_owned());
-                return ResponseFuture::refused(unread(operation_error(&e, None)));
+                return refuse(
+                    operation_error(&e, None),
+                    INVALID_MCP_REQUEST,
+                    Some(&h.operation),
+                );
             }
             return match shared.authorize(std::slice::from_ref(&h.operation), info) {
                 Ok(()) => ResponseFuture::inner(self.inner.call(req)),
-                Err(rejection) => {
-                    ResponseFuture::refused(unread(shared.refuse(&rejection, Some(info))))
-                }
+                Err((rejection, op)) => refuse(
+                    shared.refuse(&rejection, Some(info)),
+                    rejection.reason_code(),
+                    Some(op),
+                ),
             };
         }
         let announced = req.body().size_hint().lower();
         if announced > shared.max_body_bytes as u64 {
-            return ResponseFuture::refused(unread(too_large(shared.max_body_bytes)));
+            return refuse(too_large(shared.max_body_bytes), BODY_TOO_LARGE, None);
         }
         let (parts, body) = req.into_parts();
         // Take the service that was driven to readiness; leave a clone in its place.
@@ -239,6 +290,7 @@ where
                 header: header.map(|h| h.operation),
                 inner,
                 shared: self.shared.clone(),
+                start,
             })),
         })
     }
@@ -251,12 +303,16 @@ struct Reading<S> {
     header: Option<Operation>,
     inner: S,
     shared: Arc<Shared>,
+    start: Start,
 }
 
 impl<S> Reading<S> {
-    /// A refusal sent before the body was read to its end.
-    fn unread<B>(&self, res: Response<B>) -> Response<B> {
-        connection::close_if_body_unread(res, self.parts.version, &self.parts.headers)
+    /// A refusal sent before the body was read to its end, for `reason`; recorded.
+    fn unread<B>(&self, res: Response<B>, reason: &'static str) -> Response<B> {
+        let res = connection::close_if_body_unread(res, self.parts.version, &self.parts.headers);
+        let (headers, extensions) = (&self.parts.headers, &self.parts.extensions);
+        record(self.start, &res, reason, None, headers, extensions);
+        res
     }
 
     /// Decides on the complete body: refuse, or hand the same bytes on.
@@ -271,9 +327,10 @@ impl<S> Reading<S> {
             header,
             mut inner,
             shared,
+            start,
         } = self;
         let bytes = buf.freeze();
-        match shared.decide(&bytes, header.as_ref(), &parts) {
+        match shared.decide(&bytes, header.as_ref(), &parts, start) {
             None => Outcome::Call(inner.call(Request::from_parts(parts, ReqBody::from(bytes)))),
             Some(response) => Outcome::Refuse(response),
         }
@@ -287,22 +344,30 @@ impl Shared {
         body: &[u8],
         header: Option<&Operation>,
         parts: &Parts,
+        start: Start,
     ) -> Option<Response<ResponseBody<B>>> {
+        let refuse = |res, reason, op| {
+            record(start, &res, reason, op, &parts.headers, &parts.extensions);
+            Some(res)
+        };
         let ops = match operation::from_body(body) {
             Ok(ops) => ops,
-            Err(e) => return Some(operation_error(&e, None)),
+            Err(e) => return refuse(operation_error(&e, None), INVALID_MCP_REQUEST, None),
         };
         if let Some(header) = header
             && let Err(e) = operation::check_match(header, &ops)
         {
-            return Some(operation_error(&e, ops.id()));
+            return refuse(operation_error(&e, ops.id()), INVALID_MCP_REQUEST, None);
         }
         let info = parts.extensions.get::<AuthInfo>();
-        let verdict = match info {
-            None => Err(Rejection::NoCredentials),
-            Some(info) => self.authorize(ops.operations(), info),
+        let (rejection, op) = match info {
+            None => (Rejection::NoCredentials, None),
+            Some(info) => match self.authorize(ops.operations(), info) {
+                Ok(()) => return None,
+                Err((rejection, op)) => (rejection, Some(op)),
+            },
         };
-        verdict.err().map(|rejection| self.refuse(&rejection, info))
+        refuse(self.refuse(&rejection, info), rejection.reason_code(), op)
     }
 }
 
@@ -342,7 +407,9 @@ where
                     use bytes::Buf as _;
                     let limit = r.shared.max_body_bytes;
                     if r.buf.len().saturating_add(data.remaining()) > limit {
-                        return Poll::Ready(Outcome::Refuse(r.unread(too_large(limit))));
+                        return Poll::Ready(Outcome::Refuse(
+                            r.unread(too_large(limit), BODY_TOO_LARGE),
+                        ));
                     }
                     while data.has_remaining() {
                         let chunk = data.chunk();
@@ -353,12 +420,13 @@ where
                 }
                 Some(Err(_)) => {
                     tracing::debug!("refused: the request body could not be read");
-                    return Poll::Ready(Outcome::Refuse(r.unread(refusal::json_rpc(
+                    let res = refusal::json_rpc(
                         StatusCode::BAD_REQUEST,
                         -32600,
                         "the request body could not be read",
                         None,
-                    ))));
+                    );
+                    return Poll::Ready(Outcome::Refuse(r.unread(res, INVALID_MCP_REQUEST)));
                 }
                 None => {
                     let r = this.reading.take().expect("checked above");

@@ -113,7 +113,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use self::allowed::Refusal;
-use crate::refusal::{ResponseBody, ResponseFuture, connection};
+use crate::{
+    audit::{self, Decision, Start},
+    refusal::{ResponseBody, ResponseFuture, connection},
+};
 
 /// The body of every refusal: a JSON-RPC error response without `id`.
 const REFUSAL_BODY: &[u8] =
@@ -219,6 +222,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let start = Start::now();
         let verdict = self.shared.allowed.admits(req.headers());
         match verdict {
             Ok(()) => {}
@@ -232,10 +236,21 @@ where
                 }
                 let response =
                     connection::close_if_body_unread(self.refusal(), req.version(), req.headers());
+                refused(start, &response, &req);
                 return ResponseFuture::refused(response);
             }
         }
         ResponseFuture::inner(self.inner.call(req))
+    }
+}
+
+/// Records the refusal `res` of `req`.
+#[cold]
+fn refused<B, R>(start: Start, res: &Response<B>, req: &Request<R>) {
+    if start.recording() {
+        Decision::refused(audit::Layer::Origin, res.status(), "origin")
+            .scheme(audit::presented(req.headers()))
+            .record(start, req.headers(), req.extensions());
     }
 }
 

@@ -98,7 +98,9 @@ where
         match state.project() {
             StateProj::Incrementing { inc, res } => {
                 // Whatever the store answers: it logs its own failures; the response goes out.
-                let _ = ready!(Pin::new(inc).poll(cx));
+                if ready!(Pin::new(inc).poll(cx)).is_err() {
+                    crate::audit::metrics::store_error();
+                }
                 Poll::Ready(Ok(res.take().expect("Counting polled after completion")))
             }
             StateProj::Inner { .. } => unreachable!("left above"),
@@ -121,6 +123,7 @@ pub(super) struct Pending<S, ReqBody, St> {
     pub(super) req: Request<ReqBody>,
     pub(super) inner: S,
     pub(super) count: Count<St>,
+    pub(super) start: crate::audit::Start,
 }
 
 impl<S, ReqBody, St: Store> Checking<S, ReqBody, St> {
@@ -150,14 +153,13 @@ where
             req,
             mut inner,
             count,
+            start,
         } = *this
             .pending
             .take()
             .expect("ResponseFuture polled after completion");
         Poll::Ready(match count.shared.blocked(found, &count.key) {
-            Some(retry_after) => {
-                Outcome::Refuse(crate::refusal::throttled::refusal(retry_after, &req))
-            }
+            Some(retry_after) => Outcome::Refuse(super::refusal(start, retry_after, &req)),
             None => Outcome::Call(Counting::count(inner.call(req), count)),
         })
     }

@@ -104,7 +104,6 @@ use std::{
     fmt,
     future::Future,
     mem,
-    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{
         Arc,
@@ -123,6 +122,7 @@ use self::{
     future::{Count, Pending},
 };
 use crate::{
+    audit::{self, Decision, Start},
     origin::is_metadata_read,
     refusal::{ResponseBody, ResponseFuture, grpc::is_grpc},
     store::{Counter, MemoryStore, Store, StoreError},
@@ -268,22 +268,10 @@ impl<S: fmt::Debug, St> fmt::Debug for ThrottleService<S, St> {
 /// Whether the warning about requests without a peer address was given.
 static WARNED_NO_PEER: AtomicBool = AtomicBool::new(false);
 
-/// The peer address the server put in the request: a `SocketAddr`, or axum's `ConnectInfo`.
-fn peer<B>(req: &Request<B>) -> Option<IpAddr> {
-    #[cfg(feature = "axum")]
-    if let Some(info) = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-    {
-        return Some(info.0.ip());
-    }
-    req.extensions().get::<SocketAddr>().map(SocketAddr::ip)
-}
-
 impl<St: Store> Shared<St> {
     /// The key `req` is counted under.
     fn key<B>(&self, req: &Request<B>) -> ClientKey {
-        match peer(req) {
+        match crate::peer::peer(req.extensions()) {
             Some(ip) => ClientKey::of(self.proxies.client_ip(ip, req.headers())),
             None => {
                 if !WARNED_NO_PEER.swap(true, Ordering::Relaxed) {
@@ -316,16 +304,30 @@ impl<St: Store> Shared<St> {
                 );
                 Some(c.resets_in)
             }
-            _ => None,
+            Ok(_) => None,
+            Err(_) => {
+                audit::metrics::store_error();
+                None
+            }
         }
     }
 }
 
-/// The `429` (out of line: the common path stays small).
+/// The `429` (out of line: the common path stays small), recorded.
 #[cold]
 #[inline(never)]
-fn refuse<F, B, P, A, R>(retry_after: Duration, req: &Request<R>) -> ResponseFuture<F, B, P, A> {
-    ResponseFuture::refused(crate::refusal::throttled::refusal(retry_after, req))
+pub(crate) fn refusal<B, R>(
+    start: Start,
+    retry_after: Duration,
+    req: &Request<R>,
+) -> Response<ResponseBody<B>> {
+    let res = crate::refusal::throttled::refusal(retry_after, req);
+    if start.recording() {
+        Decision::refused(audit::Layer::Throttle, res.status(), "throttled")
+            .scheme(audit::presented(req.headers()))
+            .record(start, req.headers(), req.extensions());
+    }
+    res
 }
 
 /// Whether the layer judges `req`: it carries credentials, and is neither a preflight nor a
@@ -354,6 +356,7 @@ where
         let Some(shared) = self.shared.as_ref().filter(|_| judged(&req)) else {
             return ResponseFuture::inner(Counting::pass(self.inner.call(req)));
         };
+        let start = Start::now();
         let key = shared.key(&req);
         let mut get = shared.store.get(key.as_bytes());
         // Only a gRPC call can have its credentials refused with a `200`.
@@ -366,7 +369,7 @@ where
         // A store in memory answers at once: decide now, without a prelude.
         match Pin::new(&mut get).poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(found) => match shared.blocked(found, &key) {
-                Some(retry_after) => refuse(retry_after, &req),
+                Some(retry_after) => ResponseFuture::refused(refusal(start, retry_after, &req)),
                 None => ResponseFuture::inner(Counting::count(self.inner.call(req), count(key))),
             },
             Poll::Pending => {
@@ -374,7 +377,13 @@ where
                 let clone = self.inner.clone();
                 let inner = mem::replace(&mut self.inner, clone);
                 let count = count(key);
-                ResponseFuture::prelude(Checking::new(get, Pending { req, inner, count }))
+                let pending = Pending {
+                    req,
+                    inner,
+                    count,
+                    start,
+                };
+                ResponseFuture::prelude(Checking::new(get, pending))
             }
         }
     }

@@ -186,6 +186,7 @@ impl RemoteKeys {
         }
         let started = Instant::now();
         let result = self.fetch().await;
+        crate::audit::metrics::jwks_fetch(result.is_ok());
         let now = Instant::now();
         let old = self.state.load_full();
         let url = self.uri.as_str();

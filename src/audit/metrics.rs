@@ -1,0 +1,142 @@
+//! The metrics: counters, a gauge and a histogram through the [`metrics`](https://docs.rs/metrics)
+//! facade (feature `metrics`), with Prometheus names.
+//!
+//! The library depends on the facade only: a program installs the exporter it wants (the
+//! examples and the gateway serve `/metrics` with `metrics-exporter-prometheus` on
+//! `MCP_AUTH_METRICS_LISTEN`). Without the `metrics` feature every function here is empty.
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `mcp_auth_decisions_total` | counter | `outcome`, `reason`, `scheme`, `layer` | every decision of every layer, as in the [audit events](super) (`reason` is `none` for `allowed`) |
+//! | `mcp_auth_verification_seconds` | histogram | | the auth layer's time from a request to its decision (reading the credentials, verifying them, checking scopes) |
+//! | `mcp_auth_throttled_total` | counter | | requests refused with `429` by the failed-auth throttle |
+//! | `mcp_auth_jwks_fetches_total` | counter | `result` (`ok`, `error`) | fetches of a JWKS |
+//! | `mcp_auth_token_cache_hits_total`, `mcp_auth_token_cache_misses_total` | counter | | lookups in the token caches (verified JWTs, introspection answers) |
+//! | `mcp_auth_token_cache_entries` | gauge | | entries in the token caches |
+//! | `mcp_auth_introspection_calls_total` | counter | `result` (`active`, `inactive`, `error`) | calls to the introspection endpoint |
+//! | `mcp_auth_store_errors_total` | counter | | store operations that failed or timed out (throttling then fails open) |
+//!
+//! ```
+//! use mcp_server_auth::audit::metrics;
+//! assert_eq!(metrics::DECISIONS_TOTAL, "mcp_auth_decisions_total");
+//! metrics::describe(); // HELP texts for the exporter; nothing without the `metrics` feature
+//! ```
+
+use std::time::Duration;
+
+/// Decisions by outcome, reason, scheme and layer.
+pub const DECISIONS_TOTAL: &str = "mcp_auth_decisions_total";
+/// The auth layer's verification latency, in seconds.
+pub const VERIFICATION_SECONDS: &str = "mcp_auth_verification_seconds";
+/// Requests refused by the failed-auth throttle.
+pub const THROTTLED_TOTAL: &str = "mcp_auth_throttled_total";
+/// JWKS fetches by result.
+pub const JWKS_FETCHES_TOTAL: &str = "mcp_auth_jwks_fetches_total";
+/// Token cache hits.
+pub const TOKEN_CACHE_HITS_TOTAL: &str = "mcp_auth_token_cache_hits_total";
+/// Token cache misses.
+pub const TOKEN_CACHE_MISSES_TOTAL: &str = "mcp_auth_token_cache_misses_total";
+/// Token cache entries.
+pub const TOKEN_CACHE_ENTRIES: &str = "mcp_auth_token_cache_entries";
+/// Introspection calls by result.
+pub const INTROSPECTION_CALLS_TOTAL: &str = "mcp_auth_introspection_calls_total";
+/// Failed store operations.
+pub const STORE_ERRORS_TOTAL: &str = "mcp_auth_store_errors_total";
+
+/// Whether the metrics are compiled in.
+pub(crate) const ON: bool = cfg!(feature = "metrics");
+
+/// Registers the description and unit of every metric with the installed recorder (for the
+/// `# HELP` lines of a Prometheus scrape). Call it once after installing the recorder.
+pub fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+        describe_counter!(
+            DECISIONS_TOTAL,
+            "Authentication and authorization decisions"
+        );
+        describe_histogram!(
+            VERIFICATION_SECONDS,
+            Unit::Seconds,
+            "Time from a request to the auth layer's decision"
+        );
+        describe_counter!(THROTTLED_TOTAL, "Requests refused after too many failures");
+        describe_counter!(JWKS_FETCHES_TOTAL, "JWKS fetches");
+        describe_counter!(TOKEN_CACHE_HITS_TOTAL, "Token cache hits");
+        describe_counter!(TOKEN_CACHE_MISSES_TOTAL, "Token cache misses");
+        describe_gauge!(TOKEN_CACHE_ENTRIES, "Entries in the token caches");
+        describe_counter!(INTROSPECTION_CALLS_TOTAL, "Token introspection calls");
+        describe_counter!(STORE_ERRORS_TOTAL, "Failed store operations");
+    }
+}
+
+/// A decision (from [`super::Decision::record`]).
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+#[inline]
+pub(crate) fn decision(
+    layer: super::Layer,
+    outcome: super::Outcome,
+    reason: Option<&'static str>,
+    scheme: Option<crate::credentials::Scheme>,
+    latency: Duration,
+) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!(
+            DECISIONS_TOTAL,
+            "outcome" => outcome.as_str(),
+            "reason" => reason.unwrap_or("none"),
+            "scheme" => super::scheme_name(scheme),
+            "layer" => layer.as_str(),
+        )
+        .increment(1);
+        if outcome == super::Outcome::Throttled {
+            metrics::counter!(THROTTLED_TOTAL).increment(1);
+        }
+        if layer == super::Layer::Auth {
+            metrics::histogram!(VERIFICATION_SECONDS).record(latency.as_secs_f64());
+        }
+    }
+}
+
+/// A JWKS fetch.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn jwks_fetch(ok: bool) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(JWKS_FETCHES_TOTAL, "result" => if ok { "ok" } else { "error" }).increment(1);
+}
+
+/// A token cache lookup.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+#[inline]
+pub(crate) fn cache_lookup(hit: bool) {
+    #[cfg(feature = "metrics")]
+    if hit {
+        metrics::counter!(TOKEN_CACHE_HITS_TOTAL).increment(1);
+    } else {
+        metrics::counter!(TOKEN_CACHE_MISSES_TOTAL).increment(1);
+    }
+}
+
+/// Entries added to (positive) or dropped from (negative) a token cache.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn cache_entries(delta: isize) {
+    #[cfg(feature = "metrics")]
+    if delta != 0 {
+        metrics::gauge!(TOKEN_CACHE_ENTRIES).increment(delta as f64);
+    }
+}
+
+/// A call to the introspection endpoint: `active`, `inactive` or `error`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn introspection_call(result: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(INTROSPECTION_CALLS_TOTAL, "result" => result).increment(1);
+}
+
+/// A store operation that failed or timed out.
+pub(crate) fn store_error() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(STORE_ERRORS_TOTAL).increment(1);
+}
