@@ -23,6 +23,7 @@
 //! | one message per line, bounded | [`framing`] |
 //! | the child process: no shell, no credentials, its own process group | [`child`] |
 //! | `proxy`: the stack in front of an HTTP upstream, streamed both ways | [`proxy`] |
+//! | the log, the audit trail (`MCP_AUTH_AUDIT_LOG`) and metrics (`MCP_AUTH_METRICS_LISTEN`) | [`telemetry`] |
 //!
 //! ```no_run
 //! use clap::Parser;
@@ -50,4 +51,5 @@ pub mod pool;
 pub mod proxy;
 pub mod session;
 pub mod stateless;
+pub mod telemetry;
 pub mod wrap;
