@@ -9,7 +9,9 @@
 //! Configuration, all optional (see `mcp_server_auth::config`): `MCP_AUTH_LISTEN` (default
 //! `127.0.0.1:8080`), `MCP_AUTH_RESOURCE_URL` (the public URL of `/mcp`),
 //! `MCP_AUTH_BEARER_TOKEN`, `MCP_AUTH_BEARER_TOKENS` (`name:token,...`),
-//! `MCP_AUTH_BEARER_TOKEN_SCOPES` (`name=scope scope,...`), `MCP_AUTH_USER` +
+//! `MCP_AUTH_BEARER_TOKEN_SCOPES` (`name=scope scope,...`), or instead of these three
+//! `MCP_AUTH_BEARER_TOKENS_FILE` (a file of `name:token [scope ...]` lines, reloaded when it
+//! changes and on `SIGHUP`), `MCP_AUTH_USER` +
 //! `MCP_AUTH_PASSWORD` (HTTP Basic) with `MCP_AUTH_USER_SCOPES`, `MCP_AUTH_REALM`, `MCP_AUTH_ISSUER_URL` /
 //! `MCP_AUTH_JWKS_URL` (JWT mode, with the other `MCP_AUTH_*` JWT variables),
 //! `MCP_AUTH_TOOL_SCOPES` (per-tool scopes; in JWT mode the default is
@@ -160,9 +162,34 @@ pub async fn app(config: &EnvConfig) -> Result<(Router, CancellationToken), Conf
     Ok((router.layer(auth).layer(throttle).layer(origin), shutdown))
 }
 
+/// Reloads the token file of `MCP_AUTH_BEARER_TOKENS_FILE` on every `SIGHUP` (`kill -HUP`),
+/// besides the watcher that follows its changes. Its own signal loop: other uses of `SIGHUP`
+/// (reopening a log) install theirs, and each gets every signal.
+#[cfg(unix)]
+pub fn reload_tokens_on_hangup(config: &EnvConfig) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some(tokens) = config.bearer_tokens_file().cloned() else {
+        return Ok(());
+    };
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            // A small file read. Logs the outcome itself; a file that fails to parse keeps the
+            // tokens in use.
+            let _ = tokens.reload();
+        }
+    });
+    Ok(())
+}
+
 #[allow(dead_code)] // Tests include this file as a module and call `app`.
 #[tokio::main]
 async fn main() {
+    // Warnings and errors (a token file that fails to reload) to stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
     let mut config = EnvConfig::from_env().unwrap_or_else(|e| {
         eprintln!("configuration error: {e}");
         std::process::exit(2);
@@ -172,6 +199,10 @@ async fn main() {
     if config.has_credentials() {
         // Configured secrets are never printed: only their names.
         let mut names: Vec<String> = config.bearer_token_names().map(str::to_owned).collect();
+        if let Some(file) = config.bearer_tokens_file() {
+            let path = file.path().unwrap_or(std::path::Path::new("")).display();
+            names.push(format!("the {} tokens of {path}", file.len()));
+        }
         names.extend(config.basic_user().map(str::to_owned));
         // `EnvConfig` refuses an issuer URL with user information (`user:password@`).
         names.extend(config.issuer().map(|iss| format!("JWTs from {iss}")));
@@ -200,6 +231,10 @@ async fn main() {
         eprintln!("configuration error: {e}");
         std::process::exit(2);
     });
+    #[cfg(unix)]
+    if let Err(e) = reload_tokens_on_hangup(&config) {
+        eprintln!("cannot listen for SIGHUP ({e}); the token file is still watched");
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen())
         .await
