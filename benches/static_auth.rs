@@ -11,6 +11,9 @@
 //! - `baseline/no_auth`: the inner service alone, with the same request clone;
 //! - `bearer/{1,1000}_tokens/{accepted,rejected}`: tokens are 43-character base64url encodings
 //!   of distinct pseudo-random 32-byte values; the rejected token has the same length;
+//! - `bearer/1_token/{accepted,rejected}/reloadable`: the same token in a
+//!   [`ReloadableBearer`](mcp_server_auth::reload::ReloadableBearer) (the set a
+//!   `ReloadHandle` swaps, as `MCP_AUTH_BEARER_TOKENS_FILE` builds it);
 //! - `basic/{accepted,rejected}`: one user; the rejected password has the same length;
 //! - `bearer/1_token/accepted/peer`: as `bearer/1_token/accepted`, with the peer address in the
 //!   request extensions (axum's `ConnectInfo`, as the example server has it; cloning it costs
@@ -55,7 +58,8 @@ use base64::{
 use criterion::Criterion;
 use http::{Request, Response, StatusCode, header::AUTHORIZATION};
 use mcp_server_auth::{
-    AuthInfo, AuthLayer, Verifier, basic::BasicAuth, bearer::StaticBearer, throttle::ThrottleLayer,
+    AuthInfo, AuthLayer, Verifier, basic::BasicAuth, bearer::StaticBearer, reload::ReloadHandle,
+    throttle::ThrottleLayer,
 };
 use tower::{Layer, service_fn};
 
@@ -234,6 +238,7 @@ fn build_cases() -> Vec<Case> {
 
     cases.push(Case::baseline(&format!("Bearer {one_good}")));
 
+    let reloadable = AuthLayer::new(ReloadHandle::new(one.clone()).verifier());
     let layer = AuthLayer::new(one);
     throttle_cases(&mut cases, &layer, &one_good, &one_wrong);
     cases.push(Case::layered(
@@ -245,6 +250,19 @@ fn build_cases() -> Vec<Case> {
     cases.push(Case::layered(
         "bearer/1_token/rejected",
         &layer,
+        &format!("Bearer {one_wrong}"),
+        StatusCode::UNAUTHORIZED,
+    ));
+
+    cases.push(Case::layered(
+        "bearer/1_token/accepted/reloadable",
+        &reloadable,
+        &format!("Bearer {one_good}"),
+        StatusCode::OK,
+    ));
+    cases.push(Case::layered(
+        "bearer/1_token/rejected/reloadable",
+        &reloadable,
         &format!("Bearer {one_wrong}"),
         StatusCode::UNAUTHORIZED,
     ));
@@ -397,6 +415,17 @@ fn print_table(
         );
     }
     for outcome in ["accepted", "rejected"] {
+        if let (Some(plain), Some(reloadable)) = (
+            find(&format!("bearer/1_token/{outcome}")),
+            find(&format!("bearer/1_token/{outcome}/reloadable")),
+        ) {
+            println!(
+                "reloadable: bearer {outcome} with a reloadable set vs a plain one: {:+.1} ns \
+                 ({:.2}x)",
+                reloadable - plain,
+                reloadable / plain
+            );
+        }
         if let (Some(a), Some(b)) = (
             find(&format!("bearer/1_token/{outcome}")),
             find(&format!("bearer/1000_tokens/{outcome}")),

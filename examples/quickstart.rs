@@ -9,7 +9,9 @@
 //! Configuration, all optional (see `mcp_server_auth::config`): `MCP_AUTH_LISTEN` (default
 //! `127.0.0.1:8080`), `MCP_AUTH_RESOURCE_URL` (the public URL of `/mcp`),
 //! `MCP_AUTH_BEARER_TOKEN`, `MCP_AUTH_BEARER_TOKENS` (`name:token,...`),
-//! `MCP_AUTH_BEARER_TOKEN_SCOPES` (`name=scope scope,...`), `MCP_AUTH_USER` +
+//! `MCP_AUTH_BEARER_TOKEN_SCOPES` (`name=scope scope,...`), or instead of these three
+//! `MCP_AUTH_BEARER_TOKENS_FILE` (a file of `name:token [scope ...]` lines, reloaded when it
+//! changes and on `SIGHUP`), `MCP_AUTH_USER` +
 //! `MCP_AUTH_PASSWORD` (HTTP Basic) with `MCP_AUTH_USER_SCOPES`, `MCP_AUTH_REALM`, `MCP_AUTH_ISSUER_URL` /
 //! `MCP_AUTH_JWKS_URL` (JWT mode, with the other `MCP_AUTH_*` JWT variables),
 //! `MCP_AUTH_TOOL_SCOPES` (per-tool scopes; in JWT mode the default is
@@ -185,13 +187,26 @@ where
 /// What `MCP_AUTH_AUDIT_LOG` and `MCP_AUTH_METRICS_LISTEN` ask for: the audit log (its file
 /// reopened on `SIGHUP`) and the Prometheus endpoint. Call it once, in the tokio runtime.
 pub fn telemetry(config: &EnvConfig) -> Result<(), String> {
-    if let Some(destination) = config.audit_log() {
-        let log = AuditLog::open(destination).map_err(|e| e.to_string())?;
-        log.reopen_on_sighup()
-            .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
-        let subscriber = tracing_subscriber::registry().with(audit_layer(move || log.writer()));
-        tracing::subscriber::set_global_default(subscriber).map_err(|e| e.to_string())?;
-    }
+    // Warnings and errors (a token file that fails to reload, Redis down) to stderr; the
+    // audit events only to their own destination.
+    let log = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
+            Targets::new()
+                .with_default(tracing::Level::INFO)
+                .with_target(audit::TARGET, tracing::level_filters::LevelFilter::OFF),
+        );
+    let audit = match config.audit_log() {
+        Some(destination) => {
+            let log = AuditLog::open(destination).map_err(|e| e.to_string())?;
+            log.reopen_on_sighup()
+                .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+            Some(audit_layer(move || log.writer()))
+        }
+        None => None,
+    };
+    let subscriber = tracing_subscriber::registry().with(log).with(audit);
+    tracing::subscriber::set_global_default(subscriber).map_err(|e| e.to_string())?;
     if let Some(listen) = config.metrics_listen() {
         use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
         PrometheusBuilder::new()
@@ -204,6 +219,26 @@ pub fn telemetry(config: &EnvConfig) -> Result<(), String> {
             .map_err(|e| format!("metrics on {listen}: {e}"))?;
         audit::metrics::describe();
     }
+    Ok(())
+}
+
+/// Reloads the token file of `MCP_AUTH_BEARER_TOKENS_FILE` on every `SIGHUP` (`kill -HUP`),
+/// besides the watcher that follows its changes. Its own signal loop: other uses of `SIGHUP`
+/// (reopening a log) install theirs, and each gets every signal.
+#[cfg(unix)]
+pub fn reload_tokens_on_hangup(config: &EnvConfig) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some(tokens) = config.bearer_tokens_file().cloned() else {
+        return Ok(());
+    };
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            // A small file read. Logs the outcome itself; a file that fails to parse keeps the
+            // tokens in use.
+            let _ = tokens.reload();
+        }
+    });
     Ok(())
 }
 
@@ -223,6 +258,10 @@ pub async fn main() {
     if config.has_credentials() {
         // Configured secrets are never printed: only their names.
         let mut names: Vec<String> = config.bearer_token_names().map(str::to_owned).collect();
+        if let Some(file) = config.bearer_tokens_file() {
+            let path = file.path().unwrap_or(std::path::Path::new("")).display();
+            names.push(format!("the {} tokens of {path}", file.len()));
+        }
         names.extend(config.basic_user().map(str::to_owned));
         // `EnvConfig` refuses an issuer URL with user information (`user:password@`).
         names.extend(config.issuer().map(|iss| format!("JWTs from {iss}")));
@@ -251,6 +290,10 @@ pub async fn main() {
         eprintln!("configuration error: {e}");
         std::process::exit(2);
     });
+    #[cfg(unix)]
+    if let Err(e) = reload_tokens_on_hangup(&config) {
+        eprintln!("cannot listen for SIGHUP ({e}); the token file is still watched");
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen())
         .await

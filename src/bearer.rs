@@ -139,6 +139,40 @@ impl Verifier for StaticBearer {
     }
 }
 
+/// What is wrong with the token `token` named `name`, if anything (as [`StaticBearerBuilder::build`]
+/// would report it, before duplicates).
+pub(crate) fn check_token(name: &str, token: &[u8]) -> Result<(), StaticTokenError> {
+    if name.is_empty() || name.chars().any(char::is_control) {
+        Err(StaticTokenError::InvalidName)
+    } else if token.is_empty() {
+        Err(StaticTokenError::Empty {
+            name: name.to_owned(),
+        })
+    } else if !std::str::from_utf8(token).is_ok_and(is_b64token) {
+        Err(StaticTokenError::InvalidCharacters {
+            name: name.to_owned(),
+        })
+    } else if token.len() < MIN_TOKEN_BYTES {
+        Err(StaticTokenError::TooShort {
+            name: name.to_owned(),
+            len: token.len(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Splits one entry of a token list (`MCP_AUTH_BEARER_TOKENS`, a line of a token file) into its
+/// name and what follows the name: `name:token`, or a bare `token` named `token-<position>`.
+/// `None` when the name or the rest is empty. Both are trimmed; nothing else is checked.
+pub(crate) fn parse_entry(entry: &str, position: usize) -> Option<(String, &str)> {
+    let (name, token) = match entry.split_once(':') {
+        Some((n, t)) => (n.trim().to_owned(), t.trim()),
+        None => (format!("token-{position}"), entry.trim()),
+    };
+    (!name.is_empty() && !token.is_empty()).then_some((name, token))
+}
+
 /// Builds a [`StaticBearer`]. Errors are reported by [`build`](Self::build).
 #[derive(Default)]
 pub struct StaticBearerBuilder {
@@ -171,20 +205,7 @@ impl StaticBearerBuilder {
     ) -> Self {
         let name = name.into();
         let token = token.as_ref();
-        let check = if name.is_empty() || name.chars().any(char::is_control) {
-            Err(StaticTokenError::InvalidName)
-        } else if token.is_empty() {
-            Err(StaticTokenError::Empty { name: name.clone() })
-        } else if !std::str::from_utf8(token).is_ok_and(is_b64token) {
-            Err(StaticTokenError::InvalidCharacters { name: name.clone() })
-        } else if token.len() < MIN_TOKEN_BYTES {
-            Err(StaticTokenError::TooShort {
-                name: name.clone(),
-                len: token.len(),
-            })
-        } else {
-            Ok(())
-        };
+        let check = check_token(&name, token);
         let tag = self.key.get_or_insert_with(TagKey::random).tag(token);
         self.entries.push((name, tag, check, scopes));
         self

@@ -9,7 +9,7 @@
 //! | failed-authentication throttling (`429` once a client has failed too often; before its credentials are checked) and the store its counts live in (memory, or Redis with the `redis` feature) | [`throttle`], [`store`] |
 //! | the auth layer tying the steps below together | [`auth`] |
 //! | credentials in (`Authorization`: `Bearer`, `Basic`, `DPoP`, other schemes) | [`credentials`] |
-//! | verifier, given a view of the whole request (static bearer, Basic, JWT, an opaque token the authorization server vouches for, an identity-aware proxy's assertion, your own) | [`verifier`], [`bearer`], [`basic`], [`jwt`], `introspection` (RFC 7662, with the `introspection` feature; their outbound HTTP: `fetch`; their caches: `cache`, keyed digests with TTL, bounds and single flight), [`assertion`] |
+//! | verifier, given a view of the whole request (static bearer, Basic, JWT, an opaque token the authorization server vouches for, an identity-aware proxy's assertion, your own) | [`verifier`], [`bearer`] (with [`reload`], its tokens swapped at run time, from a watched file), [`basic`], [`jwt`], `introspection` (RFC 7662, with the `introspection` feature; their outbound HTTP: `fetch`; their caches: `cache`, keyed digests with TTL, bounds and single flight), [`assertion`] |
 //! | identity handed to handlers and tools | [`identity`] (and the `axum`, `rmcp` and `tonic` modules, with their features) |
 //! | scope policy: required scopes, hierarchies, per-route and per-MCP-operation scopes | [`scope`], [`mcp`] (and the private `admission`, shared by the scope layers) |
 //! | why a request is refused, in one vocabulary | [`rejection`] |
@@ -90,6 +90,7 @@ pub mod origin;
 mod peer;
 pub mod refusal;
 pub mod rejection;
+pub mod reload;
 pub mod resource;
 pub mod scope;
 mod secret;

@@ -15,7 +15,8 @@
 //! Static bearer and Basic requests go over a real socket (reqwest, and raw TCP for bytes no
 //! client sends); so do JWT and MCP requests. Passwords in URLs (configured, or sent back by an
 //! authorization server on 127.0.0.1): `no_secret_leaks/urls.rs`. Failed-auth throttling and
-//! its Redis store: `no_secret_leaks/throttle.rs`.
+//! its Redis store: `no_secret_leaks/throttle.rs`. The token file's errors and reload log:
+//! `no_secret_leaks/token_file.rs`.
 #![cfg(all(
     feature = "remote-jwks",
     any(feature = "aws-lc-rs", feature = "rust-crypto")
@@ -27,6 +28,9 @@ mod common;
 mod introspection_server;
 #[path = "no_secret_leaks/throttle.rs"]
 mod throttle;
+#[cfg(unix)]
+#[path = "no_secret_leaks/token_file.rs"]
+mod token_file;
 #[path = "no_secret_leaks/urls.rs"]
 mod urls;
 

@@ -168,6 +168,28 @@ pub fn ensure_credentials(
     Ok(Some(token))
 }
 
+/// Reloads the token file of `MCP_AUTH_BEARER_TOKENS_FILE` on every `SIGHUP`, besides the
+/// watcher that follows its changes. Its own signal loop: another use of `SIGHUP` (reopening a
+/// log) installs its own, and each gets every signal. Without a token file, installs nothing
+/// (and `SIGHUP` keeps its default action).
+pub fn reload_tokens_on_hangup(config: &EnvConfig) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some(tokens) = config.bearer_tokens_file().cloned() else {
+        return;
+    };
+    match signal(SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    // A small file read; the outcome is logged, a broken file keeps the tokens.
+                    let _ = tokens.reload();
+                }
+            });
+        }
+        Err(e) => tracing::warn!("cannot listen for SIGHUP ({e}); the token file is still watched"),
+    }
+}
+
 /// Prints what a user needs to connect: the URL, and with a generated token the token and a
 /// client configuration. Configured secrets are never printed, only their names.
 pub fn print_connection_help(config: &EnvConfig, generated: Option<&str>) {
@@ -175,6 +197,10 @@ pub fn print_connection_help(config: &EnvConfig, generated: Option<&str>) {
     println!("mcp-auth-gateway: MCP endpoint at {url}");
     let Some(token) = generated else {
         let mut names: Vec<String> = config.bearer_token_names().map(str::to_owned).collect();
+        if let Some(file) = config.bearer_tokens_file() {
+            let path = file.path().unwrap_or(std::path::Path::new("")).display();
+            names.push(format!("the {} tokens of {path}", file.len()));
+        }
         names.extend(config.basic_user().map(str::to_owned));
         names.extend(config.issuer().map(|iss| format!("JWTs from {iss}")));
         if config.introspection_enabled() {

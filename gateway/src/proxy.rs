@@ -296,6 +296,7 @@ pub async fn serve(args: ProxyArgs, shutdown: CancellationToken) -> Result<(), S
         config,
         generated,
     } = wrap::bind(args.listen, &args.path).await?;
+    auth::reload_tokens_on_hangup(&config);
     let upstream = match config.assertion_verifier() {
         Some(assertion) => upstream.never_forward(assertion.header().clone()),
         None => upstream,

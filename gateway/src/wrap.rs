@@ -203,6 +203,7 @@ pub async fn serve(args: WrapArgs, shutdown: CancellationToken) -> Result<(), St
         config,
         generated,
     } = bind(args.listen, &args.path).await?;
+    auth::reload_tokens_on_hangup(&config);
 
     let sessions = Sessions::new(PoolConfig {
         command,

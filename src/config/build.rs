@@ -11,6 +11,7 @@ use crate::{
     bearer::StaticBearer,
     jwt::{Issuer, JwtVerifier},
     metadata::ProtectedResourceMetadata,
+    reload::{DEFAULT_WATCH_INTERVAL, ReloadHandle, ReloadableBearer},
     verifier::{AuthRequest, Or, Schemes, Verdict, Verifier, VerifierExt},
 };
 
@@ -143,8 +144,10 @@ impl EnvConfig {
         self.tokens.push((name.into(), token.into()));
     }
 
-    /// The static-token verifier, if any token is configured. Each token grants the scopes
-    /// `MCP_AUTH_BEARER_TOKEN_SCOPES` gives its name, and none without an entry.
+    /// The static-token verifier of the variables, if any token is configured. Each token
+    /// grants the scopes `MCP_AUTH_BEARER_TOKEN_SCOPES` gives its name, and none without an
+    /// entry. The tokens of `MCP_AUTH_BEARER_TOKENS_FILE` are not in it: see
+    /// [`bearer_tokens_file`](Self::bearer_tokens_file).
     pub fn static_bearer(&self) -> Result<Option<StaticBearer>, ConfigError> {
         if self.tokens.is_empty() {
             return Ok(None);
@@ -173,7 +176,8 @@ impl EnvConfig {
     }
 
     /// A verifier accepting every configured token, user, (in JWT mode) JWT, (in introspection
-    /// mode) opaque token and proxy assertion: static tokens are tried first (a miss costs tens
+    /// mode) opaque token and proxy assertion: static tokens (those of the token file as the
+    /// file says now: this starts its watcher) are tried first (a miss costs tens
     /// of nanoseconds), then the JWT or introspection verifier.
     pub async fn verifier(&self) -> Result<EnvVerifier, ConfigError> {
         let tokens = match &self.introspection {
@@ -187,7 +191,8 @@ impl EnvConfig {
                 ));
             }
         };
-        let bearer = VerifierExt::or(self.static_bearer()?, tokens);
+        let file = self.token_file.as_ref().map(FileTokens::new);
+        let bearer = VerifierExt::or(VerifierExt::or(self.static_bearer()?, file), tokens);
         let credentials = VerifierExt::or(bearer, self.basic_auth()?);
         Ok(EnvVerifier(credentials.or(self.assertion.clone())))
     }
@@ -254,7 +259,35 @@ impl Verifier for EnvTokens {
     }
 }
 
-type EnvBearer = Or<Option<StaticBearer>, EnvTokens>;
+/// The tokens of `MCP_AUTH_BEARER_TOKENS_FILE`, with their handle: the file is watched for as
+/// long as a verifier built from the configuration is in use.
+#[derive(Debug, Clone)]
+struct FileTokens {
+    verifier: ReloadableBearer,
+    /// Held, not read: the watcher runs while a handle lives.
+    _watched: ReloadHandle,
+}
+
+impl FileTokens {
+    fn new(handle: &ReloadHandle) -> Self {
+        handle.watch(DEFAULT_WATCH_INTERVAL);
+        Self {
+            verifier: handle.verifier(),
+            _watched: handle.clone(),
+        }
+    }
+}
+
+impl Verifier for FileTokens {
+    fn schemes(&self) -> Schemes {
+        self.verifier.schemes()
+    }
+    fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        self.verifier.verify(request)
+    }
+}
+
+type EnvBearer = Or<Or<Option<StaticBearer>, Option<FileTokens>>, EnvTokens>;
 
 /// The verifier built from the environment by [`EnvConfig::verifier`].
 #[derive(Debug, Clone)]

@@ -17,7 +17,8 @@
 use crate::{
     assertion::AssertionError, auth::BuildError, basic::BasicUserError, bearer::StaticTokenError,
     jwt::JwtConfigError, mcp::OperationScopesError, metadata::MetadataError, origin::OriginError,
-    resource::ResourceUrlError, scope::ScopeError, throttle::TrustedProxiesError,
+    reload::TokenFileError, resource::ResourceUrlError, scope::ScopeError,
+    throttle::TrustedProxiesError,
 };
 
 /// What is wrong with the configuration. No variant contains a secret.
@@ -57,6 +58,18 @@ pub enum ConfigError {
          for MCP_AUTH_BEARER_TOKEN"
     )]
     UnknownTokenName(usize),
+    /// `MCP_AUTH_BEARER_TOKENS_FILE` is set with `MCP_AUTH_BEARER_TOKEN`,
+    /// `MCP_AUTH_BEARER_TOKENS` or `MCP_AUTH_BEARER_TOKEN_SCOPES`.
+    #[error(
+        "MCP_AUTH_BEARER_TOKENS_FILE cannot be combined with MCP_AUTH_BEARER_TOKEN, \
+         MCP_AUTH_BEARER_TOKENS or MCP_AUTH_BEARER_TOKEN_SCOPES: put every static token, with \
+         its scopes, in the file (`name:token [scope …]` per line), or use the variables alone"
+    )]
+    TokenFileWithVariables,
+    /// The file of `MCP_AUTH_BEARER_TOKENS_FILE` cannot be read, or a line of it is wrong
+    /// (named by its number, never its text).
+    #[error("MCP_AUTH_BEARER_TOKENS_FILE: {0}")]
+    TokenFile(#[from] TokenFileError),
     /// `MCP_AUTH_USER_SCOPES` is set without a Basic user.
     #[error("MCP_AUTH_USER_SCOPES needs MCP_AUTH_USER and MCP_AUTH_PASSWORD")]
     UserScopesWithoutUser,

@@ -14,6 +14,7 @@
 //! | `MCP_AUTH_RESOURCE_URL` | the public URL of the MCP endpoint | `http://<listen>/mcp` |
 //! | `MCP_AUTH_BEARER_TOKEN` | one static bearer token (named `default`) | — |
 //! | `MCP_AUTH_BEARER_TOKENS` | comma-separated tokens, each `name:token` or a bare `token` (named `token-<position>`) | — |
+//! | `MCP_AUTH_BEARER_TOKENS_FILE` | a file of static tokens, one `name:token [scope …]` per line, reloaded when it changes (and on `SIGHUP` in the example server and the gateway); instead of the three variables around it ([`crate::reload`]) | — |
 //! | `MCP_AUTH_BEARER_TOKEN_SCOPES` | scopes granted to static tokens, by name: `name=scope [scope…]`, comma-separated (e.g. `laptop=mcp:read mcp:write,ci=mcp:read`) | none: a token without an entry has no scopes |
 //! | `MCP_AUTH_USER`, `MCP_AUTH_PASSWORD` | one HTTP Basic user | — |
 //! | `MCP_AUTH_USER_SCOPES` | scopes granted to the Basic user (space-separated) | none |
@@ -90,6 +91,7 @@ use crate::{
     jwt::Algorithm,
     mcp::OperationScopes,
     origin::AllowedOrigins,
+    reload::ReloadHandle,
     resource::{Redacted, ResourceUrl, redact_userinfo},
     scope::{ScopeRequirement, ScopeSet},
 };
@@ -97,11 +99,12 @@ use crate::{
 /// The default listen address of the examples.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
-const VARS: [&str; 34] = [
+const VARS: [&str; 35] = [
     "MCP_AUTH_LISTEN",
     "MCP_AUTH_RESOURCE_URL",
     "MCP_AUTH_BEARER_TOKEN",
     "MCP_AUTH_BEARER_TOKENS",
+    "MCP_AUTH_BEARER_TOKENS_FILE",
     "MCP_AUTH_BEARER_TOKEN_SCOPES",
     "MCP_AUTH_USER",
     "MCP_AUTH_PASSWORD",
@@ -228,6 +231,7 @@ pub struct EnvConfig {
     resource_url: ResourceUrl,
     tokens: Vec<(String, String)>,
     token_scopes: BTreeMap<String, ScopeSet>,
+    token_file: Option<ReloadHandle>,
     basic: Option<(String, String)>,
     user_scopes: ScopeSet,
     realm: String,
@@ -250,6 +254,7 @@ impl fmt::Debug for EnvConfig {
             .field("resource_url", &self.resource_url)
             .field("bearer_token_names", &names)
             .field("bearer_token_scopes", &self.token_scopes)
+            .field("bearer_tokens_file", &self.token_file)
             .field("basic_user", &self.basic.as_ref().map(|(u, _)| u))
             .field("basic_user_scopes", &self.user_scopes)
             .field("realm", &self.realm)
@@ -311,6 +316,7 @@ impl EnvConfig {
                 ResourceUrl::parse(&format!("http://{addr}/mcp"))?
             }
         };
+        let token_file = take("MCP_AUTH_BEARER_TOKENS_FILE");
         let mut tokens = Vec::new();
         if let Some(t) = take("MCP_AUTH_BEARER_TOKEN") {
             tokens.push(("default".to_owned(), t));
@@ -320,17 +326,21 @@ impl EnvConfig {
                 if entry.is_empty() {
                     continue;
                 }
-                let (name, token) = match entry.split_once(':') {
-                    Some((n, t)) => (n.trim().to_owned(), t.trim().to_owned()),
-                    None => (format!("token-{}", i + 1), entry.to_owned()),
-                };
-                if name.is_empty() || token.is_empty() {
-                    return Err(ConfigError::TokenEntry(i + 1));
-                }
-                tokens.push((name, token));
+                let (name, token) = crate::bearer::parse_entry(entry, i + 1)
+                    .ok_or(ConfigError::TokenEntry(i + 1))?;
+                tokens.push((name, token.to_owned()));
             }
         }
-        let token_scopes = token_scopes(take("MCP_AUTH_BEARER_TOKEN_SCOPES"), &tokens)?;
+        let scopes_of_tokens = take("MCP_AUTH_BEARER_TOKEN_SCOPES");
+        let token_file = match token_file {
+            Some(_) if !tokens.is_empty() || scopes_of_tokens.is_some() => {
+                return Err(ConfigError::TokenFileWithVariables);
+            }
+            // Read now: a file that cannot be read or parsed stops the start.
+            Some(path) => Some(ReloadHandle::from_file(path)?),
+            None => None,
+        };
+        let token_scopes = token_scopes(scopes_of_tokens, &tokens)?;
         let basic = match (take("MCP_AUTH_USER"), take("MCP_AUTH_PASSWORD")) {
             (Some(u), Some(p)) => Some((u, p)),
             (None, None) => None,
@@ -455,6 +465,7 @@ impl EnvConfig {
             resource_url,
             tokens,
             token_scopes,
+            token_file,
             basic,
             user_scopes,
             realm,
@@ -505,10 +516,18 @@ impl EnvConfig {
     /// Whether any token, user or proxy assertion is configured.
     pub fn has_credentials(&self) -> bool {
         !self.tokens.is_empty()
+            || self.token_file.is_some()
             || self.basic.is_some()
             || self.jwt.is_some()
             || self.assertion.is_some()
             || self.introspection.is_some()
+    }
+
+    /// The handle of the static tokens of `MCP_AUTH_BEARER_TOKENS_FILE`, if set: the layers
+    /// built from this configuration follow the file (a thread looks at it every second);
+    /// call [`ReloadHandle::reload`] on `SIGHUP` to reload at once.
+    pub fn bearer_tokens_file(&self) -> Option<&ReloadHandle> {
+        self.token_file.as_ref()
     }
 
     /// Whether opaque tokens are introspected (`MCP_AUTH_INTROSPECTION_*` set).
