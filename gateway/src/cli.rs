@@ -92,6 +92,11 @@ pub struct WrapArgs {
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
     pub kill_grace: Duration,
 
+    /// How long a call of an MCP 2026-07-28 client waits for the client's input (the server
+    /// asked for sampling, elicitation or roots) before it is cancelled.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub input_timeout: Duration,
+
     /// The stdio MCP server to run, and its arguments (run directly, without a shell).
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,

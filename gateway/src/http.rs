@@ -49,9 +49,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     bridge::{Exchange, INTERNAL_ERROR},
     message::{self, Invalid, Kind, Message},
-    pool::Lease,
+    mrtr::Waiting,
+    reshape::{Outbound, Reshape},
     session::{Busy, CreateError, Session, Sessions},
-    stateless::{self, OFFERED_VERSIONS, Outcome, Reshape},
+    stateless::{self, OFFERED_VERSIONS, Outcome},
 };
 
 /// `Mcp-Session-Id`.
@@ -73,6 +74,8 @@ pub struct Gateway {
     pub sessions: Sessions,
     /// The largest request body.
     pub max_message_bytes: usize,
+    /// The calls of 2026-07-28 clients waiting for their input ([`crate::mrtr`]).
+    pub waiting: Waiting,
 }
 
 /// The MCP endpoint at `path`, without protection: put it inside the auth stack.
@@ -224,17 +227,19 @@ async fn post_mcp(
         .get(MCP_PROTOCOL_VERSION)
         .is_some_and(|v| v.to_str().is_ok_and(|v| v.trim() == stateless::VERSION));
     if sessionless {
-        return match stateless::post(&gateway.sessions, &caller, &headers, &msg, body.clone()).await
-        {
+        let outcome = stateless::post(
+            &gateway.sessions,
+            &gateway.waiting,
+            &caller,
+            &headers,
+            &msg,
+            body.clone(),
+        )
+        .await;
+        return match outcome {
             Outcome::Json(status, answer) => json_response(status, answer),
-            Outcome::Exchange(exchange, lease, reshape) => {
-                answer(
-                    exchange,
-                    msg.id(),
-                    Hold::Lease { _lease: lease },
-                    Some(reshape),
-                )
-                .await
+            Outcome::Exchange(exchange, reshape) => {
+                answer(exchange, msg.id(), Hold::None, Some(reshape)).await
             }
             Outcome::Sent => StatusCode::ACCEPTED.into_response(),
             Outcome::Refused(e) => create_failed(&msg, &e),
@@ -302,11 +307,11 @@ fn create_failed(msg: &Message<'_>, e: &CreateError) -> Response {
     res
 }
 
-/// What an answer keeps alive until it is sent: its session busy, or its sessionless child.
+/// What an answer keeps alive until it is sent: its session busy (a sessionless answer's
+/// [`Reshape`] keeps its child).
 enum Hold {
     None,
     Session { _busy: Busy },
-    Lease { _lease: Lease },
 }
 
 /// The answer to a request: JSON if the answer is the first message, else an event stream;
@@ -330,21 +335,29 @@ async fn answer(
     };
     let mut queue = VecDeque::new();
     let mut open = true;
+    let mut reshape = reshape;
     let rest = loop {
         tokio::select! {
             biased;
             m = messages.recv(), if open => match m {
-                Some(m) => {
-                    if let Some(m) = outbound(reshape.as_ref(), m).await {
+                Some(m) => match outbound(reshape.as_ref(), m, true).await {
+                    Outbound::Forward(m) => {
                         queue.push_back(m);
                         break Some(answer);
                     }
-                }
+                    Outbound::Answered => {}
+                    Outbound::Ask(request, slot) => {
+                        // Nothing was sent yet: the `POST` ends here, the call waits.
+                        let Some(r) = reshape.take() else { continue };
+                        let asked = r.park(Exchange { messages, answer }, &request, slot);
+                        return json_response(StatusCode::OK, asked);
+                    }
+                },
                 None => open = false,
             },
             a = &mut answer => {
                 while let Ok(m) = messages.try_recv() {
-                    if let Some(m) = outbound(reshape.as_ref(), m).await {
+                    if let Outbound::Forward(m) = outbound(reshape.as_ref(), m, false).await {
                         queue.push_back(m);
                     }
                 }
@@ -373,11 +386,11 @@ async fn answer(
 }
 
 /// A message of the child's on its way to the client, reshaped when the client speaks
-/// 2026-07-28 (`None`: not for the client).
-async fn outbound(reshape: Option<&Reshape>, m: Bytes) -> Option<Bytes> {
+/// 2026-07-28; `may_ask`: the exchange could still end with `input_required`.
+async fn outbound(reshape: Option<&Reshape>, m: Bytes, may_ask: bool) -> Outbound {
     match reshape {
-        Some(r) => r.message(m).await,
-        None => Some(m),
+        Some(r) => r.message(m, may_ask).await,
+        None => Outbound::Forward(m),
     }
 }
 
@@ -411,18 +424,20 @@ impl Stream {
             tokio::select! {
                 biased;
                 m = self.messages.recv(), if self.open => match m {
-                    Some(m) => {
-                        if let Some(m) = outbound(self.reshape.as_ref(), m).await {
-                            return Some(m);
-                        }
-                    }
+                    Some(m) => match outbound(self.reshape.as_ref(), m, true).await {
+                        Outbound::Forward(m) => return Some(m),
+                        Outbound::Answered => {}
+                        Outbound::Ask(request, slot) => return Some(self.park(&request, slot)),
+                    },
                     None => self.open = false,
                 },
                 a = answer => {
                     self.answer = None;
                     self.open = false;
                     while let Ok(m) = self.messages.try_recv() {
-                        if let Some(m) = outbound(self.reshape.as_ref(), m).await {
+                        if let Outbound::Forward(m) =
+                            outbound(self.reshape.as_ref(), m, false).await
+                        {
                             self.queue.push_back(m);
                         }
                     }
@@ -435,6 +450,21 @@ impl Stream {
                 }
             }
         }
+    }
+}
+
+impl Stream {
+    /// Ends the stream with `input_required`: the call (the rest of this stream) waits for the
+    /// client's retry ([`Reshape::park`]).
+    fn park(&mut self, request: &Bytes, slot: crate::mrtr::Slot) -> Bytes {
+        let (_, closed) = mpsc::channel(1);
+        let messages = std::mem::replace(&mut self.messages, closed);
+        self.open = false;
+        let (Some(reshape), Some(answer)) = (self.reshape.take(), self.answer.take()) else {
+            // Only a 2026-07-28 answer still to come can ask.
+            return self.cancelled.clone();
+        };
+        reshape.park(Exchange { messages, answer }, request, slot)
     }
 }
 

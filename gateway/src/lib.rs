@@ -18,6 +18,7 @@
 //! | Streamable HTTP: `POST`, `GET`, `DELETE`, JSON or event streams | [`http`] |
 //! | sessions: owner, idle timeout | [`session`] |
 //! | MCP 2026-07-28 without sessions: the principal's child, initialized by the gateway, `server/discover` | [`stateless`] |
+//! | the child's requests to a 2026-07-28 client: `input_required`, the call waiting for the retry | [`mrtr`] |
 //! | children: who shares one (`--isolation`), one handshake each, `--max-children`, restarts | [`pool`] |
 //! | routing JSON-RPC messages between exchanges and the child | [`bridge`], [`message`] |
 //! | one message per line, bounded | [`framing`] |
@@ -47,8 +48,10 @@ pub mod cli;
 pub mod framing;
 pub mod http;
 pub mod message;
+pub mod mrtr;
 pub mod pool;
 pub mod proxy;
+pub mod reshape;
 pub mod session;
 pub mod stateless;
 pub mod telemetry;

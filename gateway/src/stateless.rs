@@ -10,26 +10,20 @@
 //! | any request, the child not yet initialized | first sends the child its own `initialize` (2025-11-25, the capabilities the client declares in the request's `_meta`, else none) and `notifications/initialized` |
 //! | a request whose envelope is wrong | `400`: no `_meta` with the protocol version and client capabilities → `-32602`; `MCP-Protocol-Version`, `Mcp-Method` or `Mcp-Name` disagreeing with the body → `-32020` (HeaderMismatch); a version it does not speak → `-32022` |
 //! | `server/discover` | answers from the child's `initialize` result: its `capabilities` and `instructions`, the protocol versions the gateway offers, and its `serverInfo` in `_meta` |
-//! | any other request | sends it to the child through the bridge ([`crate::bridge`], which gives it an id of its own), and answers as JSON or an event stream as for a session, the answer reshaped ([`Reshape`]) |
+//! | any other request | sends it to the child through the bridge ([`crate::bridge`], which gives it an id of its own), and answers as JSON or an event stream as for a session, the answer in the 2026-07-28 shape ([`crate::reshape`]) |
+//! | during a `tools/call`, `prompts/get` or `resources/read`, the child asks for sampling, elicitation or roots and the request's `_meta` declares that capability | ends the `POST` with `input_required`: the child's request and a `requestState`; the call waits ([`crate::mrtr`]) |
+//! | the same request again with `inputResponses` and that `requestState` | the answers go to the child, and the `POST` gets the rest of the call: its answer, or the next `input_required`; a `requestState` that is altered, another principal's, for another tool, used or expired → `400`, `-32602` |
 //! | a notification | writes it to the child, `202 Accepted` |
 //!
-//! **Answers in the 2026-07-28 shape.** The child answers in its own (2025) shape, which a
-//! 2026-07-28 client refuses to read. So every result gains what the new revision requires and
-//! the child cannot know: `resultType: "complete"`; for the cacheable methods (`tools/list`,
-//! `prompts/list`, `resources/list`, `resources/templates/list`, `resources/read`,
-//! `server/discover`) `ttlMs: 0` and `cacheScope: "private"` (MCP 2026-07-28, "Caching": the
-//! gateway cannot tell how long a result stays fresh, and behind authentication a result may
-//! differ by caller, so no cache may share it); and the child's `serverInfo` in `_meta`. A
-//! field the child did set is left alone. An error gets the HTTP status the revision gives its
-//! code (`404` for `-32601`, `400` for the envelope errors) when the answer is JSON.
-//!
-//! **No requests from the child.** A 2026-07-28 exchange is one `POST` and its answer: the
-//! client has no way to answer a request of the server's (sampling, elicitation, roots) on it.
-//! The gateway answers such a request to the child at once with a JSON-RPC error saying so,
-//! and the child's call goes on; notifications (progress, logging) reach the client on the
-//! answer's event stream. Clients that need sampling or elicitation use a 2025-11-25 session,
-//! which every such client still speaks. Notifications outside any request (list changes) have
-//! no stream to go to and are dropped.
+//! **Requests from the child.** A 2026-07-28 exchange is one `POST` and its answer: the
+//! client cannot answer a request of the server's on it. Instead the revision's multi
+//! round-trip requests turn the child's request into the call's answer (`input_required`) and
+//! the client's answer into a retry of the call, which the gateway maps back onto the child's
+//! one waiting call ([`crate::mrtr`]), one request per round. A request the client did not
+//! declare the capability for, one during any other method, or `ping`, is answered for the
+//! client at once with a JSON-RPC error, and the child's call goes on. Notifications
+//! (progress, logging) reach the client on the answer's event stream; notifications outside
+//! any request (list changes) have no stream to go to and are dropped.
 //!
 //! **Which child.** With no session, the only stable owner of state is the authenticated
 //! principal ([`AuthInfo::principal_key`]): every request of a principal goes to that
@@ -44,18 +38,19 @@
 //! assert!(OFFERED_VERSIONS.contains(&VERSION));
 //! ```
 
-use std::sync::Arc;
-
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use mcp_server_auth::{AuthInfo, mcp::operation};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value, json, value::RawValue};
 
 use crate::{
     bridge::{Ended, Exchange, INTERNAL_ERROR},
     message::{self, Kind, Message},
-    pool::Backend,
+    mrtr::{self, Call, Waiting},
     pool::Lease,
+    reshape::{
+        Ask, HEADER_MISMATCH, INVALID_PARAMS, Reshape, UNSUPPORTED_PROTOCOL_VERSION, reshape,
+    },
     session::{CreateError, Sessions},
 };
 
@@ -69,21 +64,6 @@ const CHILD_VERSION: &str = "2025-11-25";
 const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 /// The `_meta` key of the protocol version in a 2026-07-28 request.
 const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-/// The `_meta` key of the server's name and version in a 2026-07-28 result.
-const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
-/// The methods whose results carry `ttlMs` and `cacheScope` (MCP 2026-07-28, "Caching").
-const CACHEABLE: [&str; 6] = [
-    "tools/list",
-    "prompts/list",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "server/discover",
-];
-const INVALID_PARAMS: i32 = -32602;
-const METHOD_NOT_FOUND: i32 = -32601;
-const HEADER_MISMATCH: i32 = -32020;
-const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
 /// What to answer one sessionless `POST`.
@@ -91,18 +71,20 @@ const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initiali
 pub enum Outcome {
     /// A JSON answer now (`server/discover`, or a JSON-RPC error with the client's id).
     Json(StatusCode, Bytes),
-    /// The child's exchange, its answer to be reshaped; the lease keeps the child attached
-    /// until it is dropped.
-    Exchange(Exchange, Lease, Reshape),
+    /// The child's exchange, its answer to be reshaped (the [`Reshape`] keeps the child
+    /// attached until it is dropped).
+    Exchange(Exchange, Reshape),
     /// A notification or answer written to the child.
     Sent,
     /// No child for the caller.
     Refused(CreateError),
 }
 
-/// One `POST` of a 2026-07-28 client `caller`: `msg`, whose bytes are `line`, with `headers`.
+/// One `POST` of a 2026-07-28 client `caller`: `msg`, whose bytes are `line`, with `headers`;
+/// `waiting` holds the calls waiting for a client's input ([`crate::mrtr`]).
 pub async fn post(
     sessions: &Sessions,
+    waiting: &Waiting,
     caller: &AuthInfo,
     headers: &HeaderMap,
     msg: &Message<'_>,
@@ -112,6 +94,20 @@ pub async fn post(
         && let Err(refusal) = envelope(headers, msg, &line)
     {
         return Outcome::Json(StatusCode::BAD_REQUEST, refusal.answer(msg));
+    }
+    let interactive =
+        msg.kind() == Kind::Request && msg.method().is_some_and(|m| mrtr::METHODS.contains(&m));
+    let params = interactive
+        .then(|| {
+            msg.params()
+                .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+        })
+        .flatten();
+    let principal = format!("{:?}", caller.principal_key());
+    if let Some(params) = &params
+        && let Some(state) = params.get("requestState").filter(|s| !s.is_null())
+    {
+        return resume(waiting, principal, msg, params, state.as_str()).await;
     }
     let lease = match sessions.lease(caller) {
         Ok(lease) => lease,
@@ -141,16 +137,92 @@ pub async fn post(
     if msg.method() == Some("server/discover") {
         return Outcome::Json(StatusCode::OK, discover(msg, &init));
     }
-    let reshape = Reshape {
-        backend: backend.clone(),
-        client: lease.client(),
-        cacheable: msg.method().is_some_and(|m| CACHEABLE.contains(&m)),
-        server_info: init.get("serverInfo").cloned(),
+    let exchange = match backend.request(lease.client(), msg).await {
+        Ok(exchange) => exchange,
+        Err(e) => return failed(&e.to_string()),
     };
-    match backend.request(lease.client(), msg).await {
-        Ok(exchange) => Outcome::Exchange(exchange, lease, reshape),
-        Err(e) => failed(&e.to_string()),
-    }
+    let id = request_id(msg);
+    let method = msg.method().unwrap_or_default();
+    let ask = params.map(|params| {
+        let name = target(&params);
+        let capabilities = client_capabilities(msg);
+        Ask::new(
+            waiting.clone(),
+            principal,
+            method.to_owned(),
+            name,
+            capabilities,
+            0,
+        )
+    });
+    let server_info = init.get("serverInfo").cloned();
+    let reshape = Reshape::new(lease, id.clone(), id, method, server_info, ask);
+    Outcome::Exchange(exchange, reshape)
+}
+
+/// A retry of a call that waits for input, with the `requestState` it was given: the client's
+/// answers go to the child, and the call goes on (see [`crate::mrtr`]).
+async fn resume(
+    waiting: &Waiting,
+    principal: String,
+    msg: &Message<'_>,
+    params: &Value,
+    state: Option<&str>,
+) -> Outcome {
+    let method = msg.method().unwrap_or_default();
+    let name = target(params);
+    let call = state.and_then(|s| waiting.resume(s, &principal, method, name.as_deref()));
+    let Some(mut call) = call else {
+        let refusal = message::error_response(msg.id(), INVALID_PARAMS, mrtr::INVALID_STATE);
+        return Outcome::Json(StatusCode::BAD_REQUEST, refusal);
+    };
+    call.deliver(params.get("inputResponses").and_then(Value::as_object))
+        .await;
+    // The child was initialized for the call: this is its first answer, kept.
+    let init = handshake(&call.lease, msg).await.unwrap_or_default();
+    let Call {
+        exchange,
+        lease,
+        call_id,
+        method,
+        name,
+        rounds,
+        ..
+    } = call;
+    let capabilities = client_capabilities(msg);
+    let server_info = init.get("serverInfo").cloned();
+    let ask = Ask::new(
+        waiting.clone(),
+        principal,
+        method.clone(),
+        name,
+        capabilities,
+        rounds,
+    );
+    let reshape = Reshape::new(
+        lease,
+        request_id(msg),
+        call_id,
+        &method,
+        server_info,
+        Some(ask),
+    );
+    Outcome::Exchange(exchange, reshape)
+}
+
+/// The request's id (`null` if it has none, which a request cannot).
+fn request_id(msg: &Message<'_>) -> Box<RawValue> {
+    msg.id().map_or_else(
+        || RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!()),
+        ToOwned::to_owned,
+    )
+}
+
+/// The tool or prompt (`name`) or resource (`uri`) of an interactive call: its `Mcp-Name`.
+fn target(params: &Value) -> Option<String> {
+    ["name", "uri"]
+        .iter()
+        .find_map(|k| params.get(*k)?.as_str().map(str::to_owned))
 }
 
 /// Why a request's envelope is refused: its JSON-RPC error.
@@ -188,7 +260,8 @@ fn envelope(headers: &HeaderMap, msg: &Message<'_>, line: &[u8]) -> Result<(), R
             Refusal::new(
                 INVALID_PARAMS,
                 format!(
-                    "params._meta must be an object carrying {PROTOCOL_VERSION:?} and                      {CLIENT_CAPABILITIES:?}"
+                    "params._meta must be an object carrying {PROTOCOL_VERSION:?} and \
+                     {CLIENT_CAPABILITIES:?}"
                 ),
             )
         })?;
@@ -232,94 +305,6 @@ fn envelope(headers: &HeaderMap, msg: &Message<'_>, line: &[u8]) -> Result<(), R
         return Err(refusal);
     }
     Ok(())
-}
-
-/// The child's messages on a 2026-07-28 exchange, put in that revision's shape (see the
-/// module's documentation).
-#[derive(Debug)]
-pub struct Reshape {
-    backend: Arc<Backend>,
-    client: u64,
-    cacheable: bool,
-    server_info: Option<Value>,
-}
-
-impl Reshape {
-    /// A message of the child's before its answer: `None` when it is a request, which the
-    /// client cannot answer and the gateway has answered for it.
-    pub async fn message(&self, m: Bytes) -> Option<Bytes> {
-        let Ok(msg) = Message::parse(&m) else {
-            return Some(m);
-        };
-        if msg.kind() != Kind::Request {
-            return Some(m);
-        }
-        let refusal = message::error_response(
-            msg.id(),
-            METHOD_NOT_FOUND,
-            "The client speaks MCP 2026-07-28, whose requests cannot be answered by requests              of the server's (sampling, elicitation, roots): it needs a 2025-11-25 session",
-        );
-        if let Ok(answer) = Message::parse(&refusal) {
-            let _ = self
-                .backend
-                .send(self.client, &answer, refusal.clone())
-                .await;
-        }
-        None
-    }
-
-    /// The answer, with the HTTP status it gets when sent as JSON.
-    pub fn answer(&self, a: Bytes) -> (StatusCode, Bytes) {
-        reshape(a, self.cacheable, self.server_info.as_ref())
-    }
-}
-
-/// `answer` in the 2026-07-28 shape, and its HTTP status as JSON.
-fn reshape(answer: Bytes, cacheable: bool, server_info: Option<&Value>) -> (StatusCode, Bytes) {
-    let Ok(Value::Object(mut whole)) = serde_json::from_slice::<Value>(&answer) else {
-        return (StatusCode::OK, answer);
-    };
-    if let Some(code) = whole
-        .get("error")
-        .and_then(|e| e.get("code"))
-        .and_then(Value::as_i64)
-    {
-        let status = match i32::try_from(code) {
-            Ok(-32700 | -32600 | INVALID_PARAMS | HEADER_MISMATCH | -32021) => {
-                StatusCode::BAD_REQUEST
-            }
-            Ok(UNSUPPORTED_PROTOCOL_VERSION) => StatusCode::BAD_REQUEST,
-            Ok(METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
-            _ => StatusCode::OK,
-        };
-        return (status, answer);
-    }
-    let Some(Value::Object(result)) = whole.get_mut("result") else {
-        return (StatusCode::OK, answer);
-    };
-    result
-        .entry("resultType")
-        .or_insert_with(|| "complete".into());
-    if cacheable {
-        result.entry("ttlMs").or_insert_with(|| 0.into());
-        result
-            .entry("cacheScope")
-            .or_insert_with(|| "private".into());
-    }
-    if let Some(info) = server_info {
-        let meta = result
-            .entry("_meta")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(meta) = meta
-            && meta.get(SERVER_INFO).is_none_or(Value::is_null)
-        {
-            meta.insert(SERVER_INFO.into(), info.clone());
-        }
-    }
-    match serde_json::to_vec(&whole) {
-        Ok(v) => (StatusCode::OK, Bytes::from(v)),
-        Err(_) => (StatusCode::OK, answer),
-    }
 }
 
 /// The child's `initialize` result, the handshake done first if nobody did it yet.
@@ -395,6 +380,7 @@ fn discover(msg: &Message<'_>, init: &Value) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reshape::SERVER_INFO;
 
     #[test]
     fn the_client_capabilities_come_from_meta_or_are_none() {
@@ -423,58 +409,6 @@ mod tests {
         assert_eq!(v["result"]["resultType"], "complete");
         assert_eq!(v["result"]["ttlMs"], 0);
         assert_eq!(v["result"]["cacheScope"], "private");
-    }
-
-    fn reshaped(answer: Value, cacheable: bool) -> (StatusCode, Value) {
-        let info = json!({"name": "child", "version": "1"});
-        let (status, bytes) = reshape(Bytes::from(answer.to_string()), cacheable, Some(&info));
-        (status, serde_json::from_slice(&bytes).unwrap())
-    }
-
-    #[test]
-    fn a_result_gains_what_2026_requires_and_keeps_what_the_child_set() {
-        let (status, v) = reshaped(
-            json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": []}}),
-            true,
-        );
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(
-            v["result"],
-            json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private",
-                   "_meta": {SERVER_INFO: {"name": "child", "version": "1"}}})
-        );
-        let set = json!({"jsonrpc": "2.0", "id": 1, "result": {"contents": [], "ttlMs": 5000,
-            "cacheScope": "public", "resultType": "complete", "_meta": {"k": 1}}});
-        let (_, v) = reshaped(set, true);
-        assert_eq!(v["result"]["ttlMs"], 5000);
-        assert_eq!(v["result"]["cacheScope"], "public");
-        assert_eq!(v["result"]["_meta"]["k"], 1);
-        assert_eq!(v["result"]["_meta"][SERVER_INFO]["name"], "child");
-    }
-
-    #[test]
-    fn a_call_result_gets_no_cache_fields() {
-        let (_, v) = reshaped(
-            json!({"jsonrpc": "2.0", "id": 1, "result": {"content": []}}),
-            false,
-        );
-        assert_eq!(v["result"]["resultType"], "complete");
-        assert!(v["result"].get("ttlMs").is_none());
-        assert!(v["result"].get("cacheScope").is_none());
-    }
-
-    #[test]
-    fn an_error_keeps_its_body_and_gets_the_status_of_its_code() {
-        for (code, status) in [
-            (-32601, StatusCode::NOT_FOUND),
-            (-32602, StatusCode::BAD_REQUEST),
-            (-32020, StatusCode::BAD_REQUEST),
-            (-32603, StatusCode::OK),
-            (-32000, StatusCode::OK),
-        ] {
-            let error = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": code, "message": "m"}});
-            assert_eq!(reshaped(error.clone(), false), (status, error), "{code}");
-        }
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

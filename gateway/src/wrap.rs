@@ -38,6 +38,7 @@ use crate::{
     child::Command,
     cli::WrapArgs,
     http::{self, Gateway},
+    mrtr::Waiting,
     pool::PoolConfig,
     session::Sessions,
 };
@@ -75,17 +76,21 @@ pub async fn protect(
         .layer(origin))
 }
 
-/// The protected app of `wrap`: the bridge's endpoint at `path` behind [`protect`].
+/// The protected app of `wrap`: the bridge's endpoint at `path` behind [`protect`]; a call
+/// of an MCP 2026-07-28 client waits at most `input_timeout` for the client's input
+/// ([`crate::mrtr`]).
 pub async fn app(
     config: &EnvConfig,
     sessions: Sessions,
     path: &str,
     max_message_bytes: usize,
     idle_timeout: Duration,
+    input_timeout: Duration,
 ) -> Result<Router, StartError> {
     let gateway = Gateway {
         sessions,
         max_message_bytes,
+        waiting: Waiting::new(input_timeout),
     };
     let endpoint = http::router(gateway, path);
     protect(endpoint, config, max_message_bytes, idle_timeout).await
@@ -221,6 +226,7 @@ pub async fn serve(args: WrapArgs, shutdown: CancellationToken) -> Result<(), St
         &args.path,
         args.max_message_bytes,
         args.idle_timeout,
+        args.input_timeout,
     )
     .await?;
     auth::print_connection_help(&config, generated.as_deref());

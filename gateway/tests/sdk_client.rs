@@ -5,7 +5,9 @@
 //! interop client, unchanged) for the basics. Both come from the interop clients' committed
 //! lock files. The TypeScript SDK also drives a Python SDK stdio server
 //! (`tests/servers/stdio_server.py`, run with the interop clients' virtual environment), so
-//! that `wrap` is shown in front of both official server SDKs.
+//! that `wrap` is shown in front of both official server SDKs. The Python SDK's `Client` also
+//! answers a sampling request over MCP 2026-07-28 (`tests/clients/sampling_2026.py`): the
+//! gateway turns it into `input_required` and the SDK's callback answers it on a retry.
 
 mod common;
 
@@ -230,6 +232,70 @@ async fn the_python_sdk_speaks_2026_07_28_without_a_session_and_calls_tools_thro
             ("server/discover", 200),
             ("tools/list", 200),
             ("tools/call", 200)
+        ],
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn the_python_sdk_answers_a_sampling_request_over_2026_07_28_with_its_callback() {
+    let command = everything();
+    let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &command).await;
+    tokio::task::spawn_blocking(ensure_python_client)
+        .await
+        .unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/sampling_2026.py");
+    let child = tokio::process::Command::new(venv_python())
+        .arg(&script)
+        .args(["--url", &gw.url])
+        .env("GATEWAY_TEST_TOKEN", ALICE)
+        .env("NO_PROXY", "*")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
+        .await
+        .expect("the Python client took too long")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "no JSON line:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.get("error").is_none(), "{out}\n{}", gw.stderr());
+    assert_eq!(out["version"], "2026-07-28", "{out}");
+    // The SDK's own callback answered the child's request, and the tool saw its answer.
+    assert_eq!(out["sampled"].as_array().unwrap().len(), 1, "{out}");
+    assert!(
+        out["sampled"][0].as_str().unwrap().contains("from python"),
+        "{out}"
+    );
+    assert!(
+        out["text"]
+            .as_str()
+            .unwrap()
+            .contains("sampled by the Python SDK over MRTR"),
+        "{out}"
+    );
+    // Through multi round-trip requests: the call, then its retry with the requestState.
+    let calls: Vec<&Value> = out["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p[0] == "tools/call")
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            &serde_json::json!(["tools/call", false]),
+            &serde_json::json!(["tools/call", true])
         ],
         "{out}"
     );

@@ -421,34 +421,6 @@ async fn a_pretty_printed_request_reaches_the_child_as_one_line() {
     assert_eq!(tool_text(&answer), "xxxxx", "{answer}");
 }
 
-/// A POST of an MCP 2026-07-28 client: no session; the version, method and name headers on
-/// every request, as the revision's standard headers say.
-async fn post_2026(gw: &Gateway, token: &str, body: Value) -> reqwest::Response {
-    let mut req = http_client()
-        .post(&gw.url)
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", body["method"].as_str().unwrap());
-    if let Some(name) = body["params"]["name"].as_str() {
-        req = req.header("mcp-name", name);
-    }
-    req.json(&body).send().await.unwrap()
-}
-
-fn request_2026(id: u64, method: &str, params: Value) -> Value {
-    with_capabilities(id, method, params, json!({}))
-}
-
-fn with_capabilities(id: u64, method: &str, params: Value, capabilities: Value) -> Value {
-    let mut params = params;
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": capabilities,
-    });
-    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
-}
-
 #[tokio::test]
 async fn a_2026_client_discovers_lists_and_calls_tools_without_a_session() {
     let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &everything()).await;
@@ -567,15 +539,19 @@ async fn a_2026_request_whose_envelope_is_wrong_is_refused_before_the_child_sees
 }
 
 #[tokio::test]
-async fn a_childs_sampling_request_during_a_2026_call_is_answered_for_the_client_at_once() {
-    // A 2026-07-28 exchange has no way back to the client: the gateway answers the child's
-    // `sampling/createMessage` with an error, and the call ends instead of hanging.
+async fn a_childs_sampling_request_for_a_2026_client_without_the_capability_is_refused_at_once() {
+    // A client that did not declare `sampling` cannot be asked for it (MCP 2026-07-28,
+    // "Multi Round-Trip Requests"): the gateway answers the child's `sampling/createMessage`
+    // with an error, and the call ends instead of hanging.
     let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &everything()).await;
-    let call = with_capabilities(
+    // The child is initialized with the first request's capabilities: with sampling, so that
+    // server-everything offers the tool at all.
+    let list = with_capabilities(1, "tools/list", json!({}), json!({"sampling": {}}));
+    assert_eq!(post_2026(&gw, ALICE, list).await.status(), 200);
+    let call = request_2026(
         1,
         "tools/call",
         json!({"name": "trigger-sampling-request", "arguments": {"prompt": "hi", "maxTokens": 5}}),
-        json!({"sampling": {}}),
     );
     let res = tokio::time::timeout(WAIT, post_2026(&gw, ALICE, call))
         .await

@@ -520,3 +520,31 @@ pub async fn gone(pid: u32) -> bool {
     }
     false
 }
+
+/// A POST of an MCP 2026-07-28 client: no session; the version, method and name headers on
+/// every request, as the revision's standard headers say.
+pub async fn post_2026(gw: &Gateway, token: &str, body: Value) -> reqwest::Response {
+    let mut req = http_client()
+        .post(&gw.url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", body["method"].as_str().unwrap());
+    if let Some(name) = body["params"]["name"].as_str() {
+        req = req.header("mcp-name", name);
+    }
+    req.json(&body).send().await.unwrap()
+}
+
+pub fn request_2026(id: u64, method: &str, params: Value) -> Value {
+    with_capabilities(id, method, params, json!({}))
+}
+
+pub fn with_capabilities(id: u64, method: &str, params: Value, capabilities: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    });
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}

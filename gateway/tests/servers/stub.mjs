@@ -9,6 +9,11 @@
 //   gate      waits until two `gate` calls are in flight, then sends each a progress
 //             notification (its own token, its `text` as the message) and answers both, the
 //             second first, with its `text`
+//   ask       sends the client its `requests` ([{method, params}]) one after the other, each
+//             once the previous one is answered (after a `notifications/message` if `log`), then
+//             answers with the JSON text of what came back ([{result}|{error}])
+//   asked     {"answers":[…],"cancelled":[…]}: every answer to an `ask` request this process
+//             received, and the request ids named by `notifications/cancelled`
 // With --stubborn it ignores SIGTERM (the gateway must kill its process group). It always
 // starts a grandchild (`sleep 600`) in its process group, so that tests can check that the
 // group is ended.
@@ -26,8 +31,28 @@ const textResult = (text) => ({ content: [{ type: 'text', text }] });
 
 const counts = { initialize: 0, initialized: 0 };
 const gated = [];
+// The requests this server sent, by id: what to do with the answer.
+const waiting = new Map();
+const asked = { answers: [], cancelled: [] };
+let nextAsk = 1;
 
-const tools = ['env', 'pids', 'big', 'garbage', 'hang', 'counts', 'gate'].map((name) => ({
+const ask = (msg, requests, log, got) => {
+  if (requests.length === 0) return answer(msg.id, textResult(JSON.stringify(got)));
+  const [{ method, params }, ...rest] = requests;
+  if (log) {
+    send({ jsonrpc: '2.0', method: 'notifications/message',
+           params: { level: 'info', data: `asking ${method}` } });
+  }
+  const id = `ask-${nextAsk++}`;
+  waiting.set(id, (reply) => {
+    const entry = reply.error !== undefined ? { error: reply.error } : { result: reply.result };
+    asked.answers.push(entry);
+    ask(msg, rest, log, [...got, entry]);
+  });
+  return send({ jsonrpc: '2.0', id, method, params });
+};
+
+const tools = ['env', 'pids', 'big', 'garbage', 'hang', 'counts', 'gate', 'ask', 'asked'].map((name) => ({
   name,
   inputSchema: { type: 'object' },
 }));
@@ -40,6 +65,12 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     return;
   }
   if (msg.method === 'notifications/initialized') counts.initialized += 1;
+  if (msg.method === 'notifications/cancelled') asked.cancelled.push(msg.params?.requestId);
+  if (msg.method === undefined && waiting.has(msg.id)) {
+    const then = waiting.get(msg.id);
+    waiting.delete(msg.id);
+    return then(msg);
+  }
   if (msg.id === undefined || msg.method === undefined) return;
   switch (msg.method) {
     case 'initialize':
@@ -70,6 +101,10 @@ createInterface({ input: process.stdin }).on('line', (line) => {
           return undefined;
         case 'counts':
           return answer(msg.id, textResult(JSON.stringify(counts)));
+        case 'ask':
+          return ask(msg, args.requests ?? [], args.log === true, []);
+        case 'asked':
+          return answer(msg.id, textResult(JSON.stringify(asked)));
         case 'gate':
           gated.push(msg);
           if (gated.length < 2) return undefined;
