@@ -52,12 +52,13 @@ pub fn normalize_htu(uri: &str) -> Option<String> {
             let port = &v6[end + 1..];
             (&authority[..end + 2], port)
         }
-        None => match authority.rfind(':') {
+        None => match authority.find(':') {
             Some(i) => (&authority[..i], &authority[i..]),
             None => (authority, ""),
         },
     };
-    if host.is_empty() {
+    if host.is_empty() || (host.contains(']') && !host.starts_with('[')) || host[1..].contains('[')
+    {
         return None;
     }
     let port = match port {
@@ -76,7 +77,7 @@ pub fn normalize_htu(uri: &str) -> Option<String> {
             (default != Some(n)).then_some(n)
         }
     };
-    let host = percent_normalize(&host.to_ascii_lowercase())?;
+    let host = percent_normalize(host)?.to_ascii_lowercase();
     let path = remove_dot_segments(&percent_normalize(if path.is_empty() {
         "/"
     } else {
@@ -208,5 +209,9 @@ mod tests {
             normalize_htu("http://[::1]:80/a/b/..").as_deref(),
             Some("http://[::1]/a/")
         );
+        // A decoded host character is lowercased too; a second colon is no port.
+        assert_eq!(normalize_htu("http://h%41/").as_deref(), Some("http://ha/"));
+        assert_eq!(normalize_htu("http://a:b:80/"), None);
+        assert_eq!(normalize_htu("http://a]/"), None);
     }
 }

@@ -169,3 +169,76 @@ pub(crate) fn read(text: &str, alg: Algorithm) -> Result<ProofKey, ProofError> {
         jkt,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+
+    use super::*;
+
+    fn rsa(bits: usize) -> String {
+        let mut n = vec![0xC5u8; bits / 8];
+        n[0] |= 0x80;
+        let n = URL_SAFE_NO_PAD.encode(n);
+        format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB"}}"#)
+    }
+
+    fn ec(extra: &str) -> String {
+        let c = URL_SAFE_NO_PAD.encode([1u8; 32]);
+        format!(r#"{{"kty":"EC","crv":"P-256","x":"{c}","y":"{c}"{extra}}}"#)
+    }
+
+    #[test]
+    fn an_rsa_key_shorter_than_2048_bits_is_weak() {
+        assert_eq!(
+            read(&rsa(1024), Algorithm::RS256).err(),
+            Some(ProofError::WeakKey)
+        );
+        assert_eq!(
+            read(&rsa(2040), Algorithm::PS256).err(),
+            Some(ProofError::WeakKey)
+        );
+        assert!(read(&rsa(2048), Algorithm::RS256).is_ok());
+    }
+
+    #[test]
+    fn private_or_symmetric_key_material_is_refused() {
+        let d = URL_SAFE_NO_PAD.encode([2u8; 32]);
+        let private = ec(&format!(r#","d":"{d}""#));
+        assert_eq!(
+            read(&private, Algorithm::ES256).err(),
+            Some(ProofError::PrivateKey)
+        );
+        let oct = r#"{"kty":"oct","k":"c2VjcmV0"}"#;
+        assert_eq!(
+            read(oct, Algorithm::ES256).err(),
+            Some(ProofError::PrivateKey)
+        );
+    }
+
+    #[test]
+    fn a_key_that_does_not_fit_the_algorithm_is_refused() {
+        assert_eq!(
+            read(&ec(""), Algorithm::ES384).err(),
+            Some(ProofError::KeyMismatch)
+        );
+        assert_eq!(
+            read(&ec(""), Algorithm::EdDSA).err(),
+            Some(ProofError::KeyMismatch)
+        );
+        assert_eq!(
+            read(&rsa(2048), Algorithm::ES256).err(),
+            Some(ProofError::KeyMismatch)
+        );
+        let short = ec("").replace(&URL_SAFE_NO_PAD.encode([1u8; 32]), "AQ");
+        assert_eq!(
+            read(&short, Algorithm::ES256).err(),
+            Some(ProofError::KeyMismatch)
+        );
+        assert_eq!(
+            read(&ec(""), Algorithm::HS256).err(),
+            Some(ProofError::Algorithm)
+        );
+        assert!(read(&ec(""), Algorithm::ES256).is_ok());
+    }
+}
