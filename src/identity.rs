@@ -83,6 +83,8 @@ struct Inner {
     issuer: Option<Arc<str>>,
     expires_at: Option<SystemTime>,
     claims: Claims,
+    /// The JWK thumbprint the token is bound to (`cnf.jkt`, RFC 9449 §6).
+    jkt: Option<Box<str>>,
 }
 
 /// A token's claims: a map given to the builder, or a verified token's JSON text (the end of
@@ -124,6 +126,8 @@ pub(crate) struct TokenIdentity<'a> {
     pub(crate) claims_json: &'a str,
     /// The claims parsed already (for a check of the user's own).
     pub(crate) claims_map: Option<Map<String, Value>>,
+    /// `cnf.jkt`, when the token is bound to a DPoP key.
+    pub(crate) jkt: Option<&'a str>,
 }
 
 impl AuthInfo {
@@ -137,6 +141,7 @@ impl AuthInfo {
             issuer: None,
             expires_at: None,
             claims: None,
+            jkt: None,
         }
     }
 
@@ -161,6 +166,7 @@ impl AuthInfo {
             issuer: Some(token.issuer),
             expires_at: Some(token.expires_at),
             claims,
+            jkt: token.jkt.map(Into::into),
         }))
     }
 
@@ -206,6 +212,13 @@ impl AuthInfo {
     /// When the credentials expire, where known.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.0.expires_at
+    }
+
+    /// The JWK SHA-256 thumbprint (RFC 7638) of the key the token is bound to: its `cnf.jkt`
+    /// (RFC 9449 §6). A request carrying a bound token was accepted only with a DPoP proof
+    /// signed by that key ([`crate::dpop`]).
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.0.jkt.as_deref()
     }
 
     /// The raw claims of a token, where there are any.
@@ -312,6 +325,7 @@ impl fmt::Debug for AuthInfo {
             .field("issuer", &self.0.issuer)
             .field("expires_at", &self.0.expires_at)
             .field("claims", &self.claims().map(|c| c.len()))
+            .field("dpop_jkt", &self.0.jkt)
             .finish()
     }
 }
@@ -326,6 +340,7 @@ pub struct AuthInfoBuilder {
     issuer: Option<Arc<str>>,
     expires_at: Option<SystemTime>,
     claims: Option<Map<String, Value>>,
+    jkt: Option<Box<str>>,
 }
 
 impl AuthInfoBuilder {
@@ -369,6 +384,14 @@ impl AuthInfoBuilder {
         self
     }
 
+    /// The JWK thumbprint the token is bound to (`cnf.jkt`, RFC 9449 §6). Set it in a verifier
+    /// of your own for a bound token: a [`Dpop`](crate::dpop::Dpop) verifier around yours
+    /// then accepts it only with a DPoP proof by that key, never as a bearer token.
+    pub fn dpop_jkt(mut self, jkt: impl Into<String>) -> Self {
+        self.jkt = Some(jkt.into().into_boxed_str());
+        self
+    }
+
     /// Finishes the identity.
     pub fn build(self) -> AuthInfo {
         let subject_end = self.subject.len();
@@ -390,6 +413,7 @@ impl AuthInfoBuilder {
             issuer: self.issuer,
             expires_at: self.expires_at,
             claims: self.claims.map_or(Claims::None, Claims::Map),
+            jkt: self.jkt,
         }))
     }
 }

@@ -103,6 +103,10 @@ pub struct ProtectedResourceMetadata {
     resource_policy_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resource_tos_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    dpop_signing_alg_values_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    dpop_bound_access_tokens_required: bool,
     #[serde(skip)]
     resource_url: Option<ResourceUrl>,
 }
@@ -120,6 +124,8 @@ impl ProtectedResourceMetadata {
             policy: None,
             tos: None,
             signing_algs: Vec::new(),
+            dpop_algs: Vec::new(),
+            dpop_required: false,
         }
     }
 
@@ -188,6 +194,8 @@ pub struct MetadataBuilder {
     policy: Option<String>,
     tos: Option<String>,
     signing_algs: Vec<String>,
+    dpop_algs: Vec<String>,
+    dpop_required: bool,
 }
 
 impl MetadataBuilder {
@@ -248,6 +256,25 @@ impl MetadataBuilder {
         self
     }
 
+    /// `dpop_signing_alg_values_supported` (RFC 9449 §5.2 for resources, RFC 9728 §2): the DPoP
+    /// proof algorithms accepted (`DpopOptions::algorithm_names` gives them for a configured
+    /// `dpop::Dpop` verifier).
+    pub fn dpop_signing_alg_values_supported<I, S>(mut self, algs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.dpop_algs.extend(algs.into_iter().map(Into::into));
+        self
+    }
+
+    /// `dpop_bound_access_tokens_required` (RFC 9728 §2): whether every access token must be
+    /// DPoP-bound (the `required` mode of the `dpop` module). Left out when `false`.
+    pub fn dpop_bound_access_tokens_required(mut self, yes: bool) -> Self {
+        self.dpop_required = yes;
+        self
+    }
+
     /// Checks every field and builds the document.
     pub fn build(self) -> Result<ProtectedResourceMetadata, MetadataError> {
         if self.authorization_servers.is_empty() {
@@ -291,6 +318,8 @@ impl MetadataBuilder {
             resource_documentation: url("resource_documentation", self.documentation)?,
             resource_policy_uri: url("resource_policy_uri", self.policy)?,
             resource_tos_uri: url("resource_tos_uri", self.tos)?,
+            dpop_signing_alg_values_supported: self.dpop_algs,
+            dpop_bound_access_tokens_required: self.dpop_required,
             resource_url: Some(self.resource),
         })
     }

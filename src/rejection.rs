@@ -63,6 +63,14 @@ pub enum Invalid {
     /// expired, unknown, or an answer whose `active` is not the JSON boolean `true`).
     #[error("the authorization server says the token is not active")]
     Inactive,
+    /// The DPoP proof (RFC 9449 §4.3) is missing, malformed, or fails a check, or was seen
+    /// before: `401` with `error="invalid_dpop_proof"` on the `DPoP` challenge.
+    #[error("the DPoP proof is missing, invalid or replayed")]
+    DpopProof,
+    /// The token's binding to a key does not hold (RFC 9449 §6–7): a bound token presented as
+    /// a bearer token, an unbound one presented with a DPoP proof, or a proof by another key.
+    #[error("the token's key binding (cnf) does not match how it was presented")]
+    Binding,
     /// A custom check refused the token.
     #[error("the token was refused: {0}")]
     Custom(&'static str),
@@ -75,6 +83,7 @@ impl Invalid {
         match self {
             Self::Expired => "The access token expired",
             Self::WrongPassword => "Invalid credentials",
+            Self::DpopProof => "The DPoP proof is invalid",
             _ => "The access token is invalid",
         }
     }

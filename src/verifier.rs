@@ -120,6 +120,9 @@ pub struct AuthRequest<'a> {
     version: Version,
     headers: &'a HeaderMap,
     extensions: &'a Extensions,
+    /// Set by [`crate::dpop::Dpop`] once the request's DPoP proof checked out: the token may
+    /// then be bound to the proof's key, and the caller compares the binding.
+    proof_checked: bool,
 }
 
 impl fmt::Debug for Credentials<'_> {
@@ -163,6 +166,7 @@ impl<'a> AuthRequest<'a> {
             version: request.version(),
             headers: request.headers(),
             extensions: request.extensions(),
+            proof_checked: false,
         }
     }
 
@@ -176,6 +180,44 @@ impl<'a> AuthRequest<'a> {
             version: Version::HTTP_11,
             headers: &NO_HEADERS,
             extensions: &NO_EXTENSIONS,
+            proof_checked: false,
+        }
+    }
+
+    /// The same request, presenting `token` as a bearer token whose proof of possession the
+    /// caller has checked and whose binding it compares ([`crate::dpop::Dpop`]).
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    pub(crate) fn with_proven_token(self, token: &'a str) -> Self {
+        Self {
+            credentials: Credentials::Bearer(token),
+            proof_checked: true,
+            ..self
+        }
+    }
+
+    /// Whether the caller checked a proof of possession for the token (a DPoP proof, by
+    /// [`crate::dpop::Dpop`]) and compares the token's binding to it. When this is `false`, a
+    /// verifier must refuse a token bound to a key ([`AuthInfo::dpop_jkt`] set): presented as
+    /// a bearer token, its proof of possession would go unchecked (RFC 9449 §7.2).
+    pub fn proof_checked(&self) -> bool {
+        self.proof_checked
+    }
+
+    /// `verdict`, with a token bound to a key refused unless [`proof_checked`](Self::proof_checked)
+    /// (RFC 9449 §7.2: a bound token presented with the `Bearer` scheme is a downgrade).
+    pub(crate) fn refuse_unproven(&self, verdict: Verdict) -> Verdict {
+        if self.proof_checked {
+            return verdict;
+        }
+        let refuse = |info: AuthInfo| match info.dpop_jkt() {
+            Some(_) => Err(Rejection::Invalid(Invalid::Binding)),
+            None => Ok(info),
+        };
+        match verdict {
+            Verdict::Ready(r) => Verdict::Ready(r.and_then(refuse)),
+            Verdict::Pending(f) => {
+                Verdict::Pending(Box::pin(async move { f.await.and_then(refuse) }))
+            }
         }
     }
 
@@ -220,6 +262,8 @@ pub struct Schemes {
     dpop: bool,
     custom: Vec<Box<str>>,
     proxy: bool,
+    /// The `algs` of the `DPoP` challenge (RFC 9449 §7.1), space-separated.
+    dpop_algs: Option<Box<str>>,
 }
 
 impl Schemes {
@@ -232,6 +276,7 @@ impl Schemes {
         dpop: false,
         custom: Vec::new(),
         proxy: false,
+        dpop_algs: None,
     };
     /// `Bearer` (RFC 6750).
     pub const BEARER: Self = Self {
@@ -240,6 +285,7 @@ impl Schemes {
         dpop: false,
         custom: Vec::new(),
         proxy: false,
+        dpop_algs: None,
     };
     /// `Basic` (RFC 7617).
     pub const BASIC: Self = Self {
@@ -248,6 +294,7 @@ impl Schemes {
         dpop: false,
         custom: Vec::new(),
         proxy: false,
+        dpop_algs: None,
     };
     /// `DPoP` (RFC 9449).
     pub const DPOP: Self = Self {
@@ -256,6 +303,7 @@ impl Schemes {
         dpop: true,
         custom: Vec::new(),
         proxy: false,
+        dpop_algs: None,
     };
 
     /// No `Authorization` scheme: credentials that something in front of this server adds, in
@@ -272,6 +320,7 @@ impl Schemes {
         dpop: false,
         custom: Vec::new(),
         proxy: true,
+        dpop_algs: None,
     };
 
     /// A scheme of your own, named `name` (a token, RFC 9110 §11.1; compared
@@ -291,8 +340,40 @@ impl Schemes {
         }
     }
 
+    /// `DPoP` (RFC 9449), with the proof algorithms accepted: its challenge names them in
+    /// `algs` (RFC 9449 §7.1). Names that are not tokens are left out.
+    pub fn dpop_with_algorithms<I, S>(algorithms: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let algs: Vec<String> = algorithms
+            .into_iter()
+            .filter(|a| is_token(a.as_ref()))
+            .map(|a| a.as_ref().to_owned())
+            .collect();
+        Self {
+            dpop_algs: (!algs.is_empty()).then(|| algs.join(" ").into()),
+            ..Self::DPOP
+        }
+    }
+
+    /// The same set without `Bearer` (a layer that requires DPoP-bound tokens).
+    pub fn without_bearer(mut self) -> Self {
+        self.bearer = false;
+        self
+    }
+
+    /// The proof algorithms the `DPoP` challenge names (`algs`), space-separated, if given.
+    pub fn dpop_algorithms(&self) -> Option<&str> {
+        self.dpop_algs.as_deref()
+    }
+
     /// Both sets together.
     pub fn union(mut self, other: Self) -> Self {
+        if self.dpop_algs.is_none() {
+            self.dpop_algs = other.dpop_algs;
+        }
         self.bearer |= other.bearer;
         self.basic |= other.basic;
         self.dpop |= other.dpop;

@@ -7,10 +7,12 @@
 //!
 //! - `active` must be the JSON boolean `true`: a string, a number, `null` or a missing member
 //!   means inactive ([`Invalid::Inactive`]).
-//! - `cnf` (a sender-constrained token, RFC 7800 / RFC 8705 / RFC 9449) is refused: presented
-//!   as a bearer token, its proof of possession would go unchecked. `token_type`, when present,
-//!   must name an access token (`Bearer`, `access_token` or its RFC 8693 URI), not a refresh
-//!   token, an ID token or a `DPoP` one.
+//! - `cnf` (a sender-constrained token, RFC 7800) must be a DPoP binding, an object with only a
+//!   `jkt` (RFC 9449 §6.2): the identity records it, and the token is then accepted only with a
+//!   DPoP proof by that key ([`crate::dpop`]); presented as a bearer token it is refused. Any
+//!   other confirmation method is refused, since it could not be checked. `token_type`, when
+//!   present, must name an access token (`Bearer`, `DPoP`, `access_token` or its RFC 8693 URI),
+//!   not a refresh token or an ID token.
 //! - `exp` is required and must not be past; `nbf`, when present, not in the future; both with
 //!   the leeway, and each a NumericDate no later than the year 9999.
 //! - `iss`, when issuers are configured, must be one of them (exactly); with several it is
@@ -45,8 +47,9 @@ use crate::{
 };
 
 /// The `token_type` values that name an access token presented as a bearer token.
-const ACCESS_TOKEN_TYPES: [&str; 3] = [
+const ACCESS_TOKEN_TYPES: [&str; 4] = [
     "bearer",
+    "dpop",
     "access_token",
     "urn:ietf:params:oauth:token-type:access_token",
 ];
@@ -113,8 +116,8 @@ fn accept(
     if answer.get("active") != Some(&Value::Bool(true)) {
         return Err(Invalid::Inactive);
     }
-    if answer.contains_key("cnf") {
-        return Err(Invalid::Unacceptable);
+    if answer.contains_key("cnf") && jkt(answer).is_none() {
+        return Err(Invalid::Binding);
     }
     match answer.get("token_type") {
         None => {}
@@ -160,6 +163,17 @@ fn accept(
     Ok((issuer, exp))
 }
 
+/// The DPoP binding of the answer: `cnf` an object whose one member is a non-empty `jkt`.
+fn jkt(answer: &Map<String, Value>) -> Option<&str> {
+    let Some(Value::Object(cnf)) = answer.get("cnf") else {
+        return None;
+    };
+    match cnf.get("jkt") {
+        Some(Value::String(jkt)) if cnf.len() == 1 && !jkt.is_empty() => Some(jkt),
+        _ => None,
+    }
+}
+
 /// Member `name` if it is a non-empty string.
 fn non_empty<'a>(answer: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     answer
@@ -187,6 +201,9 @@ fn identity(answer: Map<String, Value>, issuer: Option<String>, exp: u64) -> Aut
     }
     if let Some(client) = client_id {
         info = info.client_id(client);
+    }
+    if let Some(jkt) = jkt(&answer) {
+        info = info.dpop_jkt(jkt);
     }
     info.claims(answer).build()
 }

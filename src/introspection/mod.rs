@@ -6,7 +6,7 @@
 //! whether it is live, for whom and for what. So the verifier POSTs it to the introspection
 //! endpoint, authenticated as this server ([`ClientAuth`]), and judges the answer as strictly
 //! as a JWT's claims (`answer` explains the rules: `active` the boolean `true`, `exp`, `nbf`,
-//! `iss`, `aud` naming this resource, no `cnf`).
+//! `iss`, `aud` naming this resource, a `cnf` only as a DPoP binding, see [`crate::dpop`]).
 //!
 //! Why each choice:
 //! - **Failures are `503`, never `401`.** When the endpoint is down, slow, refuses this
@@ -201,6 +201,13 @@ impl Verifier for IntrospectionVerifier {
     }
 
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
+        // A token bound to a key is refused unless its proof was checked (RFC 9449 §7.2).
+        request.refuse_unproven(self.verify_token_of(request))
+    }
+}
+
+impl IntrospectionVerifier {
+    fn verify_token_of(&self, request: &AuthRequest<'_>) -> Verdict {
         let Credentials::Bearer(token) = request.credentials() else {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };

@@ -72,8 +72,9 @@ pub(super) struct Claims<'a> {
 }
 
 /// The claims the checks and the identity read, indexed once rather than searched for each
-/// time (the last four name the identity behind an identity-aware proxy).
-const KNOWN: [&str; 14] = [
+/// time (`email` to `preferred_username` name the identity behind an identity-aware proxy;
+/// `cnf` binds the token to a key, RFC 7800 / RFC 9449 §6).
+const KNOWN: [&str; 15] = [
     "exp",
     "nbf",
     "iat",
@@ -88,6 +89,7 @@ const KNOWN: [&str; 14] = [
     "email",
     "common_name",
     "preferred_username",
+    "cnf",
 ];
 
 fn known_index(name: &str) -> Option<usize> {
@@ -103,6 +105,7 @@ fn known_index(name: &str) -> Option<usize> {
             n if n == three("azp") => 7,
             n if n == three("jti") => 8,
             n if n == three("scp") => 10,
+            n if n == three("cnf") => 14,
             _ => return None,
         },
         _ => match name {
@@ -203,6 +206,31 @@ impl<'a> Claims<'a> {
             Some(list @ Json::Array(_)) => list.elements().filter_map(|v| v.as_str()).collect(),
             Some(value) => value.as_str().into_iter().collect(),
             None => Vec::new(),
+        }
+    }
+
+    /// The key binding (RFC 7800 `cnf`): `Ok(None)` without `cnf`, `Ok(Some(jkt))` for a DPoP
+    /// binding (RFC 9449 §6.1); any other form or confirmation method is refused, since it
+    /// could not be checked (RFC 7800 §3.1).
+    pub(super) fn jkt(&self) -> Result<Option<Cow<'a, str>>, Invalid> {
+        let Some(cnf) = self.get("cnf") else {
+            return Ok(None);
+        };
+        let Json::Object(text) = cnf else {
+            return Err(Invalid::Binding);
+        };
+        let (mut jkt, mut other) = (None, false);
+        json::object(text, |m| {
+            if m.is("jkt") {
+                jkt = Some(m.value);
+            } else {
+                other = true;
+            }
+        })
+        .ok_or(Invalid::Malformed)?;
+        match jkt.and_then(|j| j.as_str()) {
+            Some(j) if !other && !j.is_empty() => Ok(Some(j)),
+            _ => Err(Invalid::Binding),
         }
     }
 

@@ -45,18 +45,18 @@
 //! # }
 //! ```
 
-mod base64url;
+pub(crate) mod base64url;
 mod builder;
 mod cache;
 mod claims;
 mod header;
-mod json;
+pub(crate) mod json;
 mod key_source;
 mod keys;
 #[cfg(feature = "remote-jwks")]
 mod remote;
 mod segment;
-mod signature;
+pub(crate) mod signature;
 
 use std::{
     borrow::Cow,
@@ -489,7 +489,9 @@ impl Inner {
                 (identity.method, subject, first(identity.client_id))
             }
         };
+        let jkt = claims.jkt().map_err(refuse)?;
         let info = AuthInfo::from_token(TokenIdentity {
+            jkt: jkt.as_deref(),
             method,
             subject: &subject,
             client_id: client_id.as_deref(),
@@ -615,10 +617,12 @@ impl Verifier for JwtVerifier {
         let Credentials::Bearer(token) = request.credentials() else {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };
-        match self.0.cached(token) {
+        // A token bound to a key is refused here unless its proof was checked (RFC 9449 §7.2),
+        // on a cache hit as on a miss.
+        request.refuse_unproven(match self.0.cached(token) {
             Cached::Hit(info) => Verdict::Ready(Ok(info)),
             Cached::Miss(tag) => self.0.verify_uncached(token, tag),
-        }
+        })
     }
 }
 

@@ -5,6 +5,7 @@
 //! | no credentials, or a scheme not accepted | 401 | no `error` (RFC 6750 §3.1) |
 //! | malformed `Authorization` | 400 | `error="invalid_request"` |
 //! | invalid, unknown or expired credentials | 401 | `error="invalid_token"` |
+//! | a missing, invalid or replayed DPoP proof | 401 | on the `DPoP` line: `error="invalid_dpop_proof"` (RFC 9449 §7.1) |
 //! | valid, but a scope is missing | 403 | `error="insufficient_scope"`, `scope` = the full required set |
 //! | credentials cannot be checked now | 503 + `Retry-After` | none |
 //! | only [`Schemes::PROXY`] credentials are read, and they are missing or invalid | 403 | none |
@@ -15,7 +16,9 @@
 //! fixed order `realm`, `resource_metadata`, `scope`, `error`, `error_description`; empty values
 //! are left out. With metadata configured every Bearer challenge carries `resource_metadata`
 //! (absolute) and `scope`. When Basic is accepted too, its challenge is a second
-//! `WWW-Authenticate` field line, after the Bearer one. Every refusal has
+//! `WWW-Authenticate` field line, after the Bearer one. When DPoP is accepted, its challenge
+//! (RFC 9449 §7.1: the same parameters, and `algs` naming the proof algorithms) is a field
+//! line after the Bearer one and before Basic's. Every refusal has
 //! `Cache-Control: no-store` and a JSON body `{"error":…[,"error_description":…]}`.
 //! `error_description` is off by default ([`AuthLayerBuilder::error_descriptions`]).
 //!
@@ -59,7 +62,7 @@ use crate::{
     credentials::Scheme,
     refusal::ResponseBody,
     scope::ScopeSet,
-    verifier::{Rejection, Schemes},
+    verifier::{Invalid, Rejection, Schemes},
 };
 
 /// The longest `error_description` sent, in bytes.
@@ -75,6 +78,9 @@ pub enum ErrorCode {
     InvalidToken,
     /// `insufficient_scope`: valid token lacking a scope (403).
     InsufficientScope,
+    /// `invalid_dpop_proof`: the DPoP proof is missing, invalid or replayed (401, on the `DPoP`
+    /// challenge; RFC 9449 §7.1).
+    InvalidDpopProof,
 }
 
 impl ErrorCode {
@@ -84,6 +90,7 @@ impl ErrorCode {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }
@@ -219,6 +226,7 @@ fn not_proxied<B>(grpc: bool) -> Response<ResponseBody<B>> {
 const BODY_UNAUTHORIZED: &[u8] = br#"{"error":"unauthorized"}"#;
 const BODY_INVALID_TOKEN: &[u8] = br#"{"error":"invalid_token"}"#;
 const BODY_INVALID_REQUEST: &[u8] = br#"{"error":"invalid_request"}"#;
+const BODY_INVALID_DPOP_PROOF: &[u8] = br#"{"error":"invalid_dpop_proof"}"#;
 const BODY_INSUFFICIENT: &[u8] = br#"{"error":"insufficient_scope"}"#;
 const BODY_UNAVAILABLE: &[u8] = br#"{"error":"temporarily_unavailable"}"#;
 const BODY_NOT_PROXIED: &[u8] = br#"{"error":"forbidden","error_description":"The request did not come through the proxy in front of this server"}"#;
@@ -337,6 +345,12 @@ impl Responder {
         if let Some(scope) = scope.or(s.scope.as_ref()) {
             c = c.param("scope", scope.to_string());
         }
+        if &*c.scheme == "DPoP"
+            && let Some(algs) = s.schemes.dpop_algorithms()
+        {
+            // RFC 9449 §7.1: the proof algorithms accepted.
+            c = c.param("algs", algs);
+        }
         if let Some(e) = error {
             c = c.param("error", e.as_str());
         }
@@ -412,15 +426,20 @@ impl Responder {
                 }
                 Rejection::Invalid(reason) => {
                     let desc = reason.public_description();
+                    // RFC 9449 §7.1: a bad proof is `invalid_dpop_proof`, the rest `invalid_token`.
+                    let token_code = match (presented, reason) {
+                        (Some(Scheme::DPoP), Invalid::DpopProof) => ErrorCode::InvalidDpopProof,
+                        _ => ErrorCode::InvalidToken,
+                    };
                     let erring = presented
                         .filter(|_| token_used)
-                        .map(|scheme| (scheme, ErrorCode::InvalidToken));
+                        .map(|scheme| (scheme, token_code));
                     self.push_erring(&mut headers, erring, None, Some(desc));
-                    let code = token_used.then_some(ErrorCode::InvalidToken);
-                    let body = if token_used {
-                        BODY_INVALID_TOKEN
-                    } else {
-                        BODY_UNAUTHORIZED
+                    let code = token_used.then_some(token_code);
+                    let body = match code {
+                        Some(ErrorCode::InvalidDpopProof) => BODY_INVALID_DPOP_PROOF,
+                        Some(_) => BODY_INVALID_TOKEN,
+                        None => BODY_UNAUTHORIZED,
                     };
                     (StatusCode::UNAUTHORIZED, code, Some(desc), body)
                 }
@@ -507,7 +526,7 @@ impl Responder {
                 match code {
                     ErrorCode::InvalidToken => self.bearer_invalid_token.clone(),
                     ErrorCode::InvalidRequest => self.bearer_invalid_request.clone(),
-                    ErrorCode::InsufficientScope => None,
+                    ErrorCode::InsufficientScope | ErrorCode::InvalidDpopProof => None,
                 }
                 .unwrap_or_else(|| self.bearer(scope, Some(code), None))
             }),
