@@ -92,8 +92,9 @@ impl Invalid {
     /// events](crate::audit) and of the `mcp_auth_decisions_total` counter): `invalid_token`
     /// (a token that is not one of ours, malformed, or refused by a custom check),
     /// `wrong_password`, `expired`, `not_yet_valid`, `bad_signature`, `wrong_audience`,
-    /// `wrong_issuer`, `unknown_key`, `unacceptable` (algorithm or type), `invalid_claims` or
-    /// `inactive`. Codes are never renamed within a major version.
+    /// `wrong_issuer`, `unknown_key`, `unacceptable` (algorithm or type), `invalid_claims`,
+    /// `inactive`, `invalid_dpop_proof` or `token_binding` (a sender-constrained token without
+    /// its proof, or a proof by another key). Codes are never renamed within a major version.
     ///
     /// ```
     /// use mcp_server_auth::rejection::Invalid;
@@ -112,6 +113,8 @@ impl Invalid {
             Self::Unacceptable => "unacceptable",
             Self::Claims => "invalid_claims",
             Self::Inactive => "inactive",
+            Self::DpopProof => "invalid_dpop_proof",
+            Self::Binding => "token_binding",
         }
     }
 }
