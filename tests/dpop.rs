@@ -9,6 +9,12 @@
 #![cfg(feature = "aws-lc-rs")]
 
 mod common;
+#[cfg(feature = "redis")]
+#[path = "common/install.rs"]
+mod install;
+#[cfg(feature = "redis")]
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 use std::{
     future::Ready,
@@ -780,75 +786,11 @@ async fn a_replay_store_that_cannot_answer_makes_dpop_requests_503() {
 #[cfg(feature = "redis")]
 mod redis_shared {
     use super::*;
+    use crate::redis_server::Redis;
     use mcp_server_auth::store::{RedisOptions, RedisStore};
-    use std::{
-        io::{Read, Write},
-        net::{TcpListener, TcpStream},
-        process::{Child, Command, Stdio},
-    };
-
-    /// A `redis-server` on a free loopback port, without persistence (as in
-    /// `tests/throttle_redis.rs`); stopped when dropped.
-    struct Redis {
-        child: Option<Child>,
-        port: u16,
-    }
-
-    impl Redis {
-        fn start() -> Redis {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is needed (apt-get install redis-server)");
-            let redis = Redis {
-                child: Some(child),
-                port,
-            };
-            for _ in 0..200 {
-                if redis.ping() {
-                    return redis;
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            panic!("redis-server did not answer PING on port {port}");
-        }
-
-        fn ping(&self) -> bool {
-            let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-                return false;
-            };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-            let mut buf = [0u8; 7];
-            s.write_all(b"PING\r\n").is_ok()
-                && s.read_exact(&mut buf).is_ok()
-                && &buf == b"+PONG\r\n"
-        }
-
-        fn stop(&mut self) {
-            if let Some(mut child) = self.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-
-    impl Drop for Redis {
-        fn drop(&mut self) {
-            self.stop();
-        }
-    }
 
     async fn instance(redis: &Redis) -> TestServer {
-        let url = format!("redis://127.0.0.1:{}", redis.port);
+        let url = redis.url();
         let mut options = RedisOptions::default();
         options.timeout = Duration::from_millis(500);
         let store = RedisStore::connect(&url, options).await.unwrap();
