@@ -167,14 +167,18 @@ impl Rejection {
     }
 
     /// Of two refusals of the same request by two verifiers, the one to report: being unable
-    /// to check beats a definite "invalid", which beats "not mine".
+    /// to check beats a definite "invalid", which beats "not mine". Among "invalid", a reason
+    /// only the token's own kind can give (expired, wrong audience, …) beats "not one of my
+    /// tokens" or "not my format": a JWT refused as expired by the JWT verifier is reported as
+    /// expired, not as unknown to the static tokens tried beside it.
     pub(crate) fn prefer(self, other: Self) -> Self {
         fn rank(r: &Rejection) -> u8 {
             match r {
                 Rejection::NoCredentials => 0,
-                Rejection::Invalid(_) => 1,
-                Rejection::InvalidRequest(_) | Rejection::InsufficientScope { .. } => 2,
-                Rejection::Unavailable { .. } => 3,
+                Rejection::Invalid(Invalid::UnknownToken | Invalid::Malformed) => 1,
+                Rejection::Invalid(_) => 2,
+                Rejection::InvalidRequest(_) | Rejection::InsufficientScope { .. } => 3,
+                Rejection::Unavailable { .. } => 4,
             }
         }
         if rank(&other) > rank(&self) {

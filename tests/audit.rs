@@ -225,15 +225,16 @@ fn base64_of(s: &str) -> String {
 }
 
 #[test]
-fn an_expired_jwt_and_one_for_another_audience_are_refused_with_their_reason() {
+fn an_expired_jwt_and_one_for_another_audience_are_refused_with_their_reason_beside_static_tokens() {
     let key = k1();
     let (expired, other) = (expired_token(&key), wrong_audience_token(&key));
     let lines = audited(|| async {
         let jwks = JwksServer::start(&[&key]).await;
         let url = jwks.url();
-        // JWTs only: with static tokens too, the first verifier's reason (not one of its
-        // tokens) would be reported.
+        // Static tokens beside the JWTs: the JWT verifier's reason wins over the static
+        // tokens' "not one of mine".
         let server = example_with(&[
+            ("MCP_AUTH_BEARER_TOKEN", READER),
             ("MCP_AUTH_ISSUER_URL", ISSUER),
             ("MCP_AUTH_JWKS_URL", &url),
             ("MCP_AUTH_AUDIENCE", RESOURCE),
