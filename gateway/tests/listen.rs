@@ -1,11 +1,12 @@
 //! `subscriptions/listen` for MCP 2026-07-28 clients through `mcp-auth-gateway wrap`: the
 //! child's list changes and resource updates on the listen request's own event stream (MCP
 //! 2026-07-28, "Subscriptions"). The real binary on 127.0.0.1, `tests/servers/stub.mjs` and
-//! server-everything, raw HTTP read frame by frame; every wait is bounded (`common::WAIT`).
+//! server-everything, raw HTTP read frame by frame, and the Python SDK's own `listen`
+//! (`tests/clients/listen_2026.py`); every wait is bounded (`common::WAIT`).
 
 mod common;
 
-use std::time::Duration;
+use std::{process::Stdio, time::Duration};
 
 use common::*;
 use serde_json::{Value, json};
@@ -349,4 +350,51 @@ async fn a_list_change_rides_no_exchange_of_a_2026_client() {
         [json!("notifications/message"), Value::Null],
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn the_python_sdk_listens_over_2026_07_28_and_gets_what_it_asked_for() {
+    let gw = Gateway::start(
+        &[("MCP_AUTH_BEARER_TOKEN", ALICE)],
+        &[],
+        &stub(&["--subscribe"]),
+    )
+    .await;
+    tokio::task::spawn_blocking(ensure_python_client)
+        .await
+        .unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/listen_2026.py");
+    let child = tokio::process::Command::new(venv_python())
+        .arg(&script)
+        .args(["--url", &gw.url])
+        .env("GATEWAY_TEST_TOKEN", ALICE)
+        .env("NO_PROXY", "*")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
+        .await
+        .expect("the Python client took too long")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "no JSON line:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.get("error").is_none(), "{out}\n{}", gw.stderr());
+    assert_eq!(out["version"], "2026-07-28", "{out}");
+    assert_eq!(
+        out["honored"],
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["test://a"]}),
+        "{out}"
+    );
+    // The update of test://b, which it did not subscribe to, never came.
+    assert_eq!(out["events"], json!(["tools", "updated test://a"]), "{out}");
 }
