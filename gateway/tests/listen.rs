@@ -305,6 +305,20 @@ async fn a_listen_stream_ends_with_its_result_when_the_child_ends() {
 }
 
 #[tokio::test]
+async fn a_gateway_that_shuts_down_ends_its_listen_streams_with_their_result() {
+    let mut gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &stub(&[])).await;
+    let mut stream = Stream::open(&gw, ALICE, 8, json!({"toolsListChanged": true})).await;
+    stream.acknowledged(8).await;
+    gw.sigterm();
+    let result = stream
+        .next()
+        .await
+        .expect("the stream ended without its result");
+    assert_eq!(result["result"]["_meta"][SUBSCRIPTION_ID], 8, "{result}");
+    assert!(gw.wait().await.success());
+}
+
+#[tokio::test]
 async fn a_listen_request_without_a_filter_is_refused() {
     let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &stub(&[])).await;
     let body = request_2026(3, "subscriptions/listen", json!({}));
