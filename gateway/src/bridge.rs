@@ -14,7 +14,7 @@
 //! | an answer | the `POST` whose request it answers ([`Exchange::answer`]), with the client's own id |
 //! | `notifications/progress` | the `POST` whose request carried its `progressToken`, with the client's own token, if it is still open, else that client's streams |
 //! | a request (sampling, elicitation, roots, ping) | one client: the one with the oldest request in flight (the call that most likely caused it), else the first attached; its answer is accepted from that client only |
-//! | any other notification | every client: the child does not say whom it concerns (logging, list changes, resource updates) |
+//! | any other notification | every client but listeners: the child does not say whom it concerns (logging, list changes, resource updates); list changes and resource updates also to the child's `subscriptions/listen` streams that want them ([`crate::taps`], never waiting for them) |
 //!
 //! and within a client, a message for no particular exchange goes to its `GET` stream if open,
 //! else its oldest open `POST` stream, else a bounded backlog that its next `GET` stream
@@ -68,6 +68,7 @@ use crate::{
     child::{self, Spawned},
     framing::{Frame, LineReader},
     message::{self, Kind, Message},
+    taps::{Filter, TapError, Taps},
 };
 
 /// The JSON-RPC code of the errors the bridge answers with: internal error.
@@ -127,6 +128,7 @@ struct Shared {
     next_id: AtomicU64,
     ended: CancellationToken,
     reaped: CancellationToken,
+    taps: Taps,
 }
 
 #[derive(Debug, Default)]
@@ -145,6 +147,9 @@ struct State {
 struct Client {
     stream: Option<mpsc::Sender<Bytes>>,
     backlog: VecDeque<Bytes>,
+    /// A listener's attachment ([`Bridge::tap`]): it holds the child, and gets neither the
+    /// notifications for every client nor the server's requests.
+    quiet: bool,
 }
 
 #[derive(Debug)]
@@ -178,6 +183,7 @@ impl Bridge {
             next_id: AtomicU64::new(1),
             ended: CancellationToken::new(),
             reaped: CancellationToken::new(),
+            taps: Taps::default(),
         });
         let (status_tx, status_rx) = watch::channel(None);
         let reaped = shared.reaped.clone();
@@ -242,6 +248,33 @@ impl Bridge {
             ));
         }
         left
+    }
+
+    /// A `subscriptions/listen` stream of `owner` (a principal) on attached client `client`,
+    /// for the notifications `filter` wants ([`crate::taps`]): its tap number, its queue
+    /// (which ends when the child does), and the resource URIs nobody listened to before. The
+    /// client gets nothing else from now on.
+    pub fn tap(
+        &self,
+        client: u64,
+        owner: &str,
+        filter: Filter,
+    ) -> Result<(u64, mpsc::Receiver<Bytes>, Vec<String>), TapError> {
+        // Under the state's lock: `end` either comes first (refused) or clears the new tap.
+        let mut state = self.shared.state();
+        if state.end.is_some() {
+            return Err(TapError::Ended);
+        }
+        if let Some(c) = state.clients.get_mut(&client) {
+            c.quiet = true;
+            c.backlog.clear();
+        }
+        self.shared.taps.add(owner, filter)
+    }
+
+    /// The child's `subscriptions/listen` streams.
+    pub fn taps(&self) -> &Taps {
+        &self.shared.taps
     }
 
     /// Sends `client`'s request to the child; its answer comes back on the [`Exchange`].
@@ -397,6 +430,7 @@ impl Shared {
             let _ = p.answer.send(error);
         }
         drop(clients);
+        self.taps.clear();
         self.ended.cancel();
     }
 
@@ -448,7 +482,10 @@ impl Shared {
             .iter()
             .min_by_key(|(id, _)| **id)
             .map(|(_, p)| p.client)
-            .or_else(|| state.clients.keys().min().copied())?;
+            .or_else(|| {
+                let awake = state.clients.iter().filter(|(_, c)| !c.quiet);
+                awake.map(|(k, _)| *k).min()
+            })?;
         state.server_requests.insert(id.get().into(), target);
         Some(target)
     }
@@ -520,7 +557,12 @@ impl Shared {
             }
             return;
         }
-        let clients: Vec<u64> = self.state().clients.keys().copied().collect();
+        self.taps.offer(&msg, &line, &self.label);
+        let clients: Vec<u64> = {
+            let state = self.state();
+            let awake = state.clients.iter().filter(|(_, c)| !c.quiet);
+            awake.map(|(k, _)| *k).collect()
+        };
         for client in clients {
             self.deliver(client, &line).await;
         }

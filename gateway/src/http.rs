@@ -11,7 +11,7 @@
 //! | an id that is unknown, ended, or another principal's | `404` (the client starts a new session) |
 //! | `GET` or `DELETE` without a session | `405` |
 //! | `POST` other than `initialize` without a session | `400` |
-//! | `POST` with `MCP-Protocol-Version: 2026-07-28` | served without a session ([`crate::stateless`]) |
+//! | `POST` with `MCP-Protocol-Version: 2026-07-28` | served without a session ([`crate::stateless`]); `subscriptions/listen` answers a long-lived event stream ([`crate::listen`]) |
 //! | `MCP-Protocol-Version` other than 2026-07-28, 2025-11-25, 2025-06-18 or 2025-03-26 | `400`, JSON-RPC `-32022` listing those |
 //!
 //! **MCP 2026-07-28 clients** have no `initialize` and no sessions: every `POST` carries
@@ -241,6 +241,7 @@ async fn post_mcp(
             Outcome::Exchange(exchange, reshape) => {
                 answer(exchange, msg.id(), Hold::None, Some(reshape)).await
             }
+            Outcome::Listen(listener) => sse(listener.into_stream()),
             Outcome::Sent => StatusCode::ACCEPTED.into_response(),
             Outcome::Refused(e) => create_failed(&msg, &e),
         };
@@ -345,7 +346,7 @@ async fn answer(
                         queue.push_back(m);
                         break Some(answer);
                     }
-                    Outbound::Answered => {}
+                    Outbound::Answered | Outbound::Withheld => {}
                     Outbound::Ask(request, slot) => {
                         // Nothing was sent yet: the `POST` ends here, the call waits.
                         let Some(r) = reshape.take() else { continue };
@@ -426,7 +427,7 @@ impl Stream {
                 m = self.messages.recv(), if self.open => match m {
                     Some(m) => match outbound(self.reshape.as_ref(), m, true).await {
                         Outbound::Forward(m) => return Some(m),
-                        Outbound::Answered => {}
+                        Outbound::Answered | Outbound::Withheld => {}
                         Outbound::Ask(request, slot) => return Some(self.park(&request, slot)),
                     },
                     None => self.open = false,
@@ -469,13 +470,17 @@ impl Stream {
 }
 
 fn event_stream(stream: Stream) -> Response {
-    let events = futures_util::stream::unfold(stream, |mut s| async move {
-        let m = s.next().await?;
+    sse(futures_util::stream::unfold(stream, |mut s| async move {
+        Some((s.next().await?, s))
+    }))
+}
+
+/// An event stream of `messages`, one event each.
+fn sse(messages: impl futures_util::Stream<Item = Bytes> + Send + 'static) -> Response {
+    use futures_util::StreamExt;
+    let events = messages.map(|m| {
         let data = String::from_utf8_lossy(&m).into_owned();
-        Some((
-            Ok::<_, Infallible>(Event::default().event("message").data(data)),
-            s,
-        ))
+        Ok::<_, Infallible>(Event::default().event("message").data(data))
     });
     let mut res = Sse::new(events)
         .keep_alive(KeepAlive::default())

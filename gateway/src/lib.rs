@@ -19,6 +19,7 @@
 //! | sessions: owner, idle timeout | [`session`] |
 //! | MCP 2026-07-28 without sessions: the principal's child, initialized by the gateway, `server/discover` | [`stateless`] |
 //! | the child's requests to a 2026-07-28 client: `input_required`, the call waiting for the retry | [`mrtr`] |
+//! | the child's list changes and resource updates for 2026-07-28 clients: `subscriptions/listen` streams, filtered, bounded | [`listen`], [`taps`] |
 //! | children: who shares one (`--isolation`), one handshake each, `--max-children`, restarts | [`pool`] |
 //! | routing JSON-RPC messages between exchanges and the child | [`bridge`], [`message`] |
 //! | one message per line, bounded | [`framing`] |
@@ -47,6 +48,7 @@ pub mod child;
 pub mod cli;
 pub mod framing;
 pub mod http;
+pub mod listen;
 pub mod message;
 pub mod mrtr;
 pub mod pool;
@@ -54,5 +56,6 @@ pub mod proxy;
 pub mod reshape;
 pub mod session;
 pub mod stateless;
+pub mod taps;
 pub mod telemetry;
 pub mod wrap;

@@ -18,6 +18,11 @@
 //! and the call waits for the client's retry ([`crate::mrtr`]); any other gets a JSON-RPC error
 //! from the gateway at once, and the child's call goes on.
 //!
+//! **Notifications of no request.** The child's list changes and resource updates are sent to
+//! every client of the child, and so reach a 2026-07-28 exchange that is open at the time. The
+//! revision carries them on `subscriptions/listen` streams only, to the clients that asked
+//! ([`crate::listen`]): on an exchange they are withheld.
+//!
 //! ```
 //! use mcp_auth_gateway::reshape::{CACHEABLE, SERVER_INFO};
 //! assert!(CACHEABLE.contains(&"tools/list"));
@@ -33,6 +38,7 @@ use crate::{
     message::{self, Kind, Message},
     mrtr::{self, Call, Slot, Waiting},
     pool::Lease,
+    taps,
 };
 
 /// The `_meta` key of the server's name and version in a 2026-07-28 result.
@@ -84,6 +90,8 @@ pub enum Outbound {
     Forward(Bytes),
     /// A request of the child's that the gateway has answered for the client (with an error).
     Answered,
+    /// A notification that is not this exchange's (it goes to listen streams only).
+    Withheld,
     /// A request of the child's to ask the client for: the `POST` ends with
     /// `input_required` ([`Reshape::park`]); the slot holds room for the call to wait.
     Ask(Bytes, Slot),
@@ -141,6 +149,11 @@ impl Reshape {
             return Outbound::Forward(m);
         };
         if msg.kind() != Kind::Request {
+            // A list change or resource update concerns no request: at 2026-07-28 it rides
+            // only the `subscriptions/listen` streams that asked for it ([`crate::taps`]).
+            if msg.method().is_some_and(taps::listen_only) {
+                return Outbound::Withheld;
+            }
             return Outbound::Forward(m);
         }
         if may_ask

@@ -10,6 +10,7 @@
 //! | any request, the child not yet initialized | first sends the child its own `initialize` (2025-11-25, the capabilities the client declares in the request's `_meta`, else none) and `notifications/initialized` |
 //! | a request whose envelope is wrong | `400`: no `_meta` with the protocol version and client capabilities → `-32602`; `MCP-Protocol-Version`, `Mcp-Method` or `Mcp-Name` disagreeing with the body → `-32020` (HeaderMismatch); a version it does not speak → `-32022` |
 //! | `server/discover` | answers from the child's `initialize` result: its `capabilities` and `instructions`, the protocol versions the gateway offers, and its `serverInfo` in `_meta` |
+//! | `subscriptions/listen` | an event stream of the child's list changes and resource updates that its filter wants, each stamped with the request's id, until the client leaves or the child ends ([`crate::listen`]) |
 //! | any other request | sends it to the child through the bridge ([`crate::bridge`], which gives it an id of its own), and answers as JSON or an event stream as for a session, the answer in the 2026-07-28 shape ([`crate::reshape`]) |
 //! | during a `tools/call`, `prompts/get` or `resources/read`, the child asks for sampling, elicitation or roots and the request's `_meta` declares that capability | ends the `POST` with `input_required`: the child's request and a `requestState`; the call waits ([`crate::mrtr`]) |
 //! | the same request again with `inputResponses` and that `requestState` | the answers go to the child, and the `POST` gets the rest of the call: its answer, or the next `input_required`; a `requestState` that is altered, another principal's, for another tool, used or expired → `400`, `-32602` |
@@ -22,8 +23,14 @@
 //! one waiting call ([`crate::mrtr`]), one request per round. A request the client did not
 //! declare the capability for, one during any other method, or `ping`, is answered for the
 //! client at once with a JSON-RPC error, and the child's call goes on. Notifications
-//! (progress, logging) reach the client on the answer's event stream; notifications outside
-//! any request (list changes) have no stream to go to and are dropped.
+//! (progress, logging) reach the client on the answer's event stream.
+//!
+//! **Notifications outside any request.** The child's list changes and resource updates
+//! concern no request, and the revision has no `GET` stream for them: a client that wants
+//! them opens a `subscriptions/listen` stream, which the gateway feeds from the same child
+//! (subscribing the child to the resources asked for, when it offers that), and they reach
+//! no other exchange ([`crate::listen`], [`crate::taps`]). Other notifications of no request
+//! (logging) reach the client's exchanges that are open at the time, else nobody.
 //!
 //! **Which child.** With no session, the only stable owner of state is the authenticated
 //! principal ([`AuthInfo::principal_key`]): every request of a principal goes to that
@@ -45,6 +52,7 @@ use serde_json::{Map, Value, json, value::RawValue};
 
 use crate::{
     bridge::{Ended, Exchange, INTERNAL_ERROR},
+    listen::{self, Listener},
     message::{self, Kind, Message},
     mrtr::{self, Call, Waiting},
     pool::Lease,
@@ -74,6 +82,8 @@ pub enum Outcome {
     /// The child's exchange, its answer to be reshaped (the [`Reshape`] keeps the child
     /// attached until it is dropped).
     Exchange(Exchange, Reshape),
+    /// A `subscriptions/listen` stream ([`crate::listen`]).
+    Listen(Listener),
     /// A notification or answer written to the child.
     Sent,
     /// No child for the caller.
@@ -136,6 +146,12 @@ pub async fn post(
     }
     if msg.method() == Some("server/discover") {
         return Outcome::Json(StatusCode::OK, discover(msg, &init));
+    }
+    if listen::is_listen(msg) {
+        return match listen::open(lease, &principal, &init, msg).await {
+            Ok(listener) => Outcome::Listen(listener),
+            Err((status, answer)) => Outcome::Json(status, answer),
+        };
     }
     let exchange = match backend.request(lease.client(), msg).await {
         Ok(exchange) => exchange,

@@ -14,6 +14,11 @@
 //             answers with the JSON text of what came back ([{result}|{error}])
 //   asked     {"answers":[…],"cancelled":[…]}: every answer to an `ask` request this process
 //             received, and the request ids named by `notifications/cancelled`
+//   notify    sends its `notifications` ([{method, params}]), then answers
+//   subscribed {"subscribe":[…],"unsubscribe":[…]}: the URIs of every `resources/subscribe`
+//             and `resources/unsubscribe` received, in order
+// With --subscribe it declares the `resources.subscribe` capability (it answers those
+// requests either way).
 // With --stubborn it ignores SIGTERM (the gateway must kill its process group). It always
 // starts a grandchild (`sleep 600`) in its process group, so that tests can check that the
 // group is ended.
@@ -22,6 +27,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
 const stubborn = process.argv.includes('--stubborn');
+const subscribe = process.argv.includes('--subscribe');
 if (stubborn) process.on('SIGTERM', () => process.stderr.write('ignoring SIGTERM\n'));
 const grandchild = spawn('sleep', ['600'], { stdio: 'ignore' });
 
@@ -34,6 +40,7 @@ const gated = [];
 // The requests this server sent, by id: what to do with the answer.
 const waiting = new Map();
 const asked = { answers: [], cancelled: [] };
+const subscribed = { subscribe: [], unsubscribe: [] };
 let nextAsk = 1;
 
 const ask = (msg, requests, log, got) => {
@@ -52,7 +59,7 @@ const ask = (msg, requests, log, got) => {
   return send({ jsonrpc: '2.0', id, method, params });
 };
 
-const tools = ['env', 'pids', 'big', 'garbage', 'hang', 'counts', 'gate', 'ask', 'asked'].map((name) => ({
+const tools = ['env', 'pids', 'big', 'garbage', 'hang', 'counts', 'gate', 'ask', 'asked', 'notify', 'subscribed'].map((name) => ({
   name,
   inputSchema: { type: 'object' },
 }));
@@ -77,10 +84,14 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       counts.initialize += 1;
       return answer(msg.id, {
         protocolVersion: msg.params?.protocolVersion ?? '2025-11-25',
-        capabilities: { tools: {} },
+        capabilities: subscribe ? { tools: {}, resources: { subscribe: true } } : { tools: {} },
         serverInfo: { name: 'gateway-test-stub', version: '0.0.0' },
       });
     case 'ping':
+      return answer(msg.id, {});
+    case 'resources/subscribe':
+    case 'resources/unsubscribe':
+      subscribed[msg.method.slice('resources/'.length)].push(msg.params?.uri);
       return answer(msg.id, {});
     case 'tools/list':
       return answer(msg.id, { tools });
@@ -105,6 +116,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
           return ask(msg, args.requests ?? [], args.log === true, []);
         case 'asked':
           return answer(msg.id, textResult(JSON.stringify(asked)));
+        case 'notify':
+          for (const { method, params } of args.notifications ?? []) send({ jsonrpc: '2.0', method, params });
+          return answer(msg.id, textResult('notified'));
+        case 'subscribed':
+          return answer(msg.id, textResult(JSON.stringify(subscribed)));
         case 'gate':
           gated.push(msg);
           if (gated.length < 2) return undefined;
