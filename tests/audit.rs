@@ -225,7 +225,7 @@ fn base64_of(s: &str) -> String {
 }
 
 #[test]
-fn an_expired_jwt_and_one_for_another_audience_are_refused_with_their_reason_beside_static_tokens() {
+fn expired_and_wrong_audience_jwts_are_audited_with_their_reason_beside_static_tokens() {
     let key = k1();
     let (expired, other) = (expired_token(&key), wrong_audience_token(&key));
     let lines = audited(|| async {
