@@ -92,8 +92,9 @@ impl Invalid {
     /// events](crate::audit) and of the `mcp_auth_decisions_total` counter): `invalid_token`
     /// (a token that is not one of ours, malformed, or refused by a custom check),
     /// `wrong_password`, `expired`, `not_yet_valid`, `bad_signature`, `wrong_audience`,
-    /// `wrong_issuer`, `unknown_key`, `unacceptable` (algorithm or type), `invalid_claims` or
-    /// `inactive`. Codes are never renamed within a major version.
+    /// `wrong_issuer`, `unknown_key`, `unacceptable` (algorithm or type), `invalid_claims`,
+    /// `inactive`, `invalid_dpop_proof` or `binding` (RFC 9449 §6–7). Codes are never renamed
+    /// within a major version.
     ///
     /// ```
     /// use mcp_server_auth::rejection::Invalid;
@@ -112,6 +113,8 @@ impl Invalid {
             Self::Unacceptable => "unacceptable",
             Self::Claims => "invalid_claims",
             Self::Inactive => "inactive",
+            Self::DpopProof => "invalid_dpop_proof",
+            Self::Binding => "binding",
         }
     }
 }
@@ -140,11 +143,19 @@ pub enum Rejection {
         /// When to try again.
         retry_after: Duration,
     },
+    /// The DPoP proof lacks this server's current nonce (RFC 9449 §9): `401` with
+    /// `error="use_dpop_nonce"` on the `DPoP` challenge and the nonce to use in the
+    /// `DPoP-Nonce` header.
+    UseDpopNonce {
+        /// The nonce the next proof must carry.
+        nonce: http::HeaderValue,
+    },
 }
 
 impl Rejection {
     /// A stable, lowercase code for logs and metrics: `no_credentials`, `invalid_request`,
-    /// `insufficient_scope`, `unavailable`, or the [code of the reason](Invalid::reason_code)
+    /// `insufficient_scope`, `unavailable`, `use_dpop_nonce`, or the [code of the
+    /// reason](Invalid::reason_code)
     /// credentials are invalid. The [audit events](crate::audit) add `origin` and
     /// `throttled` for the refusals of those layers.
     ///
@@ -160,6 +171,7 @@ impl Rejection {
             Self::Invalid(invalid) => invalid.reason_code(),
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::Unavailable { .. } => "unavailable",
+            Self::UseDpopNonce { .. } => "use_dpop_nonce",
         }
     }
 
@@ -170,7 +182,9 @@ impl Rejection {
             match r {
                 Rejection::NoCredentials => 0,
                 Rejection::Invalid(_) => 1,
-                Rejection::InvalidRequest(_) | Rejection::InsufficientScope { .. } => 2,
+                Rejection::InvalidRequest(_)
+                | Rejection::InsufficientScope { .. }
+                | Rejection::UseDpopNonce { .. } => 2,
                 Rejection::Unavailable { .. } => 3,
             }
         }

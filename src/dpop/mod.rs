@@ -66,12 +66,14 @@
 
 mod htu;
 mod jwk;
+mod keys;
+mod nonce;
 mod proof;
 mod replay;
 mod thumbprint;
 mod verifier;
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use jsonwebtoken::Algorithm;
 
@@ -159,6 +161,9 @@ pub enum DpopConfigError {
     /// The resource URL has no RFC 3986 normal form.
     #[error("the resource URL cannot be compared with proofs' htu: give an absolute http(s) URL")]
     ResourceUrl,
+    /// The nonce key is shorter than 32 bytes.
+    #[error("the DPoP nonce key is shorter than 32 bytes: use 32 random bytes or more")]
+    NonceKey,
 }
 
 /// What a [`Dpop`] verifier checks: the resource URL proofs must name, the algorithms, the
@@ -169,6 +174,7 @@ pub struct DpopOptions {
     algorithms: Vec<Algorithm>,
     max_age: Duration,
     htu: htu::Htu,
+    nonces: Option<Arc<nonce::Nonces>>,
 }
 
 impl fmt::Debug for DpopOptions {
@@ -177,6 +183,7 @@ impl fmt::Debug for DpopOptions {
             .field("mode", &self.mode)
             .field("algorithms", &self.algorithms)
             .field("max_age", &self.max_age)
+            .field("nonces", &self.nonces.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +213,7 @@ impl DpopOptions {
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             bad_algorithm: None,
             max_age: MAX_PROOF_AGE,
+            nonce_key: None,
         }
     }
 
@@ -225,16 +233,35 @@ impl DpopOptions {
     pub fn requires_bound_tokens(&self) -> bool {
         self.mode == Mode::Required
     }
+
+    /// Whether proofs must carry a server nonce ([`DpopOptionsBuilder::nonce_key`]).
+    pub fn nonces_required(&self) -> bool {
+        self.nonces.is_some()
+    }
 }
 
-/// Builds [`DpopOptions`].
-#[derive(Debug, Clone)]
+/// Builds [`DpopOptions`]. `Debug` never shows the nonce key.
+#[derive(Clone)]
 pub struct DpopOptionsBuilder {
     resource: String,
     mode: Mode,
     algorithms: Vec<Algorithm>,
     bad_algorithm: Option<String>,
     max_age: Duration,
+    /// The nonces of the key given, or the error: the key itself is not kept.
+    nonce_key: Option<Result<Arc<nonce::Nonces>, DpopConfigError>>,
+}
+
+impl fmt::Debug for DpopOptionsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopOptionsBuilder")
+            .field("resource", &self.resource)
+            .field("mode", &self.mode)
+            .field("algorithms", &self.algorithms)
+            .field("max_age", &self.max_age)
+            .field("nonces", &self.nonce_key.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DpopOptionsBuilder {
@@ -269,6 +296,18 @@ impl DpopOptionsBuilder {
         self
     }
 
+    /// Requires server nonces in proofs (RFC 9449 §8–9), made and checked with `key`: at least
+    /// 32 random bytes, the same at every replica, so that each accepts the others' nonces
+    /// (see [`nonce`](self::nonce) for how they work). Never logged.
+    pub fn nonce_key(mut self, key: &[u8]) -> Self {
+        self.nonce_key = Some(if key.len() < nonce::MIN_KEY_BYTES {
+            Err(DpopConfigError::NonceKey)
+        } else {
+            Ok(Arc::new(nonce::Nonces::new(key)))
+        });
+        self
+    }
+
     /// Checks the options.
     pub fn build(self) -> Result<DpopOptions, DpopConfigError> {
         if let Some(bad) = self.bad_algorithm {
@@ -285,6 +324,7 @@ impl DpopOptionsBuilder {
             algorithms: self.algorithms,
             max_age: self.max_age,
             htu: htu::Htu::new(&self.resource).ok_or(DpopConfigError::ResourceUrl)?,
+            nonces: self.nonce_key.transpose()?,
         })
     }
 }
