@@ -168,7 +168,7 @@ pub(super) fn read(
 /// `hex` decoded, if it is an even number of hex digits.
 #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 || !hex.is_ascii() {
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
         return None;
     }
     (0..hex.len())
