@@ -34,6 +34,14 @@
 //! A browser client needs CORS to allow the `DPoP` request header (and to expose `DPoP-Nonce`,
 //! for nonces): see [`crate::origin`].
 //!
+//! Server nonces (RFC 9449 §8–9) are optional: with
+//! [`DpopOptionsBuilder::nonce_key`], a proof must carry a nonce this server (or a replica with
+//! the same key) issued in the last one to two minutes. Nonces are stateless, a MAC of a 60 s
+//! time bucket; a proof without one, or with a stale or forged one, gets `401` with
+//! `error="use_dpop_nonce"` on the `DPoP` challenge and a fresh nonce in `DPoP-Nonce`; an
+//! accepted proof whose nonce is from the previous bucket gets a fresh nonce with the answer.
+//! Each client's proof key is parsed once and kept in a small cache (256 keys).
+//!
 //! With several replicas, give them one shared store ([`Dpop::with_store`] and a
 //! `RedisStore`), or a proof accepted at one is accepted again at another. The memory store
 //! holds a bounded number of keys and forgets the oldest first: size it
@@ -298,7 +306,8 @@ impl DpopOptionsBuilder {
 
     /// Requires server nonces in proofs (RFC 9449 §8–9), made and checked with `key`: at least
     /// 32 random bytes, the same at every replica, so that each accepts the others' nonces
-    /// (see [`nonce`](self::nonce) for how they work). Never logged.
+    /// (stateless: a MAC of the 60 s time bucket; a nonce is accepted in its bucket and the
+    /// next). Never logged.
     pub fn nonce_key(mut self, key: &[u8]) -> Self {
         self.nonce_key = Some(if key.len() < nonce::MIN_KEY_BYTES {
             Err(DpopConfigError::NonceKey)
