@@ -136,6 +136,7 @@ impl Admission {
             Rejection::Unavailable { .. } => {
                 tracing::warn!("refused: credentials cannot be checked now")
             }
+            Rejection::UseDpopNonce { .. } => tracing::debug!("refused: DPoP nonce needed"),
         }
         self.responder.respond(rejection, presented, grpc)
     }

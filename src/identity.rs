@@ -85,11 +85,14 @@ struct Inner {
     claims: Claims,
     /// The JWK thumbprint the token is bound to (`cnf.jkt`, RFC 9449 §6).
     jkt: Option<Box<str>>,
+    /// A fresh DPoP nonce for the answer (RFC 9449 §8.2), set by [`crate::dpop::Dpop`].
+    dpop_nonce: Option<http::HeaderValue>,
 }
 
 /// A token's claims: a map given to the builder, or a verified token's JSON text (the end of
 /// [`Inner::text`]), parsed into a map the first time [`AuthInfo::claims`] is called (most
 /// requests never ask, so the verifier does not build one for each token).
+#[derive(Clone)]
 enum Claims {
     None,
     Map(Map<String, Value>),
@@ -167,7 +170,32 @@ impl AuthInfo {
             expires_at: Some(token.expires_at),
             claims,
             jkt: token.jkt.map(Into::into),
+            dpop_nonce: None,
         }))
+    }
+
+    /// The same identity, with `nonce` to send in the answer's `DPoP-Nonce` header (a copy:
+    /// the one a token cache holds is unchanged).
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    pub(crate) fn with_dpop_nonce(&self, nonce: http::HeaderValue) -> Self {
+        let i = &*self.0;
+        Self(Arc::new(Inner {
+            text: i.text.clone(),
+            subject_end: i.subject_end,
+            client_end: i.client_end,
+            method: i.method,
+            scopes: i.scopes.clone(),
+            issuer: i.issuer.clone(),
+            expires_at: i.expires_at,
+            claims: i.claims.clone(),
+            jkt: i.jkt.clone(),
+            dpop_nonce: Some(nonce),
+        }))
+    }
+
+    /// The nonce to send in the answer's `DPoP-Nonce` header, if any.
+    pub(crate) fn dpop_nonce(&self) -> Option<&http::HeaderValue> {
+        self.0.dpop_nonce.as_ref()
     }
 
     /// The identity a request's extensions carry, if an auth layer accepted it.
@@ -414,6 +442,7 @@ impl AuthInfoBuilder {
             expires_at: self.expires_at,
             claims: self.claims.map_or(Claims::None, Claims::Map),
             jkt: self.jkt,
+            dpop_nonce: None,
         }))
     }
 }

@@ -93,8 +93,8 @@ impl Invalid {
     /// (a token that is not one of ours, malformed, or refused by a custom check),
     /// `wrong_password`, `expired`, `not_yet_valid`, `bad_signature`, `wrong_audience`,
     /// `wrong_issuer`, `unknown_key`, `unacceptable` (algorithm or type), `invalid_claims`,
-    /// `inactive`, `invalid_dpop_proof` or `token_binding` (a sender-constrained token without
-    /// its proof, or a proof by another key). Codes are never renamed within a major version.
+    /// `inactive`, `invalid_dpop_proof` or `binding` (RFC 9449 §6–7). Codes are never renamed
+    /// within a major version.
     ///
     /// ```
     /// use mcp_server_auth::rejection::Invalid;
@@ -114,7 +114,7 @@ impl Invalid {
             Self::Claims => "invalid_claims",
             Self::Inactive => "inactive",
             Self::DpopProof => "invalid_dpop_proof",
-            Self::Binding => "token_binding",
+            Self::Binding => "binding",
         }
     }
 }
@@ -143,11 +143,19 @@ pub enum Rejection {
         /// When to try again.
         retry_after: Duration,
     },
+    /// The DPoP proof lacks this server's current nonce (RFC 9449 §9): `401` with
+    /// `error="use_dpop_nonce"` on the `DPoP` challenge and the nonce to use in the
+    /// `DPoP-Nonce` header.
+    UseDpopNonce {
+        /// The nonce the next proof must carry.
+        nonce: http::HeaderValue,
+    },
 }
 
 impl Rejection {
     /// A stable, lowercase code for logs and metrics: `no_credentials`, `invalid_request`,
-    /// `insufficient_scope`, `unavailable`, or the [code of the reason](Invalid::reason_code)
+    /// `insufficient_scope`, `unavailable`, `use_dpop_nonce`, or the [code of the
+    /// reason](Invalid::reason_code)
     /// credentials are invalid. The [audit events](crate::audit) add `origin` and
     /// `throttled` for the refusals of those layers.
     ///
@@ -163,6 +171,7 @@ impl Rejection {
             Self::Invalid(invalid) => invalid.reason_code(),
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::Unavailable { .. } => "unavailable",
+            Self::UseDpopNonce { .. } => "use_dpop_nonce",
         }
     }
 
@@ -177,7 +186,9 @@ impl Rejection {
                 Rejection::NoCredentials => 0,
                 Rejection::Invalid(Invalid::UnknownToken | Invalid::Malformed) => 1,
                 Rejection::Invalid(_) => 2,
-                Rejection::InvalidRequest(_) | Rejection::InsufficientScope { .. } => 3,
+                Rejection::InvalidRequest(_)
+                | Rejection::InsufficientScope { .. }
+                | Rejection::UseDpopNonce { .. } => 3,
                 Rejection::Unavailable { .. } => 4,
             }
         }

@@ -46,6 +46,7 @@ async fn whoami(who: AuthInfo) -> String {
 ///         HeaderName::from_static("mcp-protocol-version"),
 ///         HeaderName::from_static("mcp-session-id"),
 ///         HeaderName::from_static("last-event-id"),
+///         HeaderName::from_static("dpop"), // DPoP proofs (RFC 9449)
 ///     ])
 ///     // Without this a browser cannot read the challenge, and OAuth discovery never starts.
 ///     .expose_headers([
@@ -53,6 +54,7 @@ async fn whoami(who: AuthInfo) -> String {
 ///         HeaderName::from_static("mcp-session-id"),
 ///         HeaderName::from_static("mcp-protocol-version"),
 ///         HeaderName::from_static("last-event-id"),
+///         HeaderName::from_static("dpop-nonce"), // DPoP server nonces
 ///     ]);
 /// let app = Router::new()
 ///     .route("/mcp", post(handler).get(handler).delete(handler))
@@ -88,12 +90,14 @@ fn recommended_stack() -> Router {
             HeaderName::from_static("mcp-protocol-version"),
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("dpop"),
         ])
         .expose_headers([
             WWW_AUTHENTICATE,
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("mcp-protocol-version"),
             HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("dpop-nonce"),
         ]);
     Router::new()
         .route("/mcp", post(whoami).get(whoami).delete(whoami))
@@ -133,7 +137,7 @@ async fn preflight_to_mcp_is_answered_before_auth() {
             .header(ACCESS_CONTROL_REQUEST_METHOD, method)
             .header(
                 ACCESS_CONTROL_REQUEST_HEADERS,
-                "authorization,content-type,mcp-protocol-version",
+                "authorization,content-type,mcp-protocol-version,dpop",
             )
             .send()
             .await
@@ -142,7 +146,12 @@ async fn preflight_to_mcp_is_answered_before_auth() {
         assert!(common::challenges(&res).is_empty(), "{method}");
         assert_eq!(acao(&res), Some("*"), "{method}");
         let allowed = list(&res, ACCESS_CONTROL_ALLOW_HEADERS);
-        for h in ["authorization", "content-type", "mcp-protocol-version"] {
+        for h in [
+            "authorization",
+            "content-type",
+            "mcp-protocol-version",
+            "dpop",
+        ] {
             assert!(
                 allowed.iter().any(|a| a == h),
                 "{method}: {h} not in {allowed:?}"

@@ -125,9 +125,10 @@ async fn tokens_from_a_real_authorization_server() {
         assert_eq!(status, 401);
         assert_eq!(
             challenges,
-            [format!(
-                r#"Bearer {rm}, scope="mcp:read", error="invalid_token""#
-            )]
+            [
+                format!(r#"Bearer {rm}, scope="mcp:read", error="invalid_token""#),
+                format!(r#"DPoP {rm}, scope="mcp:read", algs="ES256 ES384 EdDSA RS256 PS256""#)
+            ]
         );
 
         // An opaque token (no resource requested): 401 invalid_token.
@@ -135,12 +136,16 @@ async fn tokens_from_a_real_authorization_server() {
         assert!(!oidc::is_jwt(&opaque));
         assert_eq!(send(&url, &opaque).await.0, 401);
 
-        // No token: 401 without error, pointing at the metadata.
+        // No token: 401 without error, pointing at the metadata; DPoP is allowed in JWT mode,
+        // its challenge after the Bearer one.
         let res = common::client().post(&url).send().await.unwrap();
         assert_eq!(res.status(), 401);
         assert_eq!(
             common::challenges(&res),
-            [format!(r#"Bearer {rm}, scope="mcp:read""#)]
+            [
+                format!(r#"Bearer {rm}, scope="mcp:read""#),
+                format!(r#"DPoP {rm}, scope="mcp:read", algs="ES256 ES384 EdDSA RS256 PS256""#)
+            ]
         );
     })
     .await;

@@ -44,6 +44,7 @@
 //! ```
 
 mod builder;
+mod dpop_nonce;
 mod require_scopes;
 
 use std::{
@@ -71,6 +72,7 @@ use crate::{
 
 use crate::admission::Admission;
 pub use builder::{AuthLayerBuilder, BuildError};
+pub use dpop_nonce::WithDpopNonce;
 pub use require_scopes::{RequireScopes, RequireScopesLayer};
 
 /// A Tower layer that authenticates every request with a [`Verifier`]. See the
@@ -259,7 +261,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, Verifying<S, ReqBody>>;
+    type Future = ResponseFuture<WithDpopNonce<S::Future>, ResBody, Verifying<S, ReqBody>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -281,15 +283,18 @@ where
         let (presented, verdict) = shared.check(&req);
         let admission = &shared.admission;
         match verdict {
-            Verdict::Ready(Ok(info)) => match admission.admit(info, &mut req) {
-                Ok(()) => {
-                    allowed(start, presented, &req);
-                    ResponseFuture::inner(self.inner.call(req))
+            Verdict::Ready(Ok(info)) => {
+                let nonce = info.dpop_nonce().cloned();
+                match admission.admit(info, &mut req) {
+                    Ok(()) => {
+                        allowed(start, presented, &req);
+                        ResponseFuture::inner(WithDpopNonce::new(self.inner.call(req), nonce))
+                    }
+                    Err(rejection) => ResponseFuture::refused(refused(
+                        admission, start, &rejection, presented, &req,
+                    )),
                 }
-                Err(rejection) => {
-                    ResponseFuture::refused(refused(admission, start, &rejection, presented, &req))
-                }
-            },
+            }
             Verdict::Ready(Err(rejection)) => {
                 ResponseFuture::refused(refused(admission, start, &rejection, presented, &req))
             }
@@ -355,14 +360,14 @@ struct Pending<S, ReqBody> {
 
 impl<S, ReqBody> crate::refusal::future::Sealed for Verifying<S, ReqBody> {}
 
-impl<S, ReqBody, ResBody> Prelude<S::Future, ResBody> for Verifying<S, ReqBody>
+impl<S, ReqBody, ResBody> Prelude<WithDpopNonce<S::Future>, ResBody> for Verifying<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     fn poll_prelude(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Outcome<S::Future, ResBody>> {
+    ) -> Poll<Outcome<WithDpopNonce<S::Future>, ResBody>> {
         // Both fields are Unpin (a boxed future and a box).
         let this = self.get_mut();
         let result = ready!(this.fut.as_mut().poll(cx));
@@ -376,16 +381,19 @@ where
             .pending
             .take()
             .expect("ResponseFuture polled after completion");
-        Poll::Ready(
-            match result.and_then(|info| admission.admit(info, &mut req)) {
-                Ok(()) => {
-                    allowed(start, presented, &req);
-                    Outcome::Call(inner.call(req))
-                }
-                Err(rejection) => {
-                    Outcome::Refuse(refused(&admission, start, &rejection, presented, &req))
-                }
-            },
-        )
+        let mut nonce = None;
+        let admitted = result.and_then(|info| {
+            nonce = info.dpop_nonce().cloned();
+            admission.admit(info, &mut req)
+        });
+        Poll::Ready(match admitted {
+            Ok(()) => {
+                allowed(start, presented, &req);
+                Outcome::Call(WithDpopNonce::new(inner.call(req), nonce))
+            }
+            Err(rejection) => {
+                Outcome::Refuse(refused(&admission, start, &rejection, presented, &req))
+            }
+        })
     }
 }

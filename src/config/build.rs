@@ -123,6 +123,7 @@ impl EnvConfig {
         };
         let mut builder = ProtectedResourceMetadata::builder(self.resource_url.clone())
             .scopes_supported(supported);
+        builder = self.dpop_metadata(builder);
         for server in servers {
             builder = builder.authorization_server(server.clone());
         }
@@ -193,6 +194,9 @@ impl EnvConfig {
         };
         let file = self.token_file.as_ref().map(FileTokens::new);
         let bearer = VerifierExt::or(VerifierExt::or(self.static_bearer()?, file), tokens);
+        // DPoP (off unless configured) around every token verifier: a bound token needs its
+        // proof whichever verifier knows it.
+        let bearer = self.wrap_dpop(bearer).await?;
         let credentials = VerifierExt::or(bearer, self.basic_auth()?);
         Ok(EnvVerifier(credentials.or(self.assertion.clone())))
     }
@@ -287,7 +291,7 @@ impl Verifier for FileTokens {
     }
 }
 
-type EnvBearer = Or<Or<Option<StaticBearer>, Option<FileTokens>>, EnvTokens>;
+type EnvBearer = super::dpop::Wrapped<Or<Or<Option<StaticBearer>, Option<FileTokens>>, EnvTokens>>;
 
 /// The verifier built from the environment by [`EnvConfig::verifier`].
 #[derive(Debug, Clone)]

@@ -179,4 +179,13 @@ pub enum ConfigError {
     /// The introspection verifier cannot be built (or its endpoint found).
     #[error("token introspection: {0}")]
     Introspection(String),
+    /// A DPoP variable (`MCP_AUTH_DPOP*`) is not acceptable, or does not fit the rest of the
+    /// configuration. The reason never repeats the nonce key.
+    #[error("{var}: {reason}")]
+    Dpop {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong, and what to write instead.
+        reason: String,
+    },
 }

@@ -45,6 +45,10 @@
 //! | `MCP_AUTH_AUDIT_LOG` | where the examples and the gateway write the [audit events](crate::audit) as JSON lines: `stderr`, `stdout` or a file path (appended to, reopened on `SIGHUP`) | not written |
 //! | `MCP_AUTH_METRICS_LISTEN` | the separate address where the examples and the gateway serve Prometheus metrics at `/metrics` ([`crate::audit::metrics`]) | not served |
 //! | `MCP_AUTH_INTROSPECTION_CACHE_SECS` | the longest a positive answer is cached (a revoked token works this long at most; at most 86400) | `60` |
+//! | `MCP_AUTH_DPOP` | DPoP-bound tokens ([`crate::dpop`]): `off`, `allowed` (bound tokens need proofs, unbound bearer tokens still work) or `required` (every token must be bound; no static tokens) | `allowed` with `MCP_AUTH_ISSUER_URL` or introspection, else `off` |
+//! | `MCP_AUTH_DPOP_ALGORITHMS` | comma-separated proof algorithms (asymmetric only: ES256, ES384, EdDSA, RS256, RS384, RS512, PS256, PS384, PS512) | ES256, ES384, EdDSA, RS256, PS256 |
+//! | `MCP_AUTH_DPOP_MAX_AGE_SECS` | how far a proof's `iat` may be from now, either way (1 to 300) | `300` |
+//! | `MCP_AUTH_DPOP_NONCE_KEY` | turns server nonces on (RFC 9449 §9): the key shared by every replica, at least 32 bytes in hex (`openssl rand -hex 32`); never logged | no nonces |
 //!
 //! In JWT mode the layer serves the Protected Resource Metadata document and every challenge
 //! points at it; static tokens and a Basic user, if also set, are still accepted. In
@@ -69,6 +73,7 @@
 //! ```
 
 mod build;
+mod dpop;
 mod error;
 mod introspection;
 mod telemetry;
@@ -244,6 +249,7 @@ pub struct EnvConfig {
     introspection: Option<introspection::IntrospectionEnv>,
     throttle: throttle::ThrottleEnv,
     telemetry: telemetry::TelemetryEnv,
+    dpop: dpop::DpopEnv,
 }
 
 impl fmt::Debug for EnvConfig {
@@ -267,6 +273,7 @@ impl fmt::Debug for EnvConfig {
             .field("introspection", &self.introspection)
             .field("throttle", &self.throttle)
             .field("telemetry", &self.telemetry)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -275,7 +282,7 @@ impl EnvConfig {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut vars = Vec::new();
-        for name in VARS.into_iter().chain(telemetry::VARS) {
+        for name in VARS.into_iter().chain(telemetry::VARS).chain(dpop::VARS) {
             match std::env::var(name) {
                 Ok(v) => vars.push((name, v)),
                 Err(std::env::VarError::NotPresent) => {}
@@ -452,9 +459,15 @@ impl EnvConfig {
             )?,
             comma_list(take("MCP_AUTH_ASSERTION_AUDIENCE")),
         )?;
+        let verifiers = dpop::Verifiers {
+            bound_tokens: jwt.is_some() || introspection.is_some(),
+            static_tokens: !tokens.is_empty() || token_file.is_some(),
+        };
+        let dpop = dpop::read(&mut take, &resource_url, verifiers)?;
         let throttle = throttle::read(&mut take)?;
         let telemetry = telemetry::read(&mut take)?;
         let config = Self {
+            dpop,
             throttle,
             telemetry,
             introspection,

@@ -151,7 +151,17 @@ impl EnvConfig {
         if env.limit == 0 {
             return Ok(ThrottleLayer::disabled());
         }
-        let store = match &env.redis_url {
+        let store = self.env_store().await?;
+        Ok(ThrottleLayer::with_store(store, env.limit, env.window)
+            .trusted_proxies(env.proxies.clone()))
+    }
+}
+
+impl EnvConfig {
+    /// A store of the configuration: in memory, or in Redis with `MCP_AUTH_REDIS_URL` (the
+    /// throttle's counts, DPoP proofs already seen).
+    pub(super) async fn env_store(&self) -> Result<EnvStore, ConfigError> {
+        Ok(match &self.throttle.redis_url {
             #[cfg(feature = "redis")]
             Some(url) => EnvStore::Redis(
                 crate::store::RedisStore::connect(url, crate::store::RedisOptions::default())
@@ -159,9 +169,7 @@ impl EnvConfig {
                     .map_err(|_| ConfigError::RedisUrl)?,
             ),
             _ => EnvStore::Memory(MemoryStore::new()),
-        };
-        Ok(ThrottleLayer::with_store(store, env.limit, env.window)
-            .trusted_proxies(env.proxies.clone()))
+        })
     }
 }
 

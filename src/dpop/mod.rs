@@ -34,6 +34,14 @@
 //! A browser client needs CORS to allow the `DPoP` request header (and to expose `DPoP-Nonce`,
 //! for nonces): see [`crate::origin`].
 //!
+//! Server nonces (RFC 9449 §8–9) are optional: with
+//! [`DpopOptionsBuilder::nonce_key`], a proof must carry a nonce this server (or a replica with
+//! the same key) issued in the last one to two minutes. Nonces are stateless, a MAC of a 60 s
+//! time bucket; a proof without one, or with a stale or forged one, gets `401` with
+//! `error="use_dpop_nonce"` on the `DPoP` challenge and a fresh nonce in `DPoP-Nonce`; an
+//! accepted proof whose nonce is from the previous bucket gets a fresh nonce with the answer.
+//! Each client's proof key is parsed once and kept in a small cache (256 keys).
+//!
 //! With several replicas, give them one shared store ([`Dpop::with_store`] and a
 //! `RedisStore`), or a proof accepted at one is accepted again at another. The memory store
 //! holds a bounded number of keys and forgets the oldest first: size it
@@ -66,12 +74,14 @@
 
 mod htu;
 mod jwk;
+mod keys;
+mod nonce;
 mod proof;
 mod replay;
 mod thumbprint;
 mod verifier;
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use jsonwebtoken::Algorithm;
 
@@ -159,6 +169,9 @@ pub enum DpopConfigError {
     /// The resource URL has no RFC 3986 normal form.
     #[error("the resource URL cannot be compared with proofs' htu: give an absolute http(s) URL")]
     ResourceUrl,
+    /// The nonce key is shorter than 32 bytes.
+    #[error("the DPoP nonce key is shorter than 32 bytes: use 32 random bytes or more")]
+    NonceKey,
 }
 
 /// What a [`Dpop`] verifier checks: the resource URL proofs must name, the algorithms, the
@@ -169,6 +182,7 @@ pub struct DpopOptions {
     algorithms: Vec<Algorithm>,
     max_age: Duration,
     htu: htu::Htu,
+    nonces: Option<Arc<nonce::Nonces>>,
 }
 
 impl fmt::Debug for DpopOptions {
@@ -177,6 +191,7 @@ impl fmt::Debug for DpopOptions {
             .field("mode", &self.mode)
             .field("algorithms", &self.algorithms)
             .field("max_age", &self.max_age)
+            .field("nonces", &self.nonces.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +221,7 @@ impl DpopOptions {
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             bad_algorithm: None,
             max_age: MAX_PROOF_AGE,
+            nonce_key: None,
         }
     }
 
@@ -225,16 +241,35 @@ impl DpopOptions {
     pub fn requires_bound_tokens(&self) -> bool {
         self.mode == Mode::Required
     }
+
+    /// Whether proofs must carry a server nonce ([`DpopOptionsBuilder::nonce_key`]).
+    pub fn nonces_required(&self) -> bool {
+        self.nonces.is_some()
+    }
 }
 
-/// Builds [`DpopOptions`].
-#[derive(Debug, Clone)]
+/// Builds [`DpopOptions`]. `Debug` never shows the nonce key.
+#[derive(Clone)]
 pub struct DpopOptionsBuilder {
     resource: String,
     mode: Mode,
     algorithms: Vec<Algorithm>,
     bad_algorithm: Option<String>,
     max_age: Duration,
+    /// The nonces of the key given, or the error: the key itself is not kept.
+    nonce_key: Option<Result<Arc<nonce::Nonces>, DpopConfigError>>,
+}
+
+impl fmt::Debug for DpopOptionsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopOptionsBuilder")
+            .field("resource", &self.resource)
+            .field("mode", &self.mode)
+            .field("algorithms", &self.algorithms)
+            .field("max_age", &self.max_age)
+            .field("nonces", &self.nonce_key.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DpopOptionsBuilder {
@@ -269,6 +304,19 @@ impl DpopOptionsBuilder {
         self
     }
 
+    /// Requires server nonces in proofs (RFC 9449 §8–9), made and checked with `key`: at least
+    /// 32 random bytes, the same at every replica, so that each accepts the others' nonces
+    /// (stateless: a MAC of the 60 s time bucket; a nonce is accepted in its bucket and the
+    /// next). Never logged.
+    pub fn nonce_key(mut self, key: &[u8]) -> Self {
+        self.nonce_key = Some(if key.len() < nonce::MIN_KEY_BYTES {
+            Err(DpopConfigError::NonceKey)
+        } else {
+            Ok(Arc::new(nonce::Nonces::new(key)))
+        });
+        self
+    }
+
     /// Checks the options.
     pub fn build(self) -> Result<DpopOptions, DpopConfigError> {
         if let Some(bad) = self.bad_algorithm {
@@ -285,6 +333,7 @@ impl DpopOptionsBuilder {
             algorithms: self.algorithms,
             max_age: self.max_age,
             htu: htu::Htu::new(&self.resource).ok_or(DpopConfigError::ResourceUrl)?,
+            nonces: self.nonce_key.transpose()?,
         })
     }
 }

@@ -15,7 +15,7 @@
 //! 8. `htm` is the request method;
 //! 9. `htu` is the configured resource URL, compared as RFC 3986 normalised URIs without query
 //!    and fragment ([`super::htu`]);
-//! 10. the server nonce, when nonces are on (a later addition: the hook is [`NonceCheck`]);
+//! 10. the server nonce, when nonces are on ([`super::nonce`]);
 //! 11. `iat` is within the accepted age of now, either way;
 //! 12. `ath` is present and is the Base64url SHA-256 of the access token.
 //!
@@ -36,7 +36,7 @@ use jsonwebtoken::Algorithm;
 
 use super::{
     htu::Htu,
-    jwk,
+    keys::KeyCache,
     thumbprint::{Jkt, Sha256},
 };
 use crate::jwt::{
@@ -103,11 +103,11 @@ pub enum ProofError {
     Replayed,
 }
 
-/// A server-nonce check (RFC 9449 §8–9), run as check 10 of [`check`]. Nonces are a later
-/// addition; this is where they plug in.
+/// A server-nonce check (RFC 9449 §8–9), run as check 10 of [`check`] ([`super::nonce`]).
 pub(crate) trait NonceCheck: Send + Sync {
-    /// Checks the proof's `nonce` claim (absent: `None`) at `now` (seconds since the epoch).
-    fn check(&self, nonce: Option<&str>, now: u64) -> Result<(), ProofError>;
+    /// Checks the proof's `nonce` claim (absent: `None`) at `now` (seconds since the epoch);
+    /// `Ok(true)` when it is accepted but a fresh one should go with the answer.
+    fn check(&self, nonce: Option<&str>, now: u64) -> Result<bool, ProofError>;
 }
 
 /// What the checks compare a proof with.
@@ -119,6 +119,8 @@ pub(crate) struct Expect<'a> {
     pub(crate) now: u64,
     pub(crate) max_age: u64,
     pub(crate) nonce: Option<&'a dyn NonceCheck>,
+    /// The keys of earlier proofs ([`super::keys`]).
+    pub(crate) keys: &'a KeyCache,
 }
 
 /// A proof that passed every check.
@@ -130,6 +132,8 @@ pub(crate) struct Proof {
     pub(crate) replay: [u8; 32],
     /// Its `iat`.
     pub(crate) iat: u64,
+    /// Its nonce is accepted, but a fresh one should go with the answer.
+    pub(crate) renew_nonce: bool,
 }
 
 /// The largest part decoded on the stack.
@@ -203,7 +207,7 @@ pub(crate) fn check(value: &str, expect: &Expect<'_>) -> Result<Proof, ProofErro
         .filter(|a| expect.algorithms.contains(a))
         .ok_or(Algorithm)?;
     // 4–5. The jwk: public, asymmetric, of the type alg names.
-    let key = jwk::read(jwk, alg)?;
+    let key = expect.keys.get(jwk, alg)?;
     // 6. The signature.
     let ok = signature::with_signature(sig, |s| key.key.verify(message.as_bytes(), s))
         .map_err(|_| Malformed)?;
@@ -232,9 +236,10 @@ pub(crate) fn check(value: &str, expect: &Expect<'_>) -> Result<Proof, ProofErro
         return Err(Uri);
     }
     // 10. nonce.
+    let mut renew_nonce = false;
     if let Some(nonce) = expect.nonce {
         let value = claims[5].and_then(|v| v.as_str());
-        nonce.check(value.as_deref(), expect.now)?;
+        renew_nonce = nonce.check(value.as_deref(), expect.now)?;
     }
     // 11. iat.
     if iat.abs_diff(expect.now) > expect.max_age {
@@ -259,8 +264,13 @@ pub(crate) fn check(value: &str, expect: &Expect<'_>) -> Result<Proof, ProofErro
         jkt: key.jkt,
         replay: replay.finish(),
         iat,
+        renew_nonce,
     })
 }
+
+/// The key cache of [`check_proof_for_fuzzing`]: shared by its calls, so that the fuzzer
+/// reaches its hits too.
+static FUZZ_KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
 
 /// Runs the checks on `proof` against fixed expectations (`POST https://mcp.example.com/mcp`,
 /// the token `token`, now = `iat` of the proof, every algorithm): for the fuzz target; not
@@ -276,6 +286,7 @@ pub fn check_proof_for_fuzzing(proof: &str) -> Result<(), ProofError> {
         now: 1_700_000_000,
         max_age: u64::MAX,
         nonce: None,
+        keys: FUZZ_KEYS.get_or_init(KeyCache::new),
     };
     check(proof, &expect).map(|_| ())
 }

@@ -42,6 +42,7 @@ mod tests {
             jkt: Jkt::from_digest(&[0; 32]),
             replay: [7; 32],
             iat: 1_000 + 300,
+            renew_nonce: false,
         };
         // Accepted until iat + 300 = now + 600.
         assert_eq!(ttl(&proof, 1_000, 300), Duration::from_secs(600 + 5));

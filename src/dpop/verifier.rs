@@ -12,7 +12,8 @@ use http::HeaderMap;
 
 use super::{
     DpopOptions, Mode, ProofError,
-    proof::{self, Expect, Proof},
+    keys::KeyCache,
+    proof::{self, Expect, NonceCheck, Proof},
     replay,
 };
 use crate::{
@@ -38,6 +39,7 @@ pub struct Dpop<V, S = MemoryStore> {
 struct Shared<S> {
     options: DpopOptions,
     store: S,
+    keys: KeyCache,
 }
 
 impl<V: std::fmt::Debug, S> std::fmt::Debug for Dpop<V, S> {
@@ -73,7 +75,11 @@ impl<V: Verifier, S: Store> Dpop<V, S> {
     pub fn with_store(inner: V, options: DpopOptions, store: S) -> Self {
         Self {
             inner,
-            shared: Arc::new(Shared { options, store }),
+            shared: Arc::new(Shared {
+                options,
+                store,
+                keys: KeyCache::new(),
+            }),
         }
     }
 
@@ -117,16 +123,35 @@ impl<S: Store> Shared<S> {
     fn check_proof(&self, request: &AuthRequest<'_>, token: &str) -> Result<Proof, Rejection> {
         let value = proof_header(request.headers()).map_err(refuse_proof)?;
         let o = &self.options;
+        let now = now_secs();
         let expect = Expect {
             algorithms: &o.algorithms,
             method: request.method(),
             htu: &o.htu,
             token,
-            now: now_secs(),
+            now,
             max_age: o.max_age.as_secs(),
-            nonce: None,
+            nonce: o.nonces.as_deref().map(|n| n as &dyn NonceCheck),
+            keys: &self.keys,
         };
-        proof::check(value, &expect).map_err(refuse_proof)
+        proof::check(value, &expect).map_err(|why| match (why, &o.nonces) {
+            // RFC 9449 §9: ask for a proof with this server's nonce.
+            (ProofError::Nonce, Some(nonces)) => {
+                tracing::debug!(reason = %why, "DPoP proof refused");
+                Rejection::UseDpopNonce {
+                    nonce: nonces.issue(now),
+                }
+            }
+            _ => refuse_proof(why),
+        })
+    }
+
+    /// `info`, with a fresh nonce for the answer when the proof's is from the previous bucket.
+    fn renew(&self, info: AuthInfo, proof: &Proof) -> AuthInfo {
+        match &self.options.nonces {
+            Some(nonces) if proof.renew_nonce => info.with_dpop_nonce(nonces.issue(now_secs())),
+            _ => info,
+        }
     }
 
     /// The binding (`cnf.jkt` is the proof key's thumbprint, RFC 9449 §6–7), then replay.
@@ -135,6 +160,7 @@ impl<S: Store> Shared<S> {
             tracing::debug!("DPoP: the token is not bound to the proof's key");
             return Binding::Done(Err(Rejection::Invalid(Invalid::Binding)));
         }
+        let info = self.renew(info, proof);
         let ttl = replay::ttl(proof, now_secs(), self.options.max_age.as_secs());
         let mut marking = self.store.set_if_absent(&replay::key(proof), ttl);
         // The memory store answers at once: no box, no task.

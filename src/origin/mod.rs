@@ -57,7 +57,12 @@
 //!   gets a `401` challenge inviting it to authenticate.
 //! - The two allow-lists should agree: an origin CORS admits but this layer refuses gets a
 //!   readable `403`; one this layer admits but CORS refuses cannot read its responses. The
-//!   simplest way is to let CORS ask the same [`AllowedOrigins`]:
+//!   simplest way is to let CORS ask the same [`AllowedOrigins`].
+//! - A browser sends only the request headers CORS allows, and a script reads only the response
+//!   headers it exposes: `Authorization` by name (`*` does not cover it), the `DPoP` header of
+//!   a client with DPoP-bound tokens ([`crate::dpop`]), and on the way back `WWW-Authenticate`
+//!   (or OAuth discovery never starts) and `DPoP-Nonce` (or a client asked for a nonce cannot
+//!   read it).
 //!
 //! ```
 //! use axum::{Router, routing::post};
@@ -81,8 +86,13 @@
 //!         HeaderName::from_static("mcp-method"),
 //!         HeaderName::from_static("mcp-name"),
 //!         HeaderName::from_static("mcp-session-id"),
+//!         HeaderName::from_static("dpop"), // DPoP proofs (RFC 9449 §4.1)
 //!     ])
-//!     .expose_headers([WWW_AUTHENTICATE, HeaderName::from_static("mcp-session-id")]);
+//!     .expose_headers([
+//!         WWW_AUTHENTICATE,
+//!         HeaderName::from_static("mcp-session-id"),
+//!         HeaderName::from_static("dpop-nonce"), // server nonces (RFC 9449 §8.1)
+//!     ]);
 //! let auth = AuthLayer::new(StaticBearer::new([("laptop", "c2VjcmV0LXRva2VuLWZvci1sYXB0b3A")])?);
 //!
 //! let app: Router = Router::new()

@@ -6,6 +6,7 @@
 //! | malformed `Authorization` | 400 | `error="invalid_request"` |
 //! | invalid, unknown or expired credentials | 401 | `error="invalid_token"` |
 //! | a missing, invalid or replayed DPoP proof | 401 | on the `DPoP` line: `error="invalid_dpop_proof"` (RFC 9449 §7.1) |
+//! | a DPoP proof without this server's current nonce | 401 + `DPoP-Nonce` | on the `DPoP` line: `error="use_dpop_nonce"` (RFC 9449 §9) |
 //! | valid, but a scope is missing | 403 | `error="insufficient_scope"`, `scope` = the full required set |
 //! | credentials cannot be checked now | 503 + `Retry-After` | none |
 //! | only [`Schemes::PROXY`] credentials are read, and they are missing or invalid | 403 | none |
@@ -81,6 +82,9 @@ pub enum ErrorCode {
     /// `invalid_dpop_proof`: the DPoP proof is missing, invalid or replayed (401, on the `DPoP`
     /// challenge; RFC 9449 §7.1).
     InvalidDpopProof,
+    /// `use_dpop_nonce`: the DPoP proof must carry the server's nonce, given in `DPoP-Nonce`
+    /// (401, on the `DPoP` challenge; RFC 9449 §9).
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -91,6 +95,7 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -227,9 +232,13 @@ const BODY_UNAUTHORIZED: &[u8] = br#"{"error":"unauthorized"}"#;
 const BODY_INVALID_TOKEN: &[u8] = br#"{"error":"invalid_token"}"#;
 const BODY_INVALID_REQUEST: &[u8] = br#"{"error":"invalid_request"}"#;
 const BODY_INVALID_DPOP_PROOF: &[u8] = br#"{"error":"invalid_dpop_proof"}"#;
+const BODY_USE_DPOP_NONCE: &[u8] = br#"{"error":"use_dpop_nonce"}"#;
 const BODY_INSUFFICIENT: &[u8] = br#"{"error":"insufficient_scope"}"#;
 const BODY_UNAVAILABLE: &[u8] = br#"{"error":"temporarily_unavailable"}"#;
 const BODY_NOT_PROXIED: &[u8] = br#"{"error":"forbidden","error_description":"The request did not come through the proxy in front of this server"}"#;
+
+/// RFC 9449 §8.1: the nonce a DPoP proof must carry.
+const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -479,6 +488,18 @@ impl Responder {
                         BODY_INSUFFICIENT,
                     )
                 }
+                Rejection::UseDpopNonce { nonce } => {
+                    let desc = "The DPoP proof must carry the nonce given in DPoP-Nonce";
+                    let erring = Some((Scheme::DPoP, ErrorCode::UseDpopNonce));
+                    self.push_erring(&mut headers, erring, None, Some(desc));
+                    headers.insert(DPOP_NONCE, nonce.clone());
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        Some(ErrorCode::UseDpopNonce),
+                        Some(desc),
+                        BODY_USE_DPOP_NONCE,
+                    )
+                }
                 Rejection::Unavailable { retry_after } => {
                     let secs = retry_after.max(&Duration::from_secs(1)).as_secs();
                     headers.insert(RETRY_AFTER, HeaderValue::from(secs));
@@ -526,7 +547,9 @@ impl Responder {
                 match code {
                     ErrorCode::InvalidToken => self.bearer_invalid_token.clone(),
                     ErrorCode::InvalidRequest => self.bearer_invalid_request.clone(),
-                    ErrorCode::InsufficientScope | ErrorCode::InvalidDpopProof => None,
+                    ErrorCode::InsufficientScope
+                    | ErrorCode::InvalidDpopProof
+                    | ErrorCode::UseDpopNonce => None,
                 }
                 .unwrap_or_else(|| self.bearer(scope, Some(code), None))
             }),
