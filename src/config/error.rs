@@ -179,4 +179,13 @@ pub enum ConfigError {
     /// The introspection verifier cannot be built (or its endpoint found).
     #[error("token introspection: {0}")]
     Introspection(String),
+    /// `MCP_AUTH_CLIENT_CERT_HEADER` is not a header name.
+    #[error("MCP_AUTH_CLIENT_CERT_HEADER must be a header name such as x-ssl-client-cert")]
+    ClientCertHeader,
+    /// `MCP_AUTH_CLIENT_CERT_HEADER` is set without `MCP_AUTH_TRUSTED_PROXIES`.
+    #[error(
+        "MCP_AUTH_CLIENT_CERT_HEADER is read only from trusted proxies: set \
+         MCP_AUTH_TRUSTED_PROXIES to the address of the proxy that sets it"
+    )]
+    ClientCertHeaderWithoutProxies,
 }

@@ -68,7 +68,7 @@ mod htu;
 mod jwk;
 mod proof;
 mod replay;
-mod thumbprint;
+pub(crate) mod thumbprint;
 mod verifier;
 
 use std::{fmt, str::FromStr, time::Duration};
