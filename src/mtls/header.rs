@@ -58,9 +58,12 @@ pub enum CertHeaderError {
     NotDer,
 }
 
-/// The DER of the client certificate in a header value (see the [module documentation](self)):
-/// URL-encoded PEM, or an `x-forwarded-client-cert` with one element carrying `Cert="…"`.
-/// Public for the fuzz target and for tools; the verifier reads headers itself.
+/// The DER of the client certificate in a header value: URL-encoded PEM (nginx
+/// `$ssl_client_escaped_cert`), or an Envoy `x-forwarded-client-cert` with one element carrying
+/// `Cert="…"` (URL-encoded PEM). One certificate only, never a chain; one XFCC element only
+/// (configure Envoy's `forward_client_cert_details` as `SANITIZE_SET`); the DER must be one
+/// ASN.1 `SEQUENCE`. At most [`MAX_CERT_HEADER_BYTES`]. Public for the fuzz target and for
+/// tools; [`CertificateBound`](super::CertificateBound) reads headers itself.
 pub fn parse_client_cert_header(value: &[u8]) -> Result<Vec<u8>, CertHeaderError> {
     if value.len() > MAX_CERT_HEADER_BYTES {
         return Err(CertHeaderError::TooLarge);

@@ -25,7 +25,7 @@
 //!   ([`CertificateOptions::header_from_trusted_proxies`]; `MCP_AUTH_CLIENT_CERT_HEADER`):
 //!   URL-encoded PEM (nginx `$ssl_client_escaped_cert`) or Envoy's `x-forwarded-client-cert`
 //!   (`Cert="…"`). The header is read only from a peer in the
-//!   [`TrustedProxies`](crate::throttle::TrustedProxies) (the same trust decision as the
+//!   [`TrustedProxies`] (the same trust decision as the
 //!   throttle's, from the peer address the server puts in the extensions); from anyone else it
 //!   is ignored, never believed. It is not removed from the request: the MCP server behind
 //!   does not read it, and an application that does must apply the same trust. From a trusted
