@@ -20,10 +20,11 @@ use aws_lc_rs::digest::{SHA256, digest};
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::{TestServer, challenges, client, client_from, serve_with};
 use example::{Ca, Leaf, hello, serve, server_config};
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::{EncodingKey, Header, jwk::Jwk};
 use mcp_server_auth::{
     AuthLayer, ResourceUrl, Verifier,
     config::EnvConfig,
+    dpop::{Dpop, DpopOptions},
     jwt::{Algorithm, Issuer, JwtVerifier, KeySet},
     mtls::{CertificateBound, CertificateOptions},
     throttle::TrustedProxies,
@@ -221,15 +222,81 @@ async fn a_certificate_bound_token_is_refused_by_a_verifier_without_the_wrapper(
     );
 }
 
+/// A client's DPoP key (ES256): how it signs, its public JWK, its RFC 7638 thumbprint
+/// (computed here, independently of the crate).
+struct DpopKey {
+    encoding: EncodingKey,
+    jwk: Value,
+    jkt: String,
+}
+
+fn dpop_key() -> DpopKey {
+    let encoding = EncodingKey::from_ec_pem(&fixture("jwt/issuer_b_ec_private.pem")).unwrap();
+    let jwk =
+        serde_json::to_value(Jwk::from_encoding_key(&encoding, Algorithm::ES256).unwrap()).unwrap();
+    let canonical = json!({ "crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"], "y": jwk["y"] });
+    let jkt = URL_SAFE_NO_PAD.encode(digest(&SHA256, canonical.to_string().as_bytes()).as_ref());
+    DpopKey { encoding, jwk, jkt }
+}
+
+/// A fresh DPoP proof by `key` for `GET RESOURCE` with `token` (RFC 9449 §4.2).
+fn proof(key: &DpopKey, token: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": key.jwk });
+    let claims = json!({
+        "jti": format!("jti-{}", rand::random::<u64>()), "htm": "GET", "htu": RESOURCE,
+        "iat": now, "ath": URL_SAFE_NO_PAD.encode(digest(&SHA256, token.as_bytes()).as_ref()),
+    });
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, Algorithm::ES256).unwrap();
+    format!("{message}.{signature}")
+}
+
 #[tokio::test]
-async fn a_token_bound_to_a_certificate_and_a_dpop_key_needs_the_dpop_proof_too() {
+async fn a_token_bound_to_a_certificate_and_a_dpop_key_needs_both() {
     let pki = pki();
-    let server = start(bound(CertificateOptions::new()), Some(pki.tls.clone())).await;
+    let resource = ResourceUrl::parse(RESOURCE).unwrap();
+    let dpop = Dpop::new(tokens(), DpopOptions::builder(&resource).build().unwrap());
+    let server = start(
+        CertificateBound::new(dpop, CertificateOptions::new()),
+        Some(pki.tls.clone()),
+    )
+    .await;
+    let key = dpop_key();
+    let both = token(Some(json!({ "x5t#S256": x5t(&pki.alice), "jkt": key.jkt })));
+    let dpop_call = |client: reqwest::Client, proof: String| {
+        let (url, both) = (https(&server), both.clone());
+        async move {
+            let res = client
+                .get(url)
+                .header("authorization", format!("DPoP {both}"))
+                .header("dpop", proof)
+                .send()
+                .await
+                .unwrap();
+            res.status().as_u16()
+        }
+    };
     let alice = tls_client(&pki, Some(&pki.alice));
-    let both = token(Some(
-        json!({ "x5t#S256": x5t(&pki.alice), "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" }),
-    ));
-    assert_eq!(call(&alice, https(&server), &both, &[]).await, refused());
+    let mallory = tls_client(&pki, Some(&pki.mallory));
+    // The proof and the certificate: accepted.
+    assert_eq!(dpop_call(alice.clone(), proof(&key, &both)).await, 200);
+    // The proof without the certificate, or with another one: refused.
+    assert_eq!(dpop_call(mallory, proof(&key, &both)).await, 401);
+    let anonymous = tls_client(&pki, None);
+    assert_eq!(dpop_call(anonymous, proof(&key, &both)).await, 401);
+    // The certificate without the proof (as a bearer token): refused, DPoP offered.
+    let (status, challenges, _) = call(&alice, https(&server), &both, &[]).await;
+    assert_eq!((status, challenges[0].as_str()), (401, INVALID_TOKEN));
+    assert!(challenges[1].starts_with("DPoP "), "{challenges:?}");
 }
 
 #[tokio::test]
