@@ -87,6 +87,8 @@ struct Inner {
     jkt: Option<Box<str>>,
     /// A fresh DPoP nonce for the answer (RFC 9449 §8.2), set by [`crate::dpop::Dpop`].
     dpop_nonce: Option<http::HeaderValue>,
+    /// The certificate thumbprint the token is bound to (`cnf.x5t#S256`, RFC 8705 §3.1).
+    x5t: Option<Box<str>>,
 }
 
 /// A token's claims: a map given to the builder, or a verified token's JSON text (the end of
@@ -131,6 +133,8 @@ pub(crate) struct TokenIdentity<'a> {
     pub(crate) claims_map: Option<Map<String, Value>>,
     /// `cnf.jkt`, when the token is bound to a DPoP key.
     pub(crate) jkt: Option<&'a str>,
+    /// `cnf.x5t#S256`, when the token is bound to a client certificate.
+    pub(crate) x5t: Option<&'a str>,
 }
 
 impl AuthInfo {
@@ -145,6 +149,7 @@ impl AuthInfo {
             expires_at: None,
             claims: None,
             jkt: None,
+            x5t: None,
         }
     }
 
@@ -171,6 +176,7 @@ impl AuthInfo {
             claims,
             jkt: token.jkt.map(Into::into),
             dpop_nonce: None,
+            x5t: token.x5t.map(Into::into),
         }))
     }
 
@@ -190,6 +196,7 @@ impl AuthInfo {
             claims: i.claims.clone(),
             jkt: i.jkt.clone(),
             dpop_nonce: Some(nonce),
+            x5t: i.x5t.clone(),
         }))
     }
 
@@ -247,6 +254,13 @@ impl AuthInfo {
     /// signed by that key ([`crate::dpop`]).
     pub fn dpop_jkt(&self) -> Option<&str> {
         self.0.jkt.as_deref()
+    }
+
+    /// The Base64url SHA-256 thumbprint of the client certificate the token is bound to: its
+    /// `cnf.x5t#S256` (RFC 8705 §3.1). A request carrying such a token was accepted only over
+    /// a connection with that client certificate ([`crate::mtls`]).
+    pub fn certificate_thumbprint(&self) -> Option<&str> {
+        self.0.x5t.as_deref()
     }
 
     /// The raw claims of a token, where there are any.
@@ -354,6 +368,7 @@ impl fmt::Debug for AuthInfo {
             .field("expires_at", &self.0.expires_at)
             .field("claims", &self.claims().map(|c| c.len()))
             .field("dpop_jkt", &self.0.jkt)
+            .field("certificate_thumbprint", &self.0.x5t)
             .finish()
     }
 }
@@ -369,6 +384,7 @@ pub struct AuthInfoBuilder {
     expires_at: Option<SystemTime>,
     claims: Option<Map<String, Value>>,
     jkt: Option<Box<str>>,
+    x5t: Option<Box<str>>,
 }
 
 impl AuthInfoBuilder {
@@ -420,6 +436,15 @@ impl AuthInfoBuilder {
         self
     }
 
+    /// The client certificate thumbprint the token is bound to (`cnf.x5t#S256`, RFC 8705 §3.1).
+    /// Set it in a verifier of your own for a certificate-bound token: a
+    /// [`CertificateBound`](crate::mtls::CertificateBound) verifier around yours then accepts
+    /// it only with that client certificate.
+    pub fn certificate_thumbprint(mut self, x5t: impl Into<String>) -> Self {
+        self.x5t = Some(x5t.into().into_boxed_str());
+        self
+    }
+
     /// Finishes the identity.
     pub fn build(self) -> AuthInfo {
         let subject_end = self.subject.len();
@@ -443,6 +468,7 @@ impl AuthInfoBuilder {
             claims: self.claims.map_or(Claims::None, Claims::Map),
             jkt: self.jkt,
             dpop_nonce: None,
+            x5t: self.x5t,
         }))
     }
 }

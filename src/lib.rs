@@ -11,6 +11,7 @@
 //! | credentials in (`Authorization`: `Bearer`, `Basic`, `DPoP`, other schemes) | [`credentials`] |
 //! | verifier, given a view of the whole request (static bearer, Basic, JWT, an opaque token the authorization server vouches for, an identity-aware proxy's assertion, your own) | [`verifier`], [`bearer`] (with [`reload`], its tokens swapped at run time, from a watched file), [`basic`], [`jwt`], `introspection` (RFC 7662, with the `introspection` feature; their outbound HTTP: `fetch`; their caches: `cache`, keyed digests with TTL, bounds and single flight), [`assertion`] |
 //! | DPoP proofs and token binding around a token verifier (RFC 9449; with a crypto backend) | `dpop` |
+//! | certificate-bound tokens around a token verifier (RFC 8705 mutual TLS; with a crypto backend) | `mtls` |
 //! | identity handed to handlers and tools | [`identity`] (and the `axum`, `rmcp` and `tonic` modules, with their features) |
 //! | scope policy: required scopes, hierarchies, per-route and per-MCP-operation scopes | [`scope`], [`mcp`] (and the private `admission`, shared by the scope layers) |
 //! | why a request is refused, in one vocabulary | [`rejection`] |
@@ -89,6 +90,8 @@ pub mod introspection;
 pub mod jwt;
 pub mod mcp;
 pub mod metadata;
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+pub mod mtls;
 pub mod origin;
 mod peer;
 pub mod refusal;

@@ -103,6 +103,8 @@ pub struct ProtectedResourceMetadata {
     resource_policy_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resource_tos_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    tls_client_certificate_bound_access_tokens: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     dpop_signing_alg_values_supported: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -123,6 +125,7 @@ impl ProtectedResourceMetadata {
             documentation: None,
             policy: None,
             tos: None,
+            certificate_bound: false,
             signing_algs: Vec::new(),
             dpop_algs: Vec::new(),
             dpop_required: false,
@@ -193,6 +196,7 @@ pub struct MetadataBuilder {
     documentation: Option<String>,
     policy: Option<String>,
     tos: Option<String>,
+    certificate_bound: bool,
     signing_algs: Vec<String>,
     dpop_algs: Vec<String>,
     dpop_required: bool,
@@ -253,6 +257,14 @@ impl MetadataBuilder {
         S: Into<String>,
     {
         self.signing_algs.extend(algs.into_iter().map(Into::into));
+        self
+    }
+
+    /// `tls_client_certificate_bound_access_tokens` (RFC 9728 §2, after RFC 8705 §3.3): whether
+    /// certificate-bound access tokens are supported (a `mtls::CertificateBound` verifier). Left
+    /// out when `false`.
+    pub fn tls_client_certificate_bound_access_tokens(mut self, yes: bool) -> Self {
+        self.certificate_bound = yes;
         self
     }
 
@@ -318,6 +330,7 @@ impl MetadataBuilder {
             resource_documentation: url("resource_documentation", self.documentation)?,
             resource_policy_uri: url("resource_policy_uri", self.policy)?,
             resource_tos_uri: url("resource_tos_uri", self.tos)?,
+            tls_client_certificate_bound_access_tokens: self.certificate_bound,
             dpop_signing_alg_values_supported: self.dpop_algs,
             dpop_bound_access_tokens_required: self.dpop_required,
             resource_url: Some(self.resource),

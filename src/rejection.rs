@@ -67,8 +67,10 @@ pub enum Invalid {
     /// before: `401` with `error="invalid_dpop_proof"` on the `DPoP` challenge.
     #[error("the DPoP proof is missing, invalid or replayed")]
     DpopProof,
-    /// The token's binding to a key does not hold (RFC 9449 §6–7): a bound token presented as
-    /// a bearer token, an unbound one presented with a DPoP proof, or a proof by another key.
+    /// The token's binding to a key or a certificate does not hold (RFC 9449 §6–7, RFC 8705
+    /// §3): a bound token presented as a bearer token, an unbound one presented with a DPoP
+    /// proof, a proof by another key, or a certificate-bound token over a connection without
+    /// that client certificate.
     #[error("the token's key binding (cnf) does not match how it was presented")]
     Binding,
     /// A custom check refused the token.
@@ -93,8 +95,9 @@ impl Invalid {
     /// (a token that is not one of ours, malformed, or refused by a custom check),
     /// `wrong_password`, `expired`, `not_yet_valid`, `bad_signature`, `wrong_audience`,
     /// `wrong_issuer`, `unknown_key`, `unacceptable` (algorithm or type), `invalid_claims`,
-    /// `inactive`, `invalid_dpop_proof` or `binding` (RFC 9449 §6–7). Codes are never renamed
-    /// within a major version.
+    /// `inactive`, `invalid_dpop_proof` or `token_binding` (a sender-constrained token
+    /// presented without its proof of possession, or with another key's or certificate's).
+    /// Codes are never renamed within a major version.
     ///
     /// ```
     /// use mcp_server_auth::rejection::Invalid;
@@ -114,7 +117,7 @@ impl Invalid {
             Self::Claims => "invalid_claims",
             Self::Inactive => "inactive",
             Self::DpopProof => "invalid_dpop_proof",
-            Self::Binding => "binding",
+            Self::Binding => "token_binding",
         }
     }
 }

@@ -123,6 +123,9 @@ pub struct AuthRequest<'a> {
     /// Set by [`crate::dpop::Dpop`] once the request's DPoP proof checked out: the token may
     /// then be bound to the proof's key, and the caller compares the binding.
     proof_checked: bool,
+    /// Set by [`crate::mtls::CertificateBound`]: the token may be bound to a client
+    /// certificate, and the caller compares the binding with this request's certificate.
+    certificate_checked: bool,
 }
 
 impl fmt::Debug for Credentials<'_> {
@@ -167,6 +170,7 @@ impl<'a> AuthRequest<'a> {
             headers: request.headers(),
             extensions: request.extensions(),
             proof_checked: false,
+            certificate_checked: false,
         }
     }
 
@@ -181,6 +185,7 @@ impl<'a> AuthRequest<'a> {
             headers: &NO_HEADERS,
             extensions: &NO_EXTENSIONS,
             proof_checked: false,
+            certificate_checked: false,
         }
     }
 
@@ -195,6 +200,24 @@ impl<'a> AuthRequest<'a> {
         }
     }
 
+    /// The same request, whose caller compares the token's certificate binding (`cnf.x5t#S256`)
+    /// with the client certificate ([`crate::mtls::CertificateBound`]).
+    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    pub(crate) fn with_certificate_checked(self) -> Self {
+        Self {
+            certificate_checked: true,
+            ..self
+        }
+    }
+
+    /// Whether the caller compares a certificate-bound token's `cnf.x5t#S256` with the request's
+    /// client certificate ([`crate::mtls::CertificateBound`], RFC 8705 §3). When this is
+    /// `false`, a verifier must refuse a token bound to a certificate
+    /// ([`AuthInfo::certificate_thumbprint`] set).
+    pub fn certificate_checked(&self) -> bool {
+        self.certificate_checked
+    }
+
     /// Whether the caller checked a proof of possession for the token (a DPoP proof, by
     /// [`crate::dpop::Dpop`]) and compares the token's binding to it. When this is `false`, a
     /// verifier must refuse a token bound to a key ([`AuthInfo::dpop_jkt`] set): presented as
@@ -204,14 +227,23 @@ impl<'a> AuthRequest<'a> {
     }
 
     /// `verdict`, with a token bound to a key refused unless [`proof_checked`](Self::proof_checked)
-    /// (RFC 9449 §7.2: a bound token presented with the `Bearer` scheme is a downgrade).
+    /// (RFC 9449 §7.2: a bound token presented with the `Bearer` scheme is a downgrade), and one
+    /// bound to a certificate unless [`certificate_checked`](Self::certificate_checked)
+    /// (RFC 8705 §3: its binding would go unchecked).
     pub(crate) fn refuse_unproven(&self, verdict: Verdict) -> Verdict {
-        if self.proof_checked {
+        let (proof_checked, certificate_checked) = (self.proof_checked, self.certificate_checked);
+        if proof_checked && certificate_checked {
             return verdict;
         }
-        let refuse = |info: AuthInfo| match info.dpop_jkt() {
-            Some(_) => Err(Rejection::Invalid(Invalid::Binding)),
-            None => Ok(info),
+        let refuse = move |info: AuthInfo| {
+            let key_unchecked = info.dpop_jkt().is_some() && !proof_checked;
+            let certificate_unchecked =
+                info.certificate_thumbprint().is_some() && !certificate_checked;
+            if key_unchecked || certificate_unchecked {
+                Err(Rejection::Invalid(Invalid::Binding))
+            } else {
+                Ok(info)
+            }
         };
         match verdict {
             Verdict::Ready(r) => Verdict::Ready(r.and_then(refuse)),

@@ -288,6 +288,12 @@ async fn every_acceptance_rule_has_its_exact_status_and_challenge() {
                 INVALID_TOKEN,
             ),
             (
+                "cnf x5t#S256 (bound to a certificate nobody compares)",
+                with(json!({"cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}})),
+                401,
+                INVALID_TOKEN,
+            ),
+            (
                 "neither sub nor client_id",
                 with(json!({"sub": null, "client_id": null})),
                 401,

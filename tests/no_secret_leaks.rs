@@ -876,6 +876,49 @@ fn jwt_refusals_leak_nothing() {
     assert!(logs.matches("refused").count() >= 2 * cases.len(), "{logs}");
 }
 
+/// Certificate-bound tokens (RFC 8705) refused for want of their certificate, with a trusted
+/// proxy's certificate header missing or unreadable: neither the token nor the header's text
+/// reaches the logs or the reply.
+#[test]
+fn certificate_bound_refusals_leak_nothing() {
+    use mcp_server_auth::{
+        mtls::{CertificateBound, CertificateOptions},
+        throttle::TrustedProxies,
+    };
+    let mut bound = claims(RESOURCE, ISSUER, now() + 600, "mcp:read");
+    bound["cnf"] = json!({ "x5t#S256": URL_SAFE_NO_PAD.encode([7u8; 32]) });
+    let token = rs256("rsa-1", &bound);
+    let garbage = "Cert=\"c2VjcmV0LWxvb2tpbmctY2VydGlmaWNhdGUtaGVhZGVy\"";
+    let mut secrets = all_secrets();
+    secrets.add_jwt("certificate-bound token", &token);
+    secrets.add("certificate header", garbage);
+    let (secrets, token) = (&secrets, &token);
+    let logs = with_logs(|capture| async move {
+        let options = CertificateOptions::new().header_from_trusted_proxies(
+            http::HeaderName::from_static("x-ssl-client-cert"),
+            TrustedProxies::parse("127.0.0.1").unwrap(),
+        );
+        let layer = AuthLayer::new(CertificateBound::new(jwt_verifier(), options));
+        let server = common::serve_axum_with_peers(app(layer)).await;
+        let mut c = Check::new(&capture, secrets);
+        let field = format!("Bearer {token}");
+        let authorization = [field.as_bytes()];
+        let unreadable = [("x-ssl-client-cert", garbage)];
+        for (label, headers) in [
+            ("no certificate header", &[][..]),
+            ("an unreadable certificate header", &unreadable[..]),
+        ] {
+            // Twice: the second time the verified-token cache answers.
+            for _ in 0..2 {
+                let reply = send(&server, "/mcp", &authorization, headers, "");
+                c.expect(label, 401, "refused", reply).await;
+            }
+        }
+    });
+    secrets.assert_absent("the whole log", &logs);
+    assert!(logs.matches("refused").count() >= 4, "{logs}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // MCP scope layer
 // ---------------------------------------------------------------------------------------------

@@ -122,7 +122,12 @@ impl EnvConfig {
             _ => self.scopes_supported.clone(),
         };
         let mut builder = ProtectedResourceMetadata::builder(self.resource_url.clone())
-            .scopes_supported(supported);
+            .scopes_supported(supported)
+            // Certificate-bound tokens are checked whenever tokens are (see `verifier`).
+            .tls_client_certificate_bound_access_tokens(cfg!(any(
+                feature = "aws-lc-rs",
+                feature = "rust-crypto"
+            )));
         builder = self.dpop_metadata(builder);
         for server in servers {
             builder = builder.authorization_server(server.clone());
@@ -177,7 +182,8 @@ impl EnvConfig {
     }
 
     /// A verifier accepting every configured token, user, (in JWT mode) JWT, (in introspection
-    /// mode) opaque token and proxy assertion: static tokens (those of the token file as the
+    /// mode) opaque token and proxy assertion (a JWT or opaque token bound to a client
+    /// certificate only with that certificate, see [`crate::mtls`]): static tokens (those of the token file as the
     /// file says now: this starts its watcher) are tried first (a miss costs tens
     /// of nanoseconds), then the JWT or introspection verifier.
     pub async fn verifier(&self) -> Result<EnvVerifier, ConfigError> {
@@ -192,6 +198,10 @@ impl EnvConfig {
                 ));
             }
         };
+        // Certificate-bound tokens (RFC 8705) are accepted with their client certificate; the
+        // token verifiers refuse them otherwise.
+        #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+        let tokens = crate::mtls::CertificateBound::new(tokens, self.certificate_options());
         let file = self.token_file.as_ref().map(FileTokens::new);
         let bearer = VerifierExt::or(VerifierExt::or(self.static_bearer()?, file), tokens);
         // DPoP (off unless configured) around every token verifier: a bound token needs its
@@ -291,7 +301,13 @@ impl Verifier for FileTokens {
     }
 }
 
-type EnvBearer = super::dpop::Wrapped<Or<Or<Option<StaticBearer>, Option<FileTokens>>, EnvTokens>>;
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+type BoundTokens = crate::mtls::CertificateBound<EnvTokens>;
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+type BoundTokens = EnvTokens;
+
+type EnvBearer =
+    super::dpop::Wrapped<Or<Or<Option<StaticBearer>, Option<FileTokens>>, BoundTokens>>;
 
 /// The verifier built from the environment by [`EnvConfig::verifier`].
 #[derive(Debug, Clone)]

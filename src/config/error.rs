@@ -188,4 +188,13 @@ pub enum ConfigError {
         /// What is wrong, and what to write instead.
         reason: String,
     },
+    /// `MCP_AUTH_CLIENT_CERT_HEADER` is not a header name.
+    #[error("MCP_AUTH_CLIENT_CERT_HEADER must be a header name such as x-ssl-client-cert")]
+    ClientCertHeader,
+    /// `MCP_AUTH_CLIENT_CERT_HEADER` is set without `MCP_AUTH_TRUSTED_PROXIES`.
+    #[error(
+        "MCP_AUTH_CLIENT_CERT_HEADER is read only from trusted proxies: set \
+         MCP_AUTH_TRUSTED_PROXIES to the address of the proxy that sets it"
+    )]
+    ClientCertHeaderWithoutProxies,
 }

@@ -40,6 +40,7 @@
 //! | `MCP_AUTH_FAILURE_LIMIT` | failed authentications allowed per client per window, then `429` ([`crate::throttle`]); `0` turns throttling off | `20` |
 //! | `MCP_AUTH_FAILURE_WINDOW_SECS` | the throttling window (at most 86400) | `60` |
 //! | `MCP_AUTH_TRUSTED_PROXIES` | comma-separated addresses and CIDRs of reverse proxies whose forwarding header names the client | none: the client is the peer |
+//! | `MCP_AUTH_CLIENT_CERT_HEADER` | the header those proxies forward the client's TLS certificate in, for certificate-bound tokens (RFC 8705): URL-encoded PEM (nginx `$ssl_client_escaped_cert`) or Envoy's `x-forwarded-client-cert` ([`crate::mtls`]; needs `MCP_AUTH_TRUSTED_PROXIES`) | only the server's own TLS acceptor |
 //! | `MCP_AUTH_FORWARDED_HEADER` | the header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239) | `x-forwarded-for` |
 //! | `MCP_AUTH_REDIS_URL` | keep the throttling counts in Redis or Valkey (`redis://…`; feature `redis`), shared by replicas | in memory |
 //! | `MCP_AUTH_AUDIT_LOG` | where the examples and the gateway write the [audit events](crate::audit) as JSON lines: `stderr`, `stdout` or a file path (appended to, reopened on `SIGHUP`) | not written |
@@ -76,6 +77,7 @@ mod build;
 mod dpop;
 mod error;
 mod introspection;
+mod mtls;
 mod telemetry;
 mod throttle;
 
@@ -104,7 +106,7 @@ use crate::{
 /// The default listen address of the examples.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
-const VARS: [&str; 35] = [
+const VARS: [&str; 36] = [
     "MCP_AUTH_LISTEN",
     "MCP_AUTH_RESOURCE_URL",
     "MCP_AUTH_BEARER_TOKEN",
@@ -140,6 +142,7 @@ const VARS: [&str; 35] = [
     throttle::VARS[2],
     throttle::VARS[3],
     throttle::VARS[4],
+    mtls::VARS[0],
 ];
 
 /// JWT settings read from the environment. `Debug` redacts the user information of URLs.
@@ -250,6 +253,7 @@ pub struct EnvConfig {
     throttle: throttle::ThrottleEnv,
     telemetry: telemetry::TelemetryEnv,
     dpop: dpop::DpopEnv,
+    client_cert_header: Option<http::HeaderName>,
 }
 
 impl fmt::Debug for EnvConfig {
@@ -274,6 +278,7 @@ impl fmt::Debug for EnvConfig {
             .field("throttle", &self.throttle)
             .field("telemetry", &self.telemetry)
             .field("dpop", &self.dpop)
+            .field("client_cert_header", &self.client_cert_header)
             .finish()
     }
 }
@@ -465,9 +470,11 @@ impl EnvConfig {
         };
         let dpop = dpop::read(&mut take, &resource_url, verifiers)?;
         let throttle = throttle::read(&mut take)?;
+        let client_cert_header = mtls::read(&mut take, throttle.proxies())?;
         let telemetry = telemetry::read(&mut take)?;
         let config = Self {
             dpop,
+            client_cert_header,
             throttle,
             telemetry,
             introspection,

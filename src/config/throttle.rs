@@ -75,6 +75,13 @@ impl fmt::Debug for ThrottleEnv {
     }
 }
 
+impl ThrottleEnv {
+    /// The trusted proxies.
+    pub(super) fn proxies(&self) -> &TrustedProxies {
+        &self.proxies
+    }
+}
+
 /// Reads the throttling variables through `take`.
 pub(super) fn read(
     mut take: impl FnMut(&str) -> Option<String>,

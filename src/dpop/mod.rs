@@ -78,7 +78,7 @@ mod keys;
 mod nonce;
 mod proof;
 mod replay;
-mod thumbprint;
+pub(crate) mod thumbprint;
 mod verifier;
 
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};

@@ -7,10 +7,12 @@
 //!
 //! - `active` must be the JSON boolean `true`: a string, a number, `null` or a missing member
 //!   means inactive ([`Invalid::Inactive`]).
-//! - `cnf` (a sender-constrained token, RFC 7800) must be a DPoP binding, an object with only a
-//!   `jkt` (RFC 9449 §6.2): the identity records it, and the token is then accepted only with a
-//!   DPoP proof by that key ([`crate::dpop`]); presented as a bearer token it is refused. Any
-//!   other confirmation method is refused, since it could not be checked. `token_type`, when
+//! - `cnf` (a sender-constrained token, RFC 7800) must be an object with a DPoP binding `jkt`
+//!   (RFC 9449 §6.2), a certificate binding `x5t#S256` (RFC 8705 §3.2), or both, and nothing
+//!   else: the identity records them, and the token is then accepted only with a DPoP proof by
+//!   that key (`crate::dpop`) and over a connection with that client certificate
+//!   (`crate::mtls`); presented as a plain bearer token it is refused. Any other confirmation
+//!   method is refused, since it could not be checked. `token_type`, when
 //!   present, must name an access token (`Bearer`, `DPoP`, `access_token` or its RFC 8693 URI),
 //!   not a refresh token or an ID token.
 //! - `exp` is required and must not be past; `nbf`, when present, not in the future; both with
@@ -116,7 +118,7 @@ fn accept(
     if answer.get("active") != Some(&Value::Bool(true)) {
         return Err(Invalid::Inactive);
     }
-    if answer.contains_key("cnf") && jkt(answer).is_none() {
+    if answer.contains_key("cnf") && confirmation(answer).is_none() {
         return Err(Invalid::Binding);
     }
     match answer.get("token_type") {
@@ -163,15 +165,20 @@ fn accept(
     Ok((issuer, exp))
 }
 
-/// The DPoP binding of the answer: `cnf` an object whose one member is a non-empty `jkt`.
-fn jkt(answer: &Map<String, Value>) -> Option<&str> {
+/// The binding of the answer (`jkt`, `x5t#S256`): `cnf` an object with one or both of them,
+/// each a non-empty string, and no other member; `None` otherwise.
+fn confirmation(answer: &Map<String, Value>) -> Option<(Option<&str>, Option<&str>)> {
     let Some(Value::Object(cnf)) = answer.get("cnf") else {
         return None;
     };
-    match cnf.get("jkt") {
-        Some(Value::String(jkt)) if cnf.len() == 1 && !jkt.is_empty() => Some(jkt),
-        _ => None,
-    }
+    let read = |name: &str| match cnf.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.as_str())),
+        Some(_) => Err(()),
+    };
+    let (jkt, x5t) = (read("jkt").ok()?, read("x5t#S256").ok()?);
+    let known = usize::from(jkt.is_some()) + usize::from(x5t.is_some());
+    (known > 0 && known == cnf.len()).then_some((jkt, x5t))
 }
 
 /// Member `name` if it is a non-empty string.
@@ -202,8 +209,51 @@ fn identity(answer: Map<String, Value>, issuer: Option<String>, exp: u64) -> Aut
     if let Some(client) = client_id {
         info = info.client_id(client);
     }
-    if let Some(jkt) = jkt(&answer) {
-        info = info.dpop_jkt(jkt);
+    if let Some((jkt, x5t)) = confirmation(&answer) {
+        if let Some(jkt) = jkt {
+            info = info.dpop_jkt(jkt);
+        }
+        if let Some(x5t) = x5t {
+            info = info.certificate_thumbprint(x5t);
+        }
     }
     info.claims(answer).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cnf(value: Value) -> Option<(Option<String>, Option<String>)> {
+        let Value::Object(answer) = serde_json::json!({ "cnf": value }) else {
+            unreachable!()
+        };
+        confirmation(&answer).map(|(j, x)| (j.map(str::to_owned), x.map(str::to_owned)))
+    }
+
+    #[test]
+    fn a_binding_is_a_jkt_an_x5t_or_both_and_nothing_else() {
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            cnf(serde_json::json!({"jkt": "k"})),
+            Some((some("k"), None))
+        );
+        assert_eq!(
+            cnf(serde_json::json!({"x5t#S256": "c"})),
+            Some((None, some("c")))
+        );
+        assert_eq!(
+            cnf(serde_json::json!({"jkt": "k", "x5t#S256": "c"})),
+            Some((some("k"), some("c")))
+        );
+        for refused in [
+            serde_json::json!({}),
+            serde_json::json!({"x5t#S256": ""}),
+            serde_json::json!({"x5t#S256": 1}),
+            serde_json::json!({"x5t#S256": "c", "kid": "k"}),
+            serde_json::json!("c"),
+        ] {
+            assert_eq!(cnf(refused.clone()), None, "{refused}");
+        }
+    }
 }

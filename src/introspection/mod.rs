@@ -201,7 +201,8 @@ impl Verifier for IntrospectionVerifier {
     }
 
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
-        // A token bound to a key is refused unless its proof was checked (RFC 9449 §7.2).
+        // A token bound to a key is refused unless its proof was checked (RFC 9449 §7.2), one
+        // bound to a certificate unless the certificate is compared (RFC 8705 §3).
         request.refuse_unproven(self.verify_token_of(request))
     }
 }

@@ -73,7 +73,7 @@ pub(super) struct Claims<'a> {
 
 /// The claims the checks and the identity read, indexed once rather than searched for each
 /// time (`email` to `preferred_username` name the identity behind an identity-aware proxy;
-/// `cnf` binds the token to a key, RFC 7800 / RFC 9449 §6).
+/// `cnf` binds the token to a key or a certificate, RFC 7800 / RFC 9449 §6 / RFC 8705 §3).
 const KNOWN: [&str; 15] = [
     "exp",
     "nbf",
@@ -209,29 +209,44 @@ impl<'a> Claims<'a> {
         }
     }
 
-    /// The key binding (RFC 7800 `cnf`): `Ok(None)` without `cnf`, `Ok(Some(jkt))` for a DPoP
-    /// binding (RFC 9449 §6.1); any other form or confirmation method is refused, since it
-    /// could not be checked (RFC 7800 §3.1).
-    pub(super) fn jkt(&self) -> Result<Option<Cow<'a, str>>, Invalid> {
+    /// The binding (RFC 7800 `cnf`): none without `cnf`; a DPoP key's thumbprint `jkt`
+    /// (RFC 9449 §6.1), a client certificate's thumbprint `x5t#S256` (RFC 8705 §3.1), or both.
+    /// Any other form or confirmation method is refused, since it could not be checked
+    /// (RFC 7800 §3.1).
+    pub(super) fn binding(&self) -> Result<Confirmation<'a>, Invalid> {
         let Some(cnf) = self.get("cnf") else {
-            return Ok(None);
+            return Ok(Confirmation::default());
         };
         let Json::Object(text) = cnf else {
             return Err(Invalid::Binding);
         };
-        let (mut jkt, mut other) = (None, false);
+        let (mut jkt, mut x5t, mut other) = (None, None, false);
         json::object(text, |m| {
             if m.is("jkt") {
                 jkt = Some(m.value);
+            } else if m.is("x5t#S256") {
+                x5t = Some(m.value);
             } else {
                 other = true;
             }
         })
         .ok_or(Invalid::Malformed)?;
-        match jkt.and_then(|j| j.as_str()) {
-            Some(j) if !other && !j.is_empty() => Ok(Some(j)),
-            _ => Err(Invalid::Binding),
+        // Each present member a non-empty string, at least one of them, nothing else.
+        let read = |v: Option<Json<'a>>| match v {
+            None => Ok(None),
+            Some(v) => match v.as_str() {
+                Some(s) if !s.is_empty() => Ok(Some(s)),
+                _ => Err(Invalid::Binding),
+            },
+        };
+        let confirmation = Confirmation {
+            jkt: read(jkt)?,
+            x5t: read(x5t)?,
+        };
+        if other || (confirmation.jkt.is_none() && confirmation.x5t.is_none()) {
+            return Err(Invalid::Binding);
         }
+        Ok(confirmation)
     }
 
     /// The claims as a map (for a [`ClaimsCheck`](super::ClaimsCheck)): the last value of a
@@ -239,6 +254,15 @@ impl<'a> Claims<'a> {
     pub(super) fn to_map(&self) -> Map<String, Value> {
         serde_json::from_str(self.json).unwrap_or_default()
     }
+}
+
+/// What a token is bound to (its `cnf`): a DPoP key, a client certificate, both or nothing.
+#[derive(Default)]
+pub(super) struct Confirmation<'a> {
+    /// `cnf.jkt` (RFC 9449 §6.1).
+    pub(super) jkt: Option<Cow<'a, str>>,
+    /// `cnf.x5t#S256` (RFC 8705 §3.1).
+    pub(super) x5t: Option<Cow<'a, str>>,
 }
 
 /// An upper bound on the memory the claims in `json` take once parsed into a

@@ -489,9 +489,10 @@ impl Inner {
                 (identity.method, subject, first(identity.client_id))
             }
         };
-        let jkt = claims.jkt().map_err(refuse)?;
+        let cnf = claims.binding().map_err(refuse)?;
         let info = AuthInfo::from_token(TokenIdentity {
-            jkt: jkt.as_deref(),
+            jkt: cnf.jkt.as_deref(),
+            x5t: cnf.x5t.as_deref(),
             method,
             subject: &subject,
             client_id: client_id.as_deref(),
@@ -618,7 +619,8 @@ impl Verifier for JwtVerifier {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };
         // A token bound to a key is refused here unless its proof was checked (RFC 9449 §7.2),
-        // on a cache hit as on a miss.
+        // and one bound to a certificate unless the certificate is compared (RFC 8705 §3), on a
+        // cache hit as on a miss.
         request.refuse_unproven(match self.0.cached(token) {
             Cached::Hit(info) => Verdict::Ready(Ok(info)),
             Cached::Miss(tag) => self.0.verify_uncached(token, tag),
