@@ -101,6 +101,7 @@ pub(crate) fn decision(
 }
 
 /// A JWKS fetch.
+#[cfg(feature = "remote-jwks")]
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn jwks_fetch(ok: bool) {
     #[cfg(feature = "metrics")]
@@ -129,6 +130,7 @@ pub(crate) fn cache_entries(delta: isize) {
 }
 
 /// A call to the introspection endpoint: `active`, `inactive` or `error`.
+#[cfg(feature = "introspection")]
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn introspection_call(result: &'static str) {
     #[cfg(feature = "metrics")]

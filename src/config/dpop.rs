@@ -53,7 +53,12 @@ fn error(var: &'static str, reason: impl ToString) -> ConfigError {
 }
 
 /// What the token verifiers of the configuration are: whether one can see a binding (JWT or
-/// introspection), and whether static tokens are configured.
+/// introspection), and whether static tokens are configured. (Read only with a crypto backend:
+/// without one there is no DPoP.)
+#[cfg_attr(
+    not(any(feature = "aws-lc-rs", feature = "rust-crypto")),
+    allow(dead_code)
+)]
 pub(super) struct Verifiers {
     pub(super) bound_tokens: bool,
     pub(super) static_tokens: bool,

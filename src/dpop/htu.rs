@@ -25,7 +25,8 @@
 //! # }
 //! ```
 
-/// `uri` in the normal form described in the [module documentation](self), or `None`.
+/// `uri` in the normal form described in this module's documentation (RFC 3986 §6.2.2), or
+/// `None`.
 pub fn normalize_htu(uri: &str) -> Option<String> {
     if !uri.bytes().all(|b| b.is_ascii_graphic()) {
         return None;

@@ -125,7 +125,7 @@ pub(crate) fn thumbprint(kty: &str, members: &[(&str, &str)]) -> Jkt {
     Jkt::from_digest(&h.finish())
 }
 
-/// [`thumbprint`] as text: for tests and tools (see the module example).
+/// The RFC 7638 thumbprint as text: for tests and tools (see the module example).
 pub fn jwk_thumbprint(kty: &str, members: &[(&str, &str)]) -> String {
     thumbprint(kty, members).as_str().to_owned()
 }
