@@ -1,7 +1,8 @@
 //! Arbitrary bytes → the introspection answer reader (RFC 7662 §2.2), for the resource
 //! `https://mcp.example.com/mcp` and the issuer `https://auth.example.com`. It must never panic;
 //! it must call "no answer" exactly what is not a JSON object; and an accepted answer must meet
-//! every rule, checked here again on `serde_json`'s own reading of the bytes.
+//! every rule, checked here again on `serde_json`'s own reading of the bytes (a binding in
+//! `cnf` only in the form the DPoP and certificate checks read).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,7 +25,21 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert_eq!(answer.get("active"), Some(&Value::Bool(true)));
-    assert!(!answer.contains_key("cnf"));
+    // A binding (RFC 7800 `cnf`) is accepted only in a form the DPoP and certificate checks
+    // read: an object of `jkt` and/or `x5t#S256`, strings, nothing else.
+    if let Some(cnf) = answer.get("cnf") {
+        let Value::Object(cnf) = cnf else {
+            panic!("a cnf that is not an object was accepted: {cnf}");
+        };
+        assert!(!cnf.is_empty(), "an empty cnf was accepted");
+        for (name, value) in cnf {
+            assert!(
+                matches!(name.as_str(), "jkt" | "x5t#S256")
+                    && value.as_str().is_some_and(|v| !v.is_empty()),
+                "a cnf member {name:?} = {value} was accepted"
+            );
+        }
+    }
     assert!(answer.get("exp").is_some_and(Value::is_number));
     match answer.get("iss") {
         None => {}
