@@ -299,6 +299,43 @@ async fn a_token_bound_to_a_certificate_and_a_dpop_key_needs_both() {
     assert!(challenges[1].starts_with("DPoP "), "{challenges:?}");
 }
 
+/// DPoP around the certificate check, as `EnvConfig` builds it: a certificate-bound token sent
+/// as a bearer token is compared with the certificate, not refused as a DPoP downgrade (it was
+/// refused over every connection before).
+#[tokio::test]
+async fn a_certificate_bound_bearer_token_passes_a_dpop_wrapper_around_the_certificate_check() {
+    let pki = pki();
+    let resource = ResourceUrl::parse(RESOURCE).unwrap();
+    let options = DpopOptions::builder(&resource).build().unwrap();
+    let inside = Dpop::new(bound(CertificateOptions::new()), options);
+    let server = start(inside, Some(pki.tls.clone())).await;
+    let token = bound_to(&pki.alice);
+    let alice = tls_client(&pki, Some(&pki.alice));
+    assert_eq!(call(&alice, https(&server), &token, &[]).await, accepted());
+    let mallory = tls_client(&pki, Some(&pki.mallory));
+    let (status, challenges, _) = call(&mallory, https(&server), &token, &[]).await;
+    assert_eq!((status, challenges[0].as_str()), (401, INVALID_TOKEN));
+    // A token also bound to a DPoP key is still a downgrade as a bearer token, certificate or not.
+    let key = dpop_key();
+    let both = token_with(&pki.alice, &key);
+    let (status, challenges, _) = call(&alice, https(&server), &both, &[]).await;
+    assert_eq!((status, challenges[0].as_str()), (401, INVALID_TOKEN));
+    // With its proof and the certificate, it is accepted in this order too.
+    let res = alice
+        .get(https(&server))
+        .header("authorization", format!("DPoP {both}"))
+        .header("dpop", proof(&key, &both))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// A token bound to both `cert` and `key`.
+fn token_with(cert: &Leaf, key: &DpopKey) -> String {
+    token(Some(json!({ "x5t#S256": x5t(cert), "jkt": key.jkt })))
+}
+
 #[tokio::test]
 async fn a_cnf_with_another_confirmation_method_is_refused() {
     let pki = pki();

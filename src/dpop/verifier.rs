@@ -210,8 +210,14 @@ impl<V: Verifier, S: Store> Verifier for Dpop<V, S> {
             (Mode::Off, _) => return self.inner.verify(request),
             (_, Credentials::DPoP(token)) => *token,
             // A bound token presented otherwise is a downgrade (RFC 9449 §7.2): refused, whatever
-            // the inner verifier (the crate's own refuse it themselves).
-            _ => return request.refuse_unproven(self.inner.verify(request)),
+            // the inner verifier (the crate's own refuse it themselves). Only the key binding
+            // is this wrapper's: a certificate binding (`cnf.x5t#S256`) is compared by a
+            // `CertificateBound` inside it, or refused by the token verifier it would wrap
+            // (`EnvConfig` puts the certificate check inside the DPoP one).
+            _ => {
+                let key_only = request.with_certificate_checked();
+                return key_only.refuse_unproven(self.inner.verify(request));
+            }
         };
         let proof = match shared.check_proof(request, token) {
             Ok(proof) => proof,

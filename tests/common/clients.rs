@@ -1,6 +1,7 @@
 //! Real MCP clients for the interop tests: the TypeScript SDK (`@modelcontextprotocol/sdk`,
 //! `tests/interop/clients/client.mjs`) and the Python SDK (`mcp`, `tests/interop/clients/client.py`),
-//! both driven from the command line and both printing one JSON line (see the scripts' headers).
+//! both driven from the command line and both printing one JSON line (see the scripts' headers);
+//! and `bound_client.mjs`, the TypeScript SDK with DPoP proofs or a client certificate (`jose`).
 //!
 //! Include it with `#[path = "common/clients.rs"] mod clients;` and `#[path =
 //! "common/install.rs"] mod install;` (it needs nothing else from `common`).
@@ -62,6 +63,29 @@ pub fn ensure_installed() {
             install_venv(&dir);
         }
     });
+}
+
+/// Installs the npm packages only (the TypeScript SDK and `jose`), for tests that run no Python
+/// client. Blocking: from async code use [`ensure_npm_installed_async`].
+pub fn ensure_npm_installed() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let dir = clients_dir();
+        if npm_up_to_date(&dir) {
+            return;
+        }
+        let _lock = InstallLock::acquire("interop-clients-install.lock", LOCK_WAIT);
+        if !npm_up_to_date(&dir) {
+            install_npm(&dir);
+        }
+    });
+}
+
+/// [`ensure_npm_installed`] on a blocking thread.
+pub async fn ensure_npm_installed_async() {
+    if let Err(e) = tokio::task::spawn_blocking(ensure_npm_installed).await {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 /// [`ensure_installed`] on a blocking thread.
@@ -156,6 +180,13 @@ fn install_venv(dir: &Path) {
 pub async fn run_ts(args: &[&str]) -> Value {
     ensure_installed_async().await;
     run_client("node", "client.mjs", args).await
+}
+
+/// Runs the client with sender-constrained tokens (`node bound_client.mjs ARGS`: DPoP or
+/// mutual TLS, see the script's header) and returns its JSON line. Needs only the npm packages.
+pub async fn run_bound(args: &[&str]) -> Value {
+    ensure_npm_installed_async().await;
+    run_client("node", "bound_client.mjs", args).await
 }
 
 /// Runs the Python client (`python client.py ARGS` in the venv) and returns its JSON line.

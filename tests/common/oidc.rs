@@ -44,6 +44,13 @@ pub const RS_SECRET: &str = "rs:secret%2B+with:colon%percent+plus";
 /// The resource server's `private_key_jwt` client, registered when
 /// [`StartOptions::rs_key_file`] is given.
 pub const RS_JWT_CLIENT_ID: &str = "mcp-resource-server-jwt";
+/// The client whose tokens are all DPoP-bound, registered with [`StartOptions::dpop`].
+pub const DPOP_CLIENT_ID: &str = "mcp-dpop-client";
+pub const DPOP_CLIENT_SECRET: &str = "mcp-dpop-secret";
+/// The client whose tokens are all bound to its TLS certificate, registered with
+/// [`StartOptions::mtls`].
+pub const MTLS_CLIENT_ID: &str = "mcp-mtls-client";
+pub const MTLS_CLIENT_SECRET: &str = "mcp-mtls-secret";
 
 /// How to start an [`AuthServer`].
 #[derive(Clone, Debug)]
@@ -55,6 +62,14 @@ pub struct StartOptions {
     pub opaque: bool,
     /// A PEM key whose public half [`RS_JWT_CLIENT_ID`] authenticates with.
     pub rs_key_file: Option<PathBuf>,
+    /// `AS_DPOP=1`: DPoP configured explicitly and [`DPOP_CLIENT_ID`] registered.
+    pub dpop: bool,
+    /// `AS_DPOP_NONCE=1` (with `dpop`): the token endpoint requires DPoP nonces.
+    pub dpop_nonce: bool,
+    /// `AS_MTLS=1` with this certificate chain and key (PEM files) for the HTTPS listener:
+    /// certificate-bound tokens from [`AuthServer::mtls_token_endpoint`] for
+    /// [`MTLS_CLIENT_ID`].
+    pub mtls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for StartOptions {
@@ -63,6 +78,9 @@ impl Default for StartOptions {
             ttl_secs: DEFAULT_TOKEN_TTL_SECS,
             opaque: false,
             rs_key_file: None,
+            dpop: false,
+            dpop_nonce: false,
+            mtls: None,
         }
     }
 }
@@ -147,6 +165,9 @@ pub struct AuthServer {
     pub introspection_endpoint: String,
     /// RFC 7009 token revocation.
     pub revocation_endpoint: String,
+    /// The token endpoint over mutual TLS (RFC 8705 §5 `mtls_endpoint_aliases`), with
+    /// [`StartOptions::mtls`].
+    pub mtls_token_endpoint: Option<String>,
     pub port: u16,
     child: Child,
     stderr: Arc<Mutex<String>>,
@@ -194,9 +215,26 @@ impl AuthServer {
                 if options.opaque { "opaque" } else { "jwt" },
             )
             .env_remove("AS_RS_KEY_FILE")
-            .env_remove("AS_KEEP_STDIN");
+            .env_remove("AS_KEEP_STDIN")
+            .env_remove("AS_DPOP")
+            .env_remove("AS_DPOP_NONCE")
+            .env_remove("AS_MTLS")
+            .env_remove("AS_TLS_CERT_FILE")
+            .env_remove("AS_TLS_KEY_FILE");
         if let Some(file) = &options.rs_key_file {
             command.env("AS_RS_KEY_FILE", file);
+        }
+        if options.dpop {
+            command.env("AS_DPOP", "1");
+        }
+        if options.dpop_nonce {
+            command.env("AS_DPOP_NONCE", "1");
+        }
+        if let Some((cert, key)) = &options.mtls {
+            command
+                .env("AS_MTLS", "1")
+                .env("AS_TLS_CERT_FILE", cert)
+                .env("AS_TLS_KEY_FILE", key);
         }
         let child = command
             .stdin(Stdio::piped())
@@ -266,6 +304,7 @@ impl AuthServer {
             token_endpoint: field("token_endpoint"),
             introspection_endpoint: field("introspection_endpoint"),
             revocation_endpoint: field("revocation_endpoint"),
+            mtls_token_endpoint: ready["mtls_token_endpoint"].as_str().map(str::to_owned),
             port: ready["port"]
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())

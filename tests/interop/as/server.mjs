@@ -11,10 +11,25 @@
 //                    resource-server client `mcp-resource-server-jwt` (private_key_jwt, RFC 7523);
 //                    that client exists only when this is set
 //   AS_KEEP_STDIN    set to 1 to keep running when stdin closes (for running it by hand)
+//   AS_DPOP          set to 1 for DPoP-bound tokens (RFC 9449): the `dPoP` feature configured
+//                    explicitly (oidc-provider 9 has it on by default: a token request with a
+//                    `DPoP` proof gets a token bound to its key, `cnf.jkt`, whether or not this is
+//                    set) and the client mcp-dpop-client below, whose tokens must be DPoP-bound
+//   AS_DPOP_NONCE    with AS_DPOP=1, set to 1 to make the token endpoint require server nonces
+//                    (RFC 9449 §8: `use_dpop_nonce` with a `DPoP-Nonce` header first)
+//   AS_MTLS          set to 1 for certificate-bound tokens (RFC 8705): the `mTLS` feature with
+//                    `certificateBoundAccessTokens`, the client mcp-mtls-client below, and a
+//                    second, HTTPS listener asking for client certificates, advertised as the
+//                    RFC 8705 §5 `mtls_endpoint_aliases` (the issuer stays plain HTTP)
+//   AS_TLS_CERT_FILE, AS_TLS_KEY_FILE  with AS_MTLS=1: the HTTPS listener's certificate chain and
+//                    key (PEM). Client certificates are requested and not checked against any CA:
+//                    the token is bound to whichever one the client presents (its SHA-256
+//                    thumbprint becomes `cnf.x5t#S256`); the client authenticates with its secret
 //
 // When ready it prints exactly one line on stdout:
 //   {"issuer":"http://127.0.0.1:PORT","jwks_uri":"…","token_endpoint":"…",
 //    "introspection_endpoint":"…","revocation_endpoint":"…","port":PORT}
+// plus, with AS_MTLS=1, "mtls_token_endpoint":"https://127.0.0.1:MTLS_PORT/token".
 // Everything else (oidc-provider's notices and warnings) goes to stderr. It stops, exiting 0,
 // when stdin closes (so it never outlives the test process that spawned it) or on SIGTERM/SIGINT.
 //
@@ -25,13 +40,19 @@
 //   introspects (no grant); its secret has `:`, `%` and `+`, which client_secret_basic must
 //   form-urlencode (RFC 6749 §2.3.1)
 //   mcp-resource-server-jwt: the same with private_key_jwt, when AS_RS_KEY_FILE is set
+//   mcp-dpop-client / mcp-dpop-secret, when AS_DPOP=1: client_credentials only, every token
+//   DPoP-bound (`dpop_bound_access_tokens`: a token request without a proof is refused)
+//   mcp-mtls-client / mcp-mtls-secret, when AS_MTLS=1: client_credentials only, every token bound
+//   to the client certificate of the token request (`tls_client_certificate_bound_access_tokens`:
+//   requests without one, e.g. to the plain HTTP token endpoint, are refused)
 // `GET /test/introspection-calls` answers {"calls":N}: the introspection requests received so far
 // (authenticated or not), for tests that must show a token was never introspected.
 // Dynamic client registration (RFC 7591) is open. The authorization-code flow needs no browser:
 // the interaction route below logs in `test-user` and consents to everything requested.
 
 import http from 'node:http';
-import { createPublicKey, randomUUID } from 'node:crypto';
+import https from 'node:https';
+import { X509Certificate, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 // oidc-provider writes its notices with console.info; stdout carries only the ready line.
@@ -52,6 +73,12 @@ const tokenFormat = process.env.AS_TOKEN_FORMAT || 'jwt';
 if (!['jwt', 'opaque'].includes(tokenFormat)) {
   throw new Error(`AS_TOKEN_FORMAT must be jwt or opaque, got ${tokenFormat}`);
 }
+const dpop = process.env.AS_DPOP === '1';
+const dpopNonce = dpop && process.env.AS_DPOP_NONCE === '1';
+const mtls = process.env.AS_MTLS === '1';
+if (mtls && !(process.env.AS_TLS_CERT_FILE && process.env.AS_TLS_KEY_FILE)) {
+  throw new Error('AS_MTLS=1 needs AS_TLS_CERT_FILE and AS_TLS_KEY_FILE');
+}
 // oidc-provider allows only VSCHAR (printable ASCII) in secrets.
 const RS_SECRET = 'rs:secret%2B+with:colon%percent+plus';
 
@@ -70,6 +97,32 @@ await new Promise((resolve, reject) => {
 });
 const { port: actualPort } = server.address();
 const issuer = `http://127.0.0.1:${actualPort}`;
+
+// With AS_MTLS=1, the same application over TLS on a second port, asking every client for a
+// certificate but accepting any (self-signed ones included): the binding is to the certificate
+// presented, whoever issued it (RFC 8705 §3; the client authenticates with its secret).
+let mtlsServer;
+if (mtls) {
+  mtlsServer = https.createServer({
+    cert: readFileSync(process.env.AS_TLS_CERT_FILE),
+    key: readFileSync(process.env.AS_TLS_KEY_FILE),
+    requestCert: true,
+    rejectUnauthorized: false,
+  }, (req, res) => app(req, res));
+  await new Promise((resolve, reject) => {
+    mtlsServer.once('error', reject);
+    mtlsServer.listen(0, '127.0.0.1', resolve);
+  });
+}
+const mtlsOrigin = mtls ? `https://127.0.0.1:${mtlsServer.address().port}` : undefined;
+
+/** The client certificate of this request's TLS connection (none over plain HTTP). */
+function peerCertificate(ctx) {
+  const { socket } = ctx.req;
+  if (typeof socket.getPeerCertificate !== 'function') return undefined;
+  const { raw } = socket.getPeerCertificate();
+  return raw ? new X509Certificate(raw) : undefined;
+}
 
 // A fresh RS256 signing key on every start.
 const { privateKey } = await generateKeyPair('RS256', { extractable: true });
@@ -126,7 +179,33 @@ const provider = new Provider(issuer, {
       // `openid` is needed too: a client's `scope` is an allow-list for authorization requests.
       scope: `openid ${SCOPE}`,
     },
+    ...(dpop
+      ? [{
+        client_id: 'mcp-dpop-client',
+        client_secret: 'mcp-dpop-secret',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        dpop_bound_access_tokens: true,
+        scope: SCOPE,
+      }]
+      : []),
+    ...(mtls
+      ? [{
+        client_id: 'mcp-mtls-client',
+        client_secret: 'mcp-mtls-secret',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        tls_client_certificate_bound_access_tokens: true,
+        scope: SCOPE,
+      }]
+      : []),
   ],
+  // RFC 8705 §5: where a client goes for mutual TLS.
+  ...(mtls ? { discovery: { mtls_endpoint_aliases: { token_endpoint: `${mtlsOrigin}/token` } } } : {}),
   jwks: { keys: [jwk] },
   scopes: ['openid', 'mcp:read', 'mcp:write'],
   // Every access token, JWT or opaque, lives AS_TOKEN_TTL seconds.
@@ -154,6 +233,23 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     registration: { enabled: true },
+    ...(dpop
+      ? {
+        dPoP: {
+          enabled: true,
+          ...(dpopNonce ? { nonceSecret: randomBytes(32), requireNonce: () => true } : {}),
+        },
+      }
+      : {}),
+    ...(mtls
+      ? {
+        mTLS: {
+          enabled: true,
+          certificateBoundAccessTokens: true,
+          getCertificate: peerCertificate,
+        },
+      }
+      : {}),
     resourceIndicators: {
       enabled: true,
       // No `resource` parameter → no resource server → an opaque access token.
@@ -245,6 +341,8 @@ function stop(why) {
   console.error(`authorization server stopping (${why})`);
   server.close(() => process.exit(0));
   server.closeAllConnections();
+  mtlsServer?.close();
+  mtlsServer?.closeAllConnections();
   // Never hang on the way out.
   setTimeout(() => process.exit(0), 2000).unref();
 }
@@ -266,4 +364,5 @@ process.stdout.write(`${JSON.stringify({
   introspection_endpoint: discovery.introspection_endpoint,
   revocation_endpoint: discovery.revocation_endpoint,
   port: actualPort,
+  ...(mtls ? { mtls_token_endpoint: discovery.mtls_endpoint_aliases.token_endpoint } : {}),
 })}\n`);
