@@ -3,7 +3,11 @@
 //!
 //! The library depends on the facade only: a program installs the exporter it wants (the
 //! examples and the gateway serve `/metrics` with `metrics-exporter-prometheus` on
-//! `MCP_AUTH_METRICS_LISTEN`). Without the `metrics` feature every function here is empty.
+//! `MCP_AUTH_METRICS_LISTEN`), then calls [`describe`], which describes the metrics to it and
+//! **starts the recording**. Until then (and without the `metrics` feature) nothing is
+//! recorded and a request pays one relaxed atomic load: the facade cannot tell whether a
+//! recorder listens, and counting into its no-op recorder would cost every request a clock
+//! read and an allocation for nothing.
 //!
 //! | name | kind | labels | what |
 //! |---|---|---|---|
@@ -19,10 +23,15 @@
 //! ```
 //! use mcp_server_auth::audit::metrics;
 //! assert_eq!(metrics::DECISIONS_TOTAL, "mcp_auth_decisions_total");
-//! metrics::describe(); // HELP texts for the exporter; nothing without the `metrics` feature
+//! // After installing the recorder: HELP texts for the exporter, and the recording starts
+//! // (nothing without the `metrics` feature).
+//! metrics::describe();
 //! ```
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, AtomicI64, Ordering},
+    time::Duration,
+};
 
 /// Decisions by outcome, reason, scheme and layer.
 pub const DECISIONS_TOTAL: &str = "mcp_auth_decisions_total";
@@ -43,14 +52,25 @@ pub const INTROSPECTION_CALLS_TOTAL: &str = "mcp_auth_introspection_calls_total"
 /// Failed store operations.
 pub const STORE_ERRORS_TOTAL: &str = "mcp_auth_store_errors_total";
 
-/// Whether the metrics are compiled in.
-pub(crate) const ON: bool = cfg!(feature = "metrics");
+/// Whether [`describe`] started the recording.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+/// Entries in the token caches, kept whether or not the metrics are recorded, so that the gauge
+/// is right from the moment the recording starts.
+static CACHE_ENTRIES: AtomicI64 = AtomicI64::new(0);
+
+/// Whether the metrics are compiled in and being recorded.
+#[inline]
+pub(crate) fn on() -> bool {
+    cfg!(feature = "metrics") && RECORDING.load(Ordering::Relaxed)
+}
 
 /// Registers the description and unit of every metric with the installed recorder (for the
-/// `# HELP` lines of a Prometheus scrape). Call it once after installing the recorder.
+/// `# HELP` lines of a Prometheus scrape) and starts recording them. Call it once, after
+/// installing the recorder. Without the `metrics` feature it does nothing.
 pub fn describe() {
     #[cfg(feature = "metrics")]
     {
+        RECORDING.store(true, Ordering::Relaxed);
         use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
         describe_counter!(
             DECISIONS_TOTAL,
@@ -68,6 +88,7 @@ pub fn describe() {
         describe_gauge!(TOKEN_CACHE_ENTRIES, "Entries in the token caches");
         describe_counter!(INTROSPECTION_CALLS_TOTAL, "Token introspection calls");
         describe_counter!(STORE_ERRORS_TOTAL, "Failed store operations");
+        metrics::gauge!(TOKEN_CACHE_ENTRIES).set(CACHE_ENTRIES.load(Ordering::Relaxed) as f64);
     }
 }
 
@@ -82,7 +103,7 @@ pub(crate) fn decision(
     latency: Duration,
 ) {
     #[cfg(feature = "metrics")]
-    {
+    if on() {
         metrics::counter!(
             DECISIONS_TOTAL,
             "outcome" => outcome.as_str(),
@@ -105,7 +126,10 @@ pub(crate) fn decision(
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn jwks_fetch(ok: bool) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(JWKS_FETCHES_TOTAL, "result" => if ok { "ok" } else { "error" }).increment(1);
+    if on() {
+        metrics::counter!(JWKS_FETCHES_TOTAL, "result" => if ok { "ok" } else { "error" })
+            .increment(1);
+    }
 }
 
 /// A token cache lookup.
@@ -113,20 +137,28 @@ pub(crate) fn jwks_fetch(ok: bool) {
 #[inline]
 pub(crate) fn cache_lookup(hit: bool) {
     #[cfg(feature = "metrics")]
-    if hit {
-        metrics::counter!(TOKEN_CACHE_HITS_TOTAL).increment(1);
-    } else {
-        metrics::counter!(TOKEN_CACHE_MISSES_TOTAL).increment(1);
+    if on() {
+        if hit {
+            metrics::counter!(TOKEN_CACHE_HITS_TOTAL).increment(1);
+        } else {
+            metrics::counter!(TOKEN_CACHE_MISSES_TOTAL).increment(1);
+        }
     }
 }
 
 /// Entries added to (positive) or dropped from (negative) a token cache.
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn cache_entries(delta: isize) {
-    #[cfg(feature = "metrics")]
-    if delta != 0 {
-        metrics::gauge!(TOKEN_CACHE_ENTRIES).increment(delta as f64);
+    if delta == 0 {
+        return;
     }
+    let delta = i64::try_from(delta).unwrap_or(0);
+    let now = CACHE_ENTRIES.fetch_add(delta, Ordering::Relaxed) + delta;
+    #[cfg(feature = "metrics")]
+    if on() {
+        metrics::gauge!(TOKEN_CACHE_ENTRIES).set(now as f64);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = now;
 }
 
 /// A call to the introspection endpoint: `active`, `inactive` or `error`.
@@ -134,11 +166,15 @@ pub(crate) fn cache_entries(delta: isize) {
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn introspection_call(result: &'static str) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(INTROSPECTION_CALLS_TOTAL, "result" => result).increment(1);
+    if on() {
+        metrics::counter!(INTROSPECTION_CALLS_TOTAL, "result" => result).increment(1);
+    }
 }
 
 /// A store operation that failed or timed out.
 pub(crate) fn store_error() {
     #[cfg(feature = "metrics")]
-    metrics::counter!(STORE_ERRORS_TOTAL).increment(1);
+    if on() {
+        metrics::counter!(STORE_ERRORS_TOTAL).increment(1);
+    }
 }

@@ -50,10 +50,11 @@
 //!
 //! # Cost
 //!
-//! When no subscriber listens on [`TARGET`] and the `metrics` feature is off, a layer asks
-//! `tracing` once per request whether anyone listens (a cached callsite check) and does nothing
-//! else: no clock read, no allocation. With the `metrics` feature every decision is counted
-//! (cheap with the `metrics` crate's no-op recorder).
+//! When no subscriber listens on [`TARGET`] and no metrics are recorded, a layer asks
+//! `tracing` once per request whether anyone listens (a cached callsite check) and loads one
+//! atomic flag, and does nothing else: no clock read, no allocation. Metrics are recorded once
+//! the program has installed a recorder and called [`metrics::describe`] (with the `metrics`
+//! feature); then every decision is timed and counted.
 //!
 //! # Writing the events
 //!
@@ -220,11 +221,11 @@ pub(crate) fn scheme_name(scheme: Option<Scheme>) -> &'static str {
 pub(crate) struct Start(Option<Instant>);
 
 impl Start {
-    /// Now, if anyone listens (a subscriber on [`TARGET`], or the `metrics` feature); else
-    /// nothing, and the decision will not be recorded.
+    /// Now, if anyone listens (a subscriber on [`TARGET`], or metrics being recorded: see
+    /// [`metrics::describe`]); else nothing, and the decision will not be recorded.
     #[inline]
     pub(crate) fn now() -> Self {
-        if metrics::ON || tracing::enabled!(target: TARGET, Level::INFO) {
+        if metrics::on() || tracing::enabled!(target: TARGET, Level::INFO) {
             Self(Some(Instant::now()))
         } else {
             Self(None)
