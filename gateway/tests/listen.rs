@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -374,34 +374,9 @@ async fn the_python_sdk_listens_over_2026_07_28_and_gets_what_it_asked_for() {
         &stub(&["--subscribe"]),
     )
     .await;
-    tokio::task::spawn_blocking(ensure_python_client)
-        .await
-        .unwrap();
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/listen_2026.py");
-    let child = tokio::process::Command::new(venv_python())
-        .arg(&script)
-        .args(["--url", &gw.url])
-        .env("GATEWAY_TEST_TOKEN", ALICE)
-        .env("NO_PROXY", "*")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
-        .await
-        .expect("the Python client took too long")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let out: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "no JSON line:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let args = ["listen_2026.py", "--url", &gw.url];
+    let env = [("GATEWAY_TEST_TOKEN", ALICE)];
+    let out = run_python_client(&gateway_clients_dir(), &args, &env).await;
     assert!(out.get("error").is_none(), "{out}\n{}", gw.stderr());
     assert_eq!(out["version"], "2026-07-28", "{out}");
     assert_eq!(

@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::*;
 use serde_json::Value;
 
@@ -170,42 +168,20 @@ async fn the_typescript_sdk_uses_a_python_sdk_stdio_server_through_the_gateway_b
 async fn the_python_sdk_speaks_2026_07_28_without_a_session_and_calls_tools_through_the_gateway() {
     let command = everything();
     let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &command).await;
-    tokio::task::spawn_blocking(ensure_python_client)
-        .await
-        .unwrap();
     let header = format!("Authorization: Bearer {ALICE}");
     let steps = r#"[{"call":"tools/list"},{"call":"echo","args":{"message":"from python"}}]"#;
-    let child = tokio::process::Command::new(venv_python())
-        .args([
-            "client.py",
-            "--url",
-            &gw.url,
-            "--flow",
-            "static",
-            "--header",
-            &header,
-        ])
-        .args(["--steps", steps])
-        .current_dir(clients_dir())
-        .env("NO_PROXY", "*")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
-        .await
-        .expect("the Python client took too long")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let out: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "no JSON line:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let args = [
+        "client.py",
+        "--url",
+        &gw.url,
+        "--flow",
+        "static",
+        "--header",
+        &header,
+        "--steps",
+        steps,
+    ];
+    let out = run_python_client(&clients_dir(), &args, &[]).await;
     assert_eq!(out["connect"]["ok"], true, "{out}\n{}", gw.stderr());
     let steps = out["steps"].as_array().unwrap();
     assert_eq!(steps[0]["ok"], true, "{out}");
@@ -241,34 +217,9 @@ async fn the_python_sdk_speaks_2026_07_28_without_a_session_and_calls_tools_thro
 async fn the_python_sdk_answers_a_sampling_request_over_2026_07_28_with_its_callback() {
     let command = everything();
     let gw = Gateway::start(&[("MCP_AUTH_BEARER_TOKEN", ALICE)], &[], &command).await;
-    tokio::task::spawn_blocking(ensure_python_client)
-        .await
-        .unwrap();
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/sampling_2026.py");
-    let child = tokio::process::Command::new(venv_python())
-        .arg(&script)
-        .args(["--url", &gw.url])
-        .env("GATEWAY_TEST_TOKEN", ALICE)
-        .env("NO_PROXY", "*")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
-        .await
-        .expect("the Python client took too long")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let out: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "no JSON line:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let args = ["sampling_2026.py", "--url", &gw.url];
+    let env = [("GATEWAY_TEST_TOKEN", ALICE)];
+    let out = run_python_client(&gateway_clients_dir(), &args, &env).await;
     assert!(out.get("error").is_none(), "{out}\n{}", gw.stderr());
     assert_eq!(out["version"], "2026-07-28", "{out}");
     // The SDK's own callback answered the child's request, and the tool saw its answer.

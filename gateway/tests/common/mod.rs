@@ -121,6 +121,46 @@ pub async fn run_node_client(script_and_args: &[&str]) -> Value {
     })
 }
 
+/// Runs `python SCRIPT ARGS` with the Python SDK client's interpreter, in `dir`, with `env`
+/// added (at most [`WAIT`] × 2), and returns the one JSON line it prints.
+pub async fn run_python_client(
+    dir: &Path,
+    script_and_args: &[&str],
+    env: &[(&str, &str)],
+) -> Value {
+    tokio::task::spawn_blocking(ensure_python_client)
+        .await
+        .unwrap();
+    let child = tokio::process::Command::new(venv_python())
+        .args(script_and_args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .env("NO_PROXY", "*")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let out = tokio::time::timeout(WAIT * 2, child.wait_with_output())
+        .await
+        .expect("the Python client took too long")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "no JSON line:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// `tests/clients` of the gateway: its own Python SDK client scripts.
+pub fn gateway_clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
 /// Installs the TypeScript SDK client (once per process).
 pub fn ensure_clients() {
     static DONE: OnceLock<()> = OnceLock::new();
