@@ -16,10 +16,13 @@
 use std::collections::HashMap;
 
 use crate::{
+    credentials::Scheme,
     identity::{AuthInfo, AuthMethod},
     scope::ScopeSet,
     secret::{SecretTag, TagKey},
-    verifier::{AuthRequest, Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
+    verifier::{
+        AuthRequest, Credentials, Invalid, Presented, Recall, Rejection, Schemes, Verdict, Verifier,
+    },
 };
 
 /// What is wrong with a configured Basic user. No variant contains the password.
@@ -83,6 +86,15 @@ impl BasicAuth {
 impl Verifier for BasicAuth {
     fn schemes(&self) -> Schemes {
         Schemes::BASIC
+    }
+
+    /// Bearer tokens are refused (`verify` says `NoCredentials`); Basic credentials are parsed.
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        if presented.scheme() == Scheme::Bearer {
+            Recall::Refused
+        } else {
+            Recall::Unsure
+        }
     }
 
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {

@@ -2,7 +2,7 @@
 //!
 //! Several named tokens can be active at once, so a token can be rotated without downtime; the
 //! name is the caller's identity ([`AuthInfo::subject`]). Tokens are kept only as keyed 128-bit
-//! SipHash-1-3 tags under a random key drawn at construction: the plaintext is not kept, the
+//! SipHash-1-3 tags under a random key drawn once per process: the plaintext is not kept, the
 //! lookup is by tag (a pseudorandom value the client cannot steer) and the final comparison is
 //! branch-free, so neither the number of tokens nor how close a guess is shows in the response
 //! time.
@@ -21,11 +21,13 @@
 use std::collections::HashMap;
 
 use crate::{
-    credentials::is_b64token,
+    credentials::{Scheme, is_b64token},
     identity::{AuthInfo, AuthMethod},
     scope::ScopeSet,
     secret::{SecretTag, TagHasher, TagKey},
-    verifier::{AuthRequest, Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
+    verifier::{
+        AuthRequest, Credentials, Invalid, Presented, Recall, Rejection, Schemes, Verdict, Verifier,
+    },
 };
 
 /// The shortest token accepted without [`StaticBearerBuilder::allow_short_tokens`]: 16 bytes.
@@ -78,7 +80,6 @@ pub enum StaticTokenError {
 /// Accepts any of a set of configured bearer tokens.
 #[derive(Clone)]
 pub struct StaticBearer {
-    key: TagKey,
     tokens: HashMap<SecretTag, AuthInfo, TagHasher>,
 }
 
@@ -131,11 +132,25 @@ impl Verifier for StaticBearer {
         let Credentials::Bearer(token) = request.credentials() else {
             return Verdict::Ready(Err(Rejection::NoCredentials));
         };
-        let tag = self.key.tag(token.as_bytes());
+        let tag = request
+            .token_tag()
+            .unwrap_or_else(|| TagKey::process().tag(token.as_bytes()));
         Verdict::Ready(match self.tokens.get(&tag) {
             Some(info) => Ok(info.clone()),
             None => Err(Rejection::Invalid(Invalid::UnknownToken)),
         })
+    }
+
+    /// Configured tokens passed the `b64token` check when they were built: a tag found here is
+    /// of bytes the layer would accept.
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        if presented.scheme() != Scheme::Bearer {
+            return Recall::Refused;
+        }
+        match self.tokens.get(&presented.tag()) {
+            Some(info) => Recall::Accepted(info.clone()),
+            None => Recall::Refused,
+        }
     }
 }
 
@@ -176,7 +191,6 @@ pub(crate) fn parse_entry(entry: &str, position: usize) -> Option<(String, &str)
 /// Builds a [`StaticBearer`]. Errors are reported by [`build`](Self::build).
 #[derive(Default)]
 pub struct StaticBearerBuilder {
-    key: Option<TagKey>,
     entries: Vec<(String, SecretTag, Result<(), StaticTokenError>, ScopeSet)>,
     allow_short: bool,
 }
@@ -206,7 +220,7 @@ impl StaticBearerBuilder {
         let name = name.into();
         let token = token.as_ref();
         let check = check_token(&name, token);
-        let tag = self.key.get_or_insert_with(TagKey::random).tag(token);
+        let tag = TagKey::process().tag(token);
         self.entries.push((name, tag, check, scopes));
         self
     }
@@ -223,7 +237,6 @@ impl StaticBearerBuilder {
         if self.entries.is_empty() {
             return Err(StaticTokenError::NoTokens);
         }
-        let key = self.key.unwrap_or_else(TagKey::random);
         let mut tokens =
             HashMap::with_capacity_and_hasher(self.entries.len(), TagHasher::default());
         for (name, tag, check, scopes) in self.entries {
@@ -239,7 +252,7 @@ impl StaticBearerBuilder {
                 return Err(StaticTokenError::Duplicate { name });
             }
         }
-        Ok(StaticBearer { key, tokens })
+        Ok(StaticBearer { tokens })
     }
 }
 

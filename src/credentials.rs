@@ -187,6 +187,66 @@ pub(crate) fn read_authorization(
     headers: &HeaderMap,
     max_bytes: usize,
 ) -> Result<Option<Authorization<'_>>, CredentialError> {
+    match raw_authorization(headers, max_bytes)? {
+        Some(raw) => raw.parse().map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The `Authorization` field split into its scheme and credentials, before its text is checked
+/// (the layer first offers a bearer token's bytes to [`crate::recall`]). `Debug` is not
+/// derived: it would show the credentials.
+#[derive(Clone, Copy)]
+pub(crate) struct RawAuthorization<'a> {
+    /// The field value without leading and trailing spaces and tabs; not empty.
+    text: &'a [u8],
+    /// Where the scheme ends (the first space, or the end).
+    name_end: usize,
+    /// Where the credentials start (after the spaces that follow the scheme).
+    credentials_start: usize,
+}
+
+impl<'a> RawAuthorization<'a> {
+    /// Whether the scheme is `Bearer` (case-insensitive, RFC 9110 §11.1).
+    pub(crate) fn is_bearer(&self) -> bool {
+        self.text[..self.name_end].eq_ignore_ascii_case(b"bearer")
+    }
+
+    /// The credentials' bytes (may be empty), not checked.
+    pub(crate) fn credentials(&self) -> &'a [u8] {
+        &self.text[self.credentials_start..]
+    }
+
+    /// The header read as text, its scheme recognised.
+    pub(crate) fn parse(self) -> Result<Authorization<'a>, CredentialError> {
+        // Not UTF-8 is not ASCII either (the ASCII check of UTF-8 text is the caller's). The
+        // split points are at spaces, which are character boundaries of UTF-8 text.
+        let text = std::str::from_utf8(self.text).map_err(|_| CredentialError::NotAscii)?;
+        let name = &text[..self.name_end];
+        let credentials = &text[self.credentials_start..];
+        let scheme = if name.eq_ignore_ascii_case("bearer") {
+            Scheme::Bearer
+        } else if name.eq_ignore_ascii_case("basic") {
+            Scheme::Basic
+        } else if name.eq_ignore_ascii_case("dpop") {
+            Scheme::DPoP
+        } else {
+            Scheme::Other
+        };
+        Ok(Authorization {
+            scheme,
+            name,
+            credentials,
+        })
+    }
+}
+
+/// Reads the one `Authorization` field of `headers` (none: `Ok(None)`), checks its size, and
+/// splits it into scheme and credentials; nothing is checked of its text.
+pub(crate) fn raw_authorization(
+    headers: &HeaderMap,
+    max_bytes: usize,
+) -> Result<Option<RawAuthorization<'_>>, CredentialError> {
     let value = if headers.len() == headers.keys_len() {
         // No field name repeats at all (the common case): one lookup suffices.
         match headers.get(AUTHORIZATION) {
@@ -219,28 +279,21 @@ pub(crate) fn read_authorization(
             .rev()
             .take_while(|&&b| b == b' ' || b == b'\t')
             .count();
-    // Not UTF-8 is not ASCII either (the ASCII check of UTF-8 text is the caller's).
-    let text = std::str::from_utf8(&bytes[start..end]).map_err(|_| CredentialError::NotAscii)?;
+    let text = &bytes[start..end];
     if text.is_empty() {
         return Err(CredentialError::Empty);
     }
-    let (name, credentials) = match text.bytes().position(|b| b == b' ') {
-        Some(i) => (&text[..i], text[i + 1..].trim_start_matches(' ')),
-        None => (text, ""),
+    let (name_end, credentials_start) = match text.iter().position(|&b| b == b' ') {
+        Some(i) => (
+            i,
+            i + 1 + text[i + 1..].iter().take_while(|&&b| b == b' ').count(),
+        ),
+        None => (text.len(), text.len()),
     };
-    let scheme = if name.eq_ignore_ascii_case("bearer") {
-        Scheme::Bearer
-    } else if name.eq_ignore_ascii_case("basic") {
-        Scheme::Basic
-    } else if name.eq_ignore_ascii_case("dpop") {
-        Scheme::DPoP
-    } else {
-        Scheme::Other
-    };
-    Ok(Some(Authorization {
-        scheme,
-        name,
-        credentials,
+    Ok(Some(RawAuthorization {
+        text,
+        name_end,
+        credentials_start,
     }))
 }
 

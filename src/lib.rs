@@ -94,6 +94,7 @@ pub mod metadata;
 pub mod mtls;
 pub mod origin;
 mod peer;
+pub mod recall;
 pub mod refusal;
 pub mod rejection;
 pub mod reload;

@@ -1,7 +1,10 @@
 //! Secrets kept as keyed tags and compared without leaking timing (crate-private).
 //!
 //! A secret (a static token, a password, a verified token in a cache) is kept only as its
-//! SipHash-1-3 128-bit tag under a random 128-bit key drawn when the verifier is built. SipHash
+//! SipHash-1-3 128-bit tag under a random 128-bit key. Tokens are tagged under one key drawn
+//! once per process ([`TagKey::process`]), so that a request's token is tagged once however many
+//! verifiers look it up (a static token table, then the JWT cache); passwords under a key of
+//! their verifier's own. SipHash
 //! is a pseudorandom function made for short inputs: without the key, a tag says nothing about
 //! the secret and an attacker cannot steer which tag a guess produces, so looking tags up in a
 //! hash map and comparing them leaks nothing useful through timing.
@@ -14,7 +17,10 @@
 //! analysis of the reduced-round variant brings within reach. It is the variant Rust's standard
 //! library uses against hash flooding, where the attacker is in the same position.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::{
+    hash::{BuildHasher, Hash, Hasher},
+    sync::LazyLock,
+};
 
 use siphasher::sip128::SipHasher13;
 
@@ -28,6 +34,13 @@ impl TagKey {
         let mut key = [0u8; 16];
         getrandom::fill(&mut key).expect("the operating system's random source is unavailable");
         Self(SipHasher13::new_with_key(&key))
+    }
+
+    /// The key of every token tag in this process: static tokens, the token caches, and the
+    /// tag the layer computes once per request ([`crate::verifier::AuthRequest`]).
+    pub(crate) fn process() -> &'static Self {
+        static KEY: LazyLock<TagKey> = LazyLock::new(TagKey::random);
+        &KEY
     }
 
     /// The tag of `secret`.

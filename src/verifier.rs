@@ -77,13 +77,18 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::{Arc, LazyLock},
+    sync::{Arc, LazyLock, OnceLock},
 };
 
 use http::{Extensions, HeaderMap, Method, Uri, Version};
 
+pub use crate::recall::{Presented, Recall};
 pub use crate::rejection::{Invalid, Rejection};
-use crate::{credentials::BasicCredentials, identity::AuthInfo};
+use crate::{
+    credentials::BasicCredentials,
+    identity::AuthInfo,
+    secret::{SecretTag, TagKey},
+};
 
 /// The credentials of the request's `Authorization` header, as the layer parsed them.
 /// `Debug` shows the scheme, never the credentials.
@@ -126,6 +131,9 @@ pub struct AuthRequest<'a> {
     /// Set by [`crate::mtls::CertificateBound`]: the token may be bound to a client
     /// certificate, and the caller compares the binding with this request's certificate.
     certificate_checked: bool,
+    /// The tag of the token, kept by the layer for the request (computed at most once, however
+    /// many verifiers look the token up: see [`crate::recall`]).
+    tag: Option<&'a OnceLock<SecretTag>>,
 }
 
 impl fmt::Debug for Credentials<'_> {
@@ -171,6 +179,7 @@ impl<'a> AuthRequest<'a> {
             extensions: request.extensions(),
             proof_checked: false,
             certificate_checked: false,
+            tag: None,
         }
     }
 
@@ -186,6 +195,7 @@ impl<'a> AuthRequest<'a> {
             extensions: &NO_EXTENSIONS,
             proof_checked: false,
             certificate_checked: false,
+            tag: None,
         }
     }
 
@@ -193,11 +203,37 @@ impl<'a> AuthRequest<'a> {
     /// caller has checked and whose binding it compares ([`crate::dpop::Dpop`]).
     #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
     pub(crate) fn with_proven_token(self, token: &'a str) -> Self {
+        // The kept tag is the presented token's: it stays only if `token` is that token.
+        let same = matches!(self.credentials,
+            Credentials::Bearer(t) | Credentials::DPoP(t) if std::ptr::eq(t, token));
         Self {
             credentials: Credentials::Bearer(token),
             proof_checked: true,
+            tag: self.tag.filter(|_| same),
             ..self
         }
+    }
+
+    /// The same request, whose token's tag is kept in `tag` (by the layer, which tagged the
+    /// token's bytes when it asked for [`Verifier::recall`]).
+    pub(crate) fn keeping_tag(self, tag: &'a OnceLock<SecretTag>) -> Self {
+        Self {
+            tag: Some(tag),
+            ..self
+        }
+    }
+
+    /// The tag of the `Bearer` or `DPoP` token under the process's token key: computed once
+    /// per request when the layer keeps it. `None` for other credentials.
+    pub(crate) fn token_tag(&self) -> Option<SecretTag> {
+        let (Credentials::Bearer(token) | Credentials::DPoP(token)) = self.credentials else {
+            return None;
+        };
+        let tag = || TagKey::process().tag(token.as_bytes());
+        Some(match self.tag {
+            Some(memo) => *memo.get_or_init(tag),
+            None => tag(),
+        })
     }
 
     /// The same request, whose caller compares the token's certificate binding (`cnf.x5t#S256`)
@@ -507,6 +543,16 @@ pub trait Verifier: Send + Sync + 'static {
     /// Checks `request`. Return `Err(Rejection::NoCredentials)` when it presents nothing of
     /// yours, so that a combined verifier can try the next one and the `401` says what to send.
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict;
+
+    /// Answers from memory for credentials this verifier accepted before, before the layer
+    /// parses them ([`crate::recall`]). [`Recall::Accepted`] only for exactly these bytes,
+    /// accepted through [`verify`](Self::verify) before and acceptable now; `Recall::Refused`
+    /// only when `verify` would refuse them whatever they are. The default, `Recall::Unsure`,
+    /// is always right: the layer then parses the credentials and calls `verify`.
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        let _ = presented;
+        Recall::Unsure
+    }
 }
 
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
@@ -516,6 +562,9 @@ impl<V: Verifier + ?Sized> Verifier for Arc<V> {
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
         (**self).verify(request)
     }
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        (**self).recall(presented)
+    }
 }
 
 impl<V: Verifier + ?Sized> Verifier for Box<V> {
@@ -524,6 +573,9 @@ impl<V: Verifier + ?Sized> Verifier for Box<V> {
     }
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
         (**self).verify(request)
+    }
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        (**self).recall(presented)
     }
 }
 
@@ -536,6 +588,12 @@ impl<V: Verifier> Verifier for Option<V> {
         match self {
             Some(v) => v.verify(request),
             None => Verdict::Ready(Err(Rejection::NoCredentials)),
+        }
+    }
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        match self {
+            Some(v) => v.recall(presented),
+            None => Recall::Refused,
         }
     }
 }
@@ -587,6 +645,15 @@ impl<A, B> Or<A, B> {
 impl<A: Verifier, B: Verifier> Verifier for Or<A, B> {
     fn schemes(&self) -> Schemes {
         self.first.schemes().union(self.second.schemes())
+    }
+
+    /// The first's answer; the second's only when the first would refuse, as `verify` would
+    /// then ask the second (and the first's acceptance wins).
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        match self.first.recall(presented) {
+            Recall::Refused => self.second.recall(presented),
+            known => known,
+        }
     }
 
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {

@@ -617,6 +617,21 @@ async fn a_bound_token_presented_as_bearer_is_refused_as_a_downgrade() {
 }
 
 #[tokio::test]
+async fn a_bound_token_accepted_with_its_proof_is_refused_as_bearer_from_the_cache_too() {
+    // The first request puts the token's identity in the JWT cache; the layer must not admit
+    // it from there (`recall`) when the same token comes back without its proof.
+    let server = server(Mode::Allowed).await;
+    let key = ClientKey::es256();
+    let token = token(Some(&key.jkt));
+    let proof = Proof::new(&key, &token).sign(&key);
+    assert_eq!(send(&server, "DPoP", &token, &[&proof]).await.status, 200);
+    assert_eq!(
+        send(&server, "Bearer", &token, &[]).await,
+        bad_binding("Bearer")
+    );
+}
+
+#[tokio::test]
 async fn a_bound_token_is_refused_as_bearer_even_without_dpop_configured() {
     let server = serve_axum(
         Router::new()

@@ -50,7 +50,7 @@ mod require_scopes;
 use std::{
     mem,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     task::{Context, Poll, ready},
 };
 
@@ -67,7 +67,11 @@ use crate::{
         future::{Outcome, Prelude},
     },
     scope::ScopeRequirement,
-    verifier::{AuthRequest, Credentials, Rejection, Schemes, Verdict, Verifier, VerifyFuture},
+    secret::SecretTag,
+    verifier::{
+        AuthRequest, Credentials, Presented, Recall, Rejection, Schemes, Verdict, Verifier,
+        VerifyFuture,
+    },
 };
 
 use crate::admission::Admission;
@@ -205,15 +209,32 @@ impl<V: Verifier> Shared<V> {
             return (None, self.verifier.verify(&request));
         }
         let refuse = |e: CredentialError| Verdict::Ready(Err(Rejection::InvalidRequest(e)));
-        let auth = match credentials::read_authorization(req.headers(), self.max_header_bytes) {
+        let raw = match credentials::raw_authorization(req.headers(), self.max_header_bytes) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => {
+                let request = AuthRequest::from_request(req, Credentials::None);
+                return (None, self.verifier.verify(&request));
+            }
+            Err(e) => return (None, refuse(e)),
+        };
+        let schemes = &self.schemes;
+        // A bearer token a verifier accepted before is admitted without being parsed again
+        // (`crate::recall`); its tag, computed once, serves `verify` when it is not.
+        let tag = OnceLock::new();
+        if raw.is_bearer() && schemes.bearer() {
+            let presented = Presented::kept(Scheme::Bearer, raw.credentials(), &tag);
+            if let Recall::Accepted(info) = self.verifier.recall(&presented)
+                // A bound token's proof or certificate is checked on every request.
+                && info.dpop_jkt().is_none()
+                && info.certificate_thumbprint().is_none()
+            {
+                return (Some(Scheme::Bearer), Verdict::Ready(Ok(info)));
+            }
+        }
+        let auth = match raw.parse() {
             Ok(auth) => auth,
             Err(e) => return (None, refuse(e)),
         };
-        let Some(auth) = auth else {
-            let request = AuthRequest::from_request(req, Credentials::None);
-            return (None, self.verifier.verify(&request));
-        };
-        let schemes = &self.schemes;
         let value = auth.credentials();
         // The value was not checked to be ASCII (`read_authorization`): a scheme whose syntax
         // is ASCII implies it when it parses; when it does not, or has no syntax of ours, a
@@ -227,30 +248,36 @@ impl<V: Verifier> Shared<V> {
         };
         let verdict = match auth.scheme() {
             Scheme::Bearer if schemes.bearer() => match credentials::bearer_token(value) {
-                Ok(token) => self.ask(req, Credentials::Bearer(token)),
+                Ok(token) => self.ask(req, Credentials::Bearer(token), &tag),
                 Err(e) => refuse_parsed(e),
             },
             Scheme::DPoP if schemes.dpop() => match credentials::bearer_token(value) {
                 // RFC 9449 §7.1: the same token68 syntax as Bearer's b64token.
-                Ok(token) => self.ask(req, Credentials::DPoP(token)),
+                Ok(token) => self.ask(req, Credentials::DPoP(token), &tag),
                 Err(e) => refuse_parsed(e),
             },
             Scheme::Basic if schemes.basic() => match credentials::basic(value) {
-                Ok(basic) => self.ask(req, Credentials::Basic(&basic)),
+                Ok(basic) => self.ask(req, Credentials::Basic(&basic), &tag),
                 Err(e) => refuse_parsed(e),
             },
             _ if !auth.is_ascii() => refuse(CredentialError::NotAscii),
             _ => {
                 let scheme = auth.scheme_name();
-                self.ask(req, Credentials::Other { scheme, value })
+                self.ask(req, Credentials::Other { scheme, value }, &tag)
             }
         };
         (Some(auth.scheme()), verdict)
     }
 
-    fn ask<B>(&self, req: &Request<B>, credentials: Credentials<'_>) -> Verdict {
+    /// Asks the verifier; `tag` keeps the tag of the token (if any) for the request.
+    fn ask<B>(
+        &self,
+        req: &Request<B>,
+        credentials: Credentials<'_>,
+        tag: &OnceLock<SecretTag>,
+    ) -> Verdict {
         self.verifier
-            .verify(&AuthRequest::from_request(req, credentials))
+            .verify(&AuthRequest::from_request(req, credentials).keeping_tag(tag))
     }
 }
 

@@ -7,8 +7,8 @@
 //! secrets, nor a way to exhaust the server's memory, nor a way to accept a token longer than
 //! it may be accepted:
 //!
-//! - The key is the secret's [`SecretTag`] under a random [`TagKey`] drawn when the cache is
-//!   built, never the secret itself: a heap dump or a stray `Debug` shows no token, and an
+//! - The key is the secret's [`SecretTag`] under the process's random [`TagKey`] (the one the
+//!   layer tags each request's token with, so that a lookup costs no second digest), never the secret itself: a heap dump or a stray `Debug` shows no token, and an
 //!   attacker cannot steer tokens into one hash bucket or one shard.
 //! - Every entry has a [`Deadline`], given by the caller when it inserts: a JWT's `exp`; for
 //!   introspection the earlier of `exp` and a configured maximum, and a short one for a negative
@@ -118,7 +118,7 @@ impl<V> TtlCache<V> {
     /// callers of [`insert`](Self::insert)).
     pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Self {
         Self {
-            key: TagKey::random(),
+            key: TagKey::process().clone(),
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             per_shard: max_entries / SHARDS,
             extra: max_entries % SHARDS,
@@ -185,11 +185,8 @@ impl<V: Current> TtlCache<V> {
     }
 
     /// [`get`](Self::get), not counted: a second look by whoever already missed (a flight
-    /// that starts just after another one answered).
-    #[cfg_attr(
-        not(any(test, feature = "introspection")),
-        expect(dead_code, reason = "only introspection's flights look twice")
-    )]
+    /// that starts just after another one answered), or a first look that counts only its hits
+    /// (the layer's recall, before `verify` looks again).
     pub(crate) fn recheck<R>(&self, tag: &SecretTag, read: impl FnOnce(&V) -> R) -> Option<R> {
         self.get_at(tag, Deadline::now(), read)
     }

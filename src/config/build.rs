@@ -12,7 +12,7 @@ use crate::{
     jwt::{Issuer, JwtVerifier},
     metadata::ProtectedResourceMetadata,
     reload::{DEFAULT_WATCH_INTERVAL, ReloadHandle, ReloadableBearer},
-    verifier::{AuthRequest, Or, Schemes, Verdict, Verifier, VerifierExt},
+    verifier::{AuthRequest, Or, Presented, Recall, Schemes, Verdict, Verifier, VerifierExt},
 };
 
 impl EnvConfig {
@@ -271,6 +271,13 @@ impl Verifier for EnvTokens {
             Self::Introspection(v) => v.verify(request),
         }
     }
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        match self {
+            Self::Jwt(v) => v.recall(presented),
+            #[cfg(feature = "introspection")]
+            Self::Introspection(v) => v.recall(presented),
+        }
+    }
 }
 
 /// The tokens of `MCP_AUTH_BEARER_TOKENS_FILE`, with their handle: the file is watched for as
@@ -299,6 +306,9 @@ impl Verifier for FileTokens {
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
         self.verifier.verify(request)
     }
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        self.verifier.recall(presented)
+    }
 }
 
 #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
@@ -319,5 +329,8 @@ impl Verifier for EnvVerifier {
     }
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
         self.0.verify(request)
+    }
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        self.0.recall(presented)
     }
 }

@@ -17,10 +17,11 @@ use super::{
     replay,
 };
 use crate::{
+    credentials::Scheme,
     identity::AuthInfo,
     rejection::{Invalid, Rejection},
     store::{MemoryStore, Store},
-    verifier::{AuthRequest, Credentials, Schemes, Verdict, Verifier},
+    verifier::{AuthRequest, Credentials, Presented, Recall, Schemes, Verdict, Verifier},
 };
 
 /// The largest `DPoP` header accepted, in bytes.
@@ -201,6 +202,16 @@ impl<V: Verifier, S: Store> Verifier for Dpop<V, S> {
             Mode::Off => inner,
             Mode::Allowed => inner.union(dpop()),
             Mode::Required => inner.without_bearer().union(dpop()),
+        }
+    }
+
+    /// A bearer token: the inner verifier's answer (the layer does not admit an identity bound
+    /// to a key by recall, so a downgrade still goes the whole way and is refused there). A
+    /// DPoP token: its proof must be checked on every request.
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        match (self.shared.options.mode, presented.scheme()) {
+            (Mode::Off, _) | (_, Scheme::Bearer) => self.inner.recall(presented),
+            _ => Recall::Unsure,
         }
     }
 

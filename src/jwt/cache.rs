@@ -127,6 +127,16 @@ impl TokenCache {
         self.0.tag(token.as_bytes())
     }
 
+    /// The cached identity for this tag, if still valid; a miss is not counted (the layer's
+    /// [`crate::recall`] looks first, and `verify` looks again on a miss).
+    pub(crate) fn recall(&self, tag: &SecretTag) -> Option<AuthInfo> {
+        let found = self.0.recheck(tag, |v| v.info.clone());
+        if found.is_some() {
+            crate::audit::metrics::cache_lookup(true);
+        }
+        found
+    }
+
     /// The cached identity for this token, if still valid.
     pub(crate) fn get(&self, tag: &SecretTag) -> Option<AuthInfo> {
         // Only the identity is cloned: the key is shared by every token it signed, and cloning

@@ -88,7 +88,9 @@ use crate::secret::SecretTag;
 use crate::{
     identity::{AuthInfo, AuthMethod, TokenIdentity},
     resource::{Redacted, ResourceUrl},
-    verifier::{AuthRequest, Credentials, Invalid, Rejection, Schemes, Verdict, Verifier},
+    verifier::{
+        AuthRequest, Credentials, Invalid, Presented, Recall, Rejection, Schemes, Verdict, Verifier,
+    },
 };
 use cache::TokenCache;
 use claims::{Claims, STACK_CLAIMS_BYTES};
@@ -298,7 +300,7 @@ impl JwtVerifier {
     /// token, which this verifier must not judge (another one may).
     #[cfg(feature = "introspection")]
     pub(crate) fn verify_if_ours(&self, token: &str) -> Option<Verdict> {
-        match self.0.cached(token) {
+        match self.0.cached_as(token, None) {
             Cached::Hit(info) => Some(Verdict::Ready(Ok(info))),
             Cached::Miss(tag) => self
                 .claims_to_be_ours(token)
@@ -621,10 +623,22 @@ impl Verifier for JwtVerifier {
         // A token bound to a key is refused here unless its proof was checked (RFC 9449 §7.2),
         // and one bound to a certificate unless the certificate is compared (RFC 8705 §3), on a
         // cache hit as on a miss.
-        request.refuse_unproven(match self.0.cached(token) {
+        request.refuse_unproven(match self.0.cached_as(token, request.token_tag()) {
             Cached::Hit(info) => Verdict::Ready(Ok(info)),
             Cached::Miss(tag) => self.0.verify_uncached(token, tag),
         })
+    }
+
+    /// A cache hit. Only tokens that passed the layer's checks and this verifier's are cached,
+    /// until their `exp`; one bound to a key or a certificate is not admitted by recall (the
+    /// layer goes the whole way for it).
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        match &self.0.cache {
+            Some(cache) if presented.scheme() == crate::credentials::Scheme::Bearer => cache
+                .recall(&presented.tag())
+                .map_or(Recall::Unsure, Recall::Accepted),
+            _ => Recall::Unsure,
+        }
     }
 }
 
@@ -637,11 +651,12 @@ enum Cached {
 
 impl Inner {
     /// Looks `token` up in the verified-token cache.
-    fn cached(&self, token: &str) -> Cached {
+    /// `tag` is the token's tag when the caller has it already.
+    fn cached_as(&self, token: &str, tag: Option<SecretTag>) -> Cached {
         let Some(cache) = &self.cache else {
             return Cached::Miss(None);
         };
-        let tag = cache.tag(token);
+        let tag = tag.unwrap_or_else(|| cache.tag(token));
         match cache.get(&tag) {
             Some(info) => Cached::Hit(info),
             None => Cached::Miss(Some(tag)),

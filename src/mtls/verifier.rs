@@ -9,7 +9,7 @@ use crate::{
     identity::AuthInfo,
     peer::peer,
     rejection::{Invalid, Rejection},
-    verifier::{AuthRequest, Schemes, Verdict, Verifier},
+    verifier::{self, AuthRequest, Recall, Schemes, Verdict, Verifier},
 };
 
 /// Accepts a token bound to a client certificate (`cnf.x5t#S256`, RFC 8705 §3) only when the
@@ -119,6 +119,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 impl<V: Verifier> Verifier for CertificateBound<V> {
     fn schemes(&self) -> Schemes {
         self.inner.schemes()
+    }
+
+    /// The inner verifier's: an unbound identity needs no certificate, and the layer does not
+    /// admit a bound one by recall.
+    fn recall(&self, presented: &verifier::Presented<'_>) -> Recall {
+        self.inner.recall(presented)
     }
 
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {

@@ -57,7 +57,7 @@ use std::{
 
 use crate::{
     bearer::StaticBearer,
-    verifier::{AuthRequest, Schemes, Verdict, Verifier},
+    verifier::{AuthRequest, Presented, Recall, Schemes, Verdict, Verifier},
 };
 
 /// How often [`ReloadHandle::watch`] is asked to look at the file by `crate::config`: a token
@@ -113,6 +113,9 @@ impl Verifier for ReloadableBearer {
 
     fn verify(&self, request: &AuthRequest<'_>) -> Verdict {
         self.slot.read().verify(request)
+    }
+    fn recall(&self, presented: &Presented<'_>) -> Recall {
+        self.slot.read().recall(presented)
     }
 }
 
