@@ -300,7 +300,7 @@ impl JwtVerifier {
     /// token, which this verifier must not judge (another one may).
     #[cfg(feature = "introspection")]
     pub(crate) fn verify_if_ours(&self, token: &str) -> Option<Verdict> {
-        match self.0.cached_as(token, None) {
+        match self.0.cached_as(token, || None) {
             Cached::Hit(info) => Some(Verdict::Ready(Ok(info))),
             Cached::Miss(tag) => self
                 .claims_to_be_ours(token)
@@ -623,7 +623,7 @@ impl Verifier for JwtVerifier {
         // A token bound to a key is refused here unless its proof was checked (RFC 9449 §7.2),
         // and one bound to a certificate unless the certificate is compared (RFC 8705 §3), on a
         // cache hit as on a miss.
-        request.refuse_unproven(match self.0.cached_as(token, request.token_tag()) {
+        request.refuse_unproven(match self.0.cached_as(token, || request.token_tag()) {
             Cached::Hit(info) => Verdict::Ready(Ok(info)),
             Cached::Miss(tag) => self.0.verify_uncached(token, tag),
         })
@@ -651,12 +651,12 @@ enum Cached {
 
 impl Inner {
     /// Looks `token` up in the verified-token cache.
-    /// `tag` is the token's tag when the caller has it already.
-    fn cached_as(&self, token: &str, tag: Option<SecretTag>) -> Cached {
+    /// `tag` gives the token's tag when the caller has it already (asked only with the cache on).
+    fn cached_as(&self, token: &str, tag: impl FnOnce() -> Option<SecretTag>) -> Cached {
         let Some(cache) = &self.cache else {
             return Cached::Miss(None);
         };
-        let tag = tag.unwrap_or_else(|| cache.tag(token));
+        let tag = tag().unwrap_or_else(|| cache.tag(token));
         match cache.get(&tag) {
             Some(info) => Cached::Hit(info),
             None => Cached::Miss(Some(tag)),
