@@ -209,7 +209,13 @@ pub(crate) struct RawAuthorization<'a> {
 impl<'a> RawAuthorization<'a> {
     /// Whether the scheme is `Bearer` (case-insensitive, RFC 9110 §11.1).
     pub(crate) fn is_bearer(&self) -> bool {
-        self.text[..self.name_end].eq_ignore_ascii_case(b"bearer")
+        // One comparison of a word: `| 0x20` lowercases an ASCII letter, and maps no other byte
+        // onto a lowercase letter, so this is `eq_ignore_ascii_case(b"bearer")`.
+        let Ok(name) = <[u8; 6]>::try_from(&self.text[..self.name_end]) else {
+            return false;
+        };
+        let word = |b: [u8; 6]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], 0, 0]);
+        word(name) | 0x2020_2020_2020 == word(*b"bearer")
     }
 
     /// The credentials' bytes (may be empty), not checked.
@@ -400,6 +406,42 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
         authorization(&h, 64).map(|o| o.map(|a| (a.scheme(), a.credentials().to_owned())))
+    }
+
+    #[test]
+    fn the_raw_bearer_test_is_a_case_insensitive_match() {
+        let is_bearer = |v: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+            raw_authorization(&h, 1024).unwrap().unwrap().is_bearer()
+        };
+        for yes in [
+            &b"Bearer t"[..],
+            b"bearer t",
+            b"BEARER",
+            b"bEaReR  t",
+            b"  Bearer",
+        ] {
+            assert!(is_bearer(yes), "{yes:?}");
+        }
+        // Bytes that `| 0x20` would fold onto a letter of "bearer" if the check were sloppy.
+        for no in [
+            &b"Bearez t"[..],
+            b"Bearer1 t",
+            b"Beare t",
+            b"B\xc5arer t",
+            b"Bea\x12er t",
+        ] {
+            if let Ok(v) = HeaderValue::from_bytes(no) {
+                let mut h = HeaderMap::new();
+                h.insert(AUTHORIZATION, v);
+                assert!(
+                    !raw_authorization(&h, 1024).unwrap().unwrap().is_bearer(),
+                    "{no:?}"
+                );
+            }
+        }
+        assert!(!is_bearer(b"Basic dXNlcjpwYXNz"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! | Origin check (DNS rebinding; outermost, before any credential) | [`origin`] |
 //! | failed-authentication throttling (`429` once a client has failed too often; before its credentials are checked) and the store its counts live in (memory, or Redis with the `redis` feature) | [`throttle`], [`store`] |
 //! | the auth layer tying the steps below together | [`auth`] |
-//! | credentials in (`Authorization`: `Bearer`, `Basic`, `DPoP`, other schemes) | [`credentials`] |
+//! | credentials in (`Authorization`: `Bearer`, `Basic`, `DPoP`, other schemes); a bearer token a verifier accepted before is admitted from its memory without being parsed again | [`credentials`], [`recall`] |
 //! | verifier, given a view of the whole request (static bearer, Basic, JWT, an opaque token the authorization server vouches for, an identity-aware proxy's assertion, your own) | [`verifier`], [`bearer`] (with [`reload`], its tokens swapped at run time, from a watched file), [`basic`], [`jwt`], `introspection` (RFC 7662, with the `introspection` feature; their outbound HTTP: `fetch`; their caches: `cache`, keyed digests with TTL, bounds and single flight), [`assertion`] |
 //! | DPoP proofs and token binding around a token verifier (RFC 9449; with a crypto backend) | `dpop` |
 //! | certificate-bound tokens around a token verifier (RFC 8705 mutual TLS; with a crypto backend) | `mtls` |

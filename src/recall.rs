@@ -36,12 +36,12 @@
 //! assert!(matches!(tokens.recall(&unknown), Recall::Refused));
 //! ```
 
-use std::{fmt, sync::OnceLock};
+use std::fmt;
 
 use crate::{
     credentials::Scheme,
     identity::AuthInfo,
-    secret::{SecretTag, TagKey},
+    secret::{SecretTag, TagKey, TagMemo},
 };
 
 /// What a verifier remembers of [`Presented`] credentials.
@@ -69,8 +69,8 @@ pub struct Presented<'a> {
 
 /// The tag of the credentials: borrowed from the layer, which keeps it for `verify`; or owned.
 enum Tag<'a> {
-    Kept(&'a OnceLock<SecretTag>),
-    Own(OnceLock<SecretTag>),
+    Kept(&'a TagMemo),
+    Own(TagMemo),
 }
 
 impl<'a> Presented<'a> {
@@ -80,16 +80,12 @@ impl<'a> Presented<'a> {
         Self {
             scheme,
             credentials,
-            tag: Tag::Own(OnceLock::new()),
+            tag: Tag::Own(TagMemo::default()),
         }
     }
 
     /// As the layer presents them: the tag, once computed, is kept in `tag` for the request.
-    pub(crate) fn kept(
-        scheme: Scheme,
-        credentials: &'a [u8],
-        tag: &'a OnceLock<SecretTag>,
-    ) -> Self {
+    pub(crate) fn kept(scheme: Scheme, credentials: &'a [u8], tag: &'a TagMemo) -> Self {
         Self {
             scheme,
             credentials,
@@ -113,7 +109,7 @@ impl<'a> Presented<'a> {
             Tag::Kept(memo) => memo,
             Tag::Own(memo) => memo,
         };
-        *memo.get_or_init(|| TagKey::process().tag(self.credentials))
+        memo.get_or(|| TagKey::process().tag(self.credentials))
     }
 }
 

@@ -19,7 +19,10 @@
 
 use std::{
     hash::{BuildHasher, Hash, Hasher},
-    sync::LazyLock,
+    sync::{
+        LazyLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use siphasher::sip128::SipHasher13;
@@ -80,6 +83,33 @@ impl Eq for SecretTag {}
 impl Hash for SecretTag {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.0);
+    }
+}
+
+/// A tag computed at most once for a request (in practice; two threads racing would both
+/// compute the same tag, and either may store it). Cheaper than a `OnceLock`: no lock, no
+/// state machine, on a path every request takes.
+#[derive(Default)]
+pub(crate) struct TagMemo {
+    halves: [AtomicU64; 2],
+    /// Set, with release ordering, after both halves are stored.
+    set: AtomicBool,
+}
+
+impl TagMemo {
+    /// The tag kept here, or `compute`'s, which is then kept.
+    pub(crate) fn get_or(&self, compute: impl FnOnce() -> SecretTag) -> SecretTag {
+        if self.set.load(Ordering::Acquire) {
+            return SecretTag(
+                self.halves[0].load(Ordering::Relaxed),
+                self.halves[1].load(Ordering::Relaxed),
+            );
+        }
+        let tag = compute();
+        self.halves[0].store(tag.0, Ordering::Relaxed);
+        self.halves[1].store(tag.1, Ordering::Relaxed);
+        self.set.store(true, Ordering::Release);
+        tag
     }
 }
 

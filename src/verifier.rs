@@ -77,7 +77,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::{Arc, LazyLock, OnceLock},
+    sync::{Arc, LazyLock},
 };
 
 use http::{Extensions, HeaderMap, Method, Uri, Version};
@@ -87,7 +87,7 @@ pub use crate::rejection::{Invalid, Rejection};
 use crate::{
     credentials::BasicCredentials,
     identity::AuthInfo,
-    secret::{SecretTag, TagKey},
+    secret::{SecretTag, TagKey, TagMemo},
 };
 
 /// The credentials of the request's `Authorization` header, as the layer parsed them.
@@ -133,7 +133,7 @@ pub struct AuthRequest<'a> {
     certificate_checked: bool,
     /// The tag of the token, kept by the layer for the request (computed at most once, however
     /// many verifiers look the token up: see [`crate::recall`]).
-    tag: Option<&'a OnceLock<SecretTag>>,
+    tag: Option<&'a TagMemo>,
 }
 
 impl fmt::Debug for Credentials<'_> {
@@ -216,7 +216,7 @@ impl<'a> AuthRequest<'a> {
 
     /// The same request, whose token's tag is kept in `tag` (by the layer, which tagged the
     /// token's bytes when it asked for [`Verifier::recall`]).
-    pub(crate) fn keeping_tag(self, tag: &'a OnceLock<SecretTag>) -> Self {
+    pub(crate) fn keeping_tag(self, tag: &'a TagMemo) -> Self {
         Self {
             tag: Some(tag),
             ..self
@@ -231,7 +231,7 @@ impl<'a> AuthRequest<'a> {
         };
         let tag = || TagKey::process().tag(token.as_bytes());
         Some(match self.tag {
-            Some(memo) => *memo.get_or_init(tag),
+            Some(memo) => memo.get_or(tag),
             None => tag(),
         })
     }

@@ -50,7 +50,7 @@ mod require_scopes;
 use std::{
     mem,
     pin::Pin,
-    sync::{Arc, OnceLock},
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -67,7 +67,7 @@ use crate::{
         future::{Outcome, Prelude},
     },
     scope::ScopeRequirement,
-    secret::SecretTag,
+    secret::TagMemo,
     verifier::{
         AuthRequest, Credentials, Presented, Recall, Rejection, Schemes, Verdict, Verifier,
         VerifyFuture,
@@ -220,7 +220,7 @@ impl<V: Verifier> Shared<V> {
         let schemes = &self.schemes;
         // A bearer token a verifier accepted before is admitted without being parsed again
         // (`crate::recall`); its tag, computed once, serves `verify` when it is not.
-        let tag = OnceLock::new();
+        let tag = TagMemo::default();
         if raw.is_bearer() && schemes.bearer() {
             let presented = Presented::kept(Scheme::Bearer, raw.credentials(), &tag);
             if let Recall::Accepted(info) = self.verifier.recall(&presented)
@@ -270,12 +270,7 @@ impl<V: Verifier> Shared<V> {
     }
 
     /// Asks the verifier; `tag` keeps the tag of the token (if any) for the request.
-    fn ask<B>(
-        &self,
-        req: &Request<B>,
-        credentials: Credentials<'_>,
-        tag: &OnceLock<SecretTag>,
-    ) -> Verdict {
+    fn ask<B>(&self, req: &Request<B>, credentials: Credentials<'_>, tag: &TagMemo) -> Verdict {
         self.verifier
             .verify(&AuthRequest::from_request(req, credentials).keeping_tag(tag))
     }
