@@ -25,6 +25,11 @@
 //! Two verifiers combine with [`VerifierExt::or`]: the request is accepted if either accepts it,
 //! and a `401` then carries one challenge per scheme, `Bearer` first.
 //!
+//! A verifier that remembers what it accepted (a cache, a table of tokens) may also answer
+//! [`Verifier::recall`]: the layer offers it a bearer token's raw bytes before parsing them, and
+//! admits at once what it recalls ([`crate::recall`]). The default answer leaves every request to
+//! `verify`.
+//!
 //! ```
 //! use mcp_server_auth::{AuthInfo, AuthMethod};
 //! use mcp_server_auth::verifier::{
