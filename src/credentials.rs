@@ -322,19 +322,34 @@ pub fn bearer_token(credentials: &str) -> Result<&str, CredentialError> {
 pub fn is_b64token(s: &str) -> bool {
     let bytes = s.as_bytes();
     let body = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
-    // Branch-free comparisons folded with AND, which the compiler turns into vector code (a
-    // table lookup per byte would not vectorize): this runs on every request.
+    // Whole 16-byte blocks: branch-free comparisons folded with AND, which the compiler turns
+    // into vector code (a table lookup per byte would not vectorize). The last bytes: a table
+    // lookup each, cheaper than the comparisons done one byte at a time. This runs on every
+    // request.
+    let (blocks, rest) = bytes[..body].split_at(body - body % 16);
     body > 0
-        && bytes[..body]
+        && blocks.iter().fold(true, |ok, &b| ok & is_b64token_byte(b))
+        && rest
             .iter()
-            .fold(true, |ok, &b| ok & is_b64token_byte(b))
+            .fold(true, |ok, &b| ok & B64TOKEN[usize::from(b)])
 }
+
+/// [`is_b64token_byte`] as a table.
+static B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_b64token_byte(b as u8);
+        b += 1;
+    }
+    table
+};
 
 /// The bytes allowed before the padding of a `b64token`:
 /// `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`.
 /// `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`, without branches.
 #[inline(always)]
-fn is_b64token_byte(b: u8) -> bool {
+const fn is_b64token_byte(b: u8) -> bool {
     // `| 0x20` maps `A`..=`Z` onto `a`..=`z` and no other byte into that range.
     ((b | 0x20).wrapping_sub(b'a') < 26)
         | (b.wrapping_sub(b'0') < 10)
@@ -406,6 +421,36 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
         authorization(&h, 64).map(|o| o.map(|a| (a.scheme(), a.credentials().to_owned())))
+    }
+
+    #[test]
+    fn b64token_checks_every_byte_in_blocks_and_in_the_rest() {
+        let reference = |t: &[u8]| {
+            let body = t.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+            body > 0
+                && t[..body]
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+        };
+        // Every byte value at every position of tokens 1 to 40 bytes long (two blocks and a
+        // rest), and before padding.
+        for len in 1..=40 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut t = vec![b'a'; len];
+                    t[at] = b;
+                    if let Ok(s) = std::str::from_utf8(&t) {
+                        assert_eq!(is_b64token(s), reference(&t), "{t:?}");
+                    }
+                    t.push(b'=');
+                    if let Ok(s) = std::str::from_utf8(&t) {
+                        assert_eq!(is_b64token(s), reference(&t), "{t:?}");
+                    }
+                }
+            }
+        }
+        assert!(!is_b64token("=="));
+        assert!(!is_b64token(""));
     }
 
     #[test]
