@@ -365,6 +365,85 @@ async fn a_cache_hit_still_checks_the_proof_of_every_request() {
     assert_eq!(send(&server, "DPoP", &token, &[&proof]).await, bad_proof());
 }
 
+#[tokio::test]
+async fn a_client_seen_before_still_has_the_signature_and_ath_of_each_proof_checked() {
+    // After a first request the server keeps the client's proof header and its token's hash:
+    // neither may stand in for the checks of a later proof.
+    let server = server(Mode::Allowed).await;
+    let key = ClientKey::es256();
+    let (first, second) = (token(Some(&key.jkt)), token(Some(&key.jkt)));
+    assert_ne!(
+        first, second,
+        "two tokens (ES256 signatures are randomised)"
+    );
+    for t in [&first, &second] {
+        let proof = Proof::new(&key, t).sign(&key);
+        assert_eq!(send(&server, "DPoP", t, &[&proof]).await, ok(&key));
+    }
+    // The same header, a signature that does not verify.
+    let proof = Proof::new(&key, &first).sign(&key);
+    let (message, signature) = proof.rsplit_once('.').unwrap();
+    let mut sig = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    sig[5] ^= 1;
+    let tampered = format!("{message}.{}", b64(&sig));
+    assert_eq!(
+        send(&server, "DPoP", &first, &[&tampered]).await,
+        bad_proof()
+    );
+    // A proof made for one token, sent with the other (both hashes were checked before).
+    for (made_for, sent_with) in [(&first, &second), (&second, &first)] {
+        let proof = Proof::new(&key, made_for).sign(&key);
+        assert_eq!(
+            send(&server, "DPoP", sent_with, &[&proof]).await,
+            bad_proof()
+        );
+    }
+    // Each still goes with its own.
+    for t in [&first, &second] {
+        let proof = Proof::new(&key, t).sign(&key);
+        assert_eq!(send(&server, "DPoP", t, &[&proof]).await, ok(&key));
+    }
+}
+
+#[tokio::test]
+async fn a_claim_name_written_with_an_escape_is_read_as_that_name() {
+    // RFC 8259 §7: "j\u0074i" is the name jti; a proof whose claims are spelled so is the same
+    // proof.
+    let server = server(Mode::Allowed).await;
+    let key = ClientKey::es256();
+    let token = token(Some(&key.jkt));
+    let proof = Proof::new(&key, &token);
+    let claims = serde_json::to_string(&proof.claims)
+        .unwrap()
+        .replace(r#""jti""#, r#""j\u0074i""#)
+        .replace(r#""ath""#, r#""\u0061th""#);
+    assert!(claims.contains(r#"\u0074"#) && claims.contains(r#"\u0061"#));
+    let message = format!(
+        "{}.{}",
+        b64(serde_json::to_string(&proof.header).unwrap().as_bytes()),
+        b64(claims.as_bytes())
+    );
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, key.alg).unwrap();
+    let escaped = format!("{message}.{signature}");
+    assert_eq!(send(&server, "DPoP", &token, &[&escaped]).await, ok(&key));
+    // The escaped name counts as the claim: given twice, the proof is malformed.
+    let twice =
+        serde_json::to_string(&proof.claims)
+            .unwrap()
+            .replacen('{', r#"{"j\u0074i":"again","#, 1);
+    let message = format!(
+        "{}.{}",
+        b64(serde_json::to_string(&proof.header).unwrap().as_bytes()),
+        b64(twice.as_bytes())
+    );
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, key.alg).unwrap();
+    let repeated = format!("{message}.{signature}");
+    assert_eq!(
+        send(&server, "DPoP", &token, &[&repeated]).await,
+        bad_proof()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // One test per proof check (RFC 9449 §4.3)
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Arbitrary text → the DPoP proof checks (RFC 9449 §4.3) and the `htu` normalisation
 //! (RFC 3986 §6.2.2). The checks never panic; an accepted proof is a three-part compact JWS;
-//! a proof checked again (its key from the proof-key cache) gets the same verdict;
+//! a proof checked again (its header and key from the proof-header cache, its `ath` from the
+//! token-hash cache) gets the same verdict;
 //! the normal form of a URI is a fixed point, and matches the URI it came from.
 #![no_main]
 
@@ -15,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     if first.is_ok() {
         assert_eq!(input.split('.').count(), 3, "{input:?}");
     }
-    // The second time, its key may come from the proof-key cache: the same verdict.
+    // The second time, its header and `ath` may come from the caches: the same verdict.
     assert_eq!(check_proof_for_fuzzing(input), first, "{input:?}");
     if let Some(normal) = normalize_htu(input) {
         assert_eq!(normalize_htu(&normal).as_deref(), Some(normal.as_str()), "{input:?}");

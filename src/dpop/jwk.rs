@@ -4,7 +4,8 @@
 //! The key must be public (no private member, RFC 9449 §4.3 check 7), asymmetric (no `oct`
 //! key), of the type and curve `alg` names, with coordinates of the curve's exact size, and
 //! for RSA a modulus of at least 2048 bits. It is parsed into the same verification keys the
-//! JWT verifier uses ([`crate::jwt`]'s `signature` module), once per proof.
+//! JWT verifier uses ([`crate::jwt`]'s `signature` module), once per client: the result is
+//! kept with the proof header it came in ([`super::keys`]).
 
 use jsonwebtoken::{Algorithm, DecodingKey};
 

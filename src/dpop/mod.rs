@@ -40,7 +40,9 @@
 //! time bucket; a proof without one, or with a stale or forged one, gets `401` with
 //! `error="use_dpop_nonce"` on the `DPoP` challenge and a fresh nonce in `DPoP-Nonce`; an
 //! accepted proof whose nonce is from the previous bucket gets a fresh nonce with the answer.
-//! Each client's proof key is parsed once and kept in a small cache (256 keys).
+//! Each client's proof header (with its key) is read once and kept in a small cache (256
+//! headers), and so is the hash of each token checked against an `ath` (256 tokens, kept as
+//! keyed tags): a client's next proofs skip both.
 //!
 //! With several replicas, give them one shared store ([`Dpop::with_store`] and a
 //! `RedisStore`), or a proof accepted at one is accepted again at another. The memory store
@@ -72,6 +74,7 @@
 //! # let _ = layer;
 //! ```
 
+mod ath;
 mod htu;
 mod jwk;
 mod keys;

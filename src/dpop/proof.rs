@@ -35,8 +35,9 @@ use http::Method;
 use jsonwebtoken::Algorithm;
 
 use super::{
+    ath::AthCache,
     htu::Htu,
-    keys::KeyCache,
+    keys::{CachedKey, KeyCache},
     thumbprint::{Jkt, Sha256},
 };
 use crate::jwt::{
@@ -119,8 +120,10 @@ pub(crate) struct Expect<'a> {
     pub(crate) now: u64,
     pub(crate) max_age: u64,
     pub(crate) nonce: Option<&'a dyn NonceCheck>,
-    /// The keys of earlier proofs ([`super::keys`]).
+    /// The headers of earlier proofs ([`super::keys`]).
     pub(crate) keys: &'a KeyCache,
+    /// The hashes of tokens checked before ([`super::ath`]).
+    pub(crate) hashes: &'a AthCache,
 }
 
 /// A proof that passed every check.
@@ -132,12 +135,14 @@ pub(crate) struct Proof {
     pub(crate) replay: [u8; 32],
     /// Its `iat`.
     pub(crate) iat: u64,
+    /// The time it was checked at (seconds since the epoch).
+    pub(crate) now: u64,
     /// Its nonce is accepted, but a fresh one should go with the answer.
     pub(crate) renew_nonce: bool,
 }
 
-/// The largest part decoded on the stack.
-const STACK: usize = 1536;
+/// The largest payload decoded on the stack (a proof's is a few hundred bytes).
+const STACK: usize = 512;
 
 /// `part` Base64url-decoded as UTF-8, on the stack when it fits in `stack`.
 fn decode<'b>(part: &str, stack: &'b mut [u8; STACK], heap: &'b mut Vec<u8>) -> Option<&'b str> {
@@ -152,23 +157,17 @@ fn decode<'b>(part: &str, stack: &'b mut [u8; STACK], heap: &'b mut Vec<u8>) -> 
     std::str::from_utf8(&buf[..n]).ok()
 }
 
-/// Checks the proof `value` (checks 2 to 12 of the [module documentation](self)).
-pub(crate) fn check(value: &str, expect: &Expect<'_>) -> Result<Proof, ProofError> {
+/// Checks 2 to 5 on the header `header` (Base64url) of a proof not in the cache: a JSON object
+/// with one `typ`, `alg` and `jwk` each and no `crit`, `typ`, `alg`, the `jwk`. A payload with
+/// a repeated claim (`repeated`) is malformed too, and is refused first, as any malformed
+/// part is refused before the header's checks.
+fn read_header(header: &str, repeated: bool, expect: &Expect<'_>) -> Result<CachedKey, ProofError> {
     use ProofError::*;
-    // 2. A compact JWS.
-    let mut parts = value.splitn(3, '.');
-    let (Some(header), Some(payload), Some(sig)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Malformed);
-    };
-    let message = &value[..header.len() + 1 + payload.len()];
-    let (mut hs, mut hh) = ([0u8; STACK], Vec::new());
-    let header = decode(header, &mut hs, &mut hh).ok_or(Malformed)?;
-    let (mut ps, mut ph) = ([0u8; STACK], Vec::new());
-    let payload = decode(payload, &mut ps, &mut ph).ok_or(Malformed)?;
+    let (mut stack, mut heap) = ([0u8; STACK], Vec::new());
+    let text = decode(header, &mut stack, &mut heap).ok_or(Malformed)?;
     let (mut typ, mut alg, mut jwk, mut crit) = (None, None, None, None);
-    let mut repeated = false;
-    json::object(header, |m| {
+    let mut repeated = repeated;
+    json::object(text, |m| {
         let slot = match &*m.name() {
             "typ" => &mut typ,
             "alg" => &mut alg,
@@ -177,14 +176,6 @@ pub(crate) fn check(value: &str, expect: &Expect<'_>) -> Result<Proof, ProofErro
             _ => return, // jku, x5u, x5c, kid: ignored
         };
         repeated |= slot.replace(m.value).is_some();
-    })
-    .ok_or(Malformed)?;
-    let mut claims: [Option<Json<'_>>; 6] = [None; 6];
-    const NAMES: [&str; 6] = ["jti", "htm", "htu", "iat", "ath", "nonce"];
-    json::object(payload, |m| {
-        if let Some(i) = NAMES.iter().position(|n| m.is(n)) {
-            repeated |= claims[i].replace(m.value).is_some();
-        }
     })
     .ok_or(Malformed)?;
     let (Some(typ), Some(alg), Some(Json::Object(jwk))) = (typ, alg, jwk) else {
@@ -207,7 +198,48 @@ pub(crate) fn check(value: &str, expect: &Expect<'_>) -> Result<Proof, ProofErro
         .filter(|a| expect.algorithms.contains(a))
         .ok_or(Algorithm)?;
     // 4–5. The jwk: public, asymmetric, of the type alg names.
-    let key = expect.keys.get(jwk, alg)?;
+    expect.keys.read(header, jwk, alg)
+}
+
+/// Checks the proof `value` (checks 2 to 12 of the [module documentation](self)).
+pub(crate) fn check(value: &str, expect: &Expect<'_>) -> Result<Proof, ProofError> {
+    use ProofError::*;
+    // 2. A compact JWS.
+    let mut parts = value.splitn(3, '.');
+    let (Some(header), Some(payload), Some(sig)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Malformed);
+    };
+    let message = &value[..header.len() + 1 + payload.len()];
+    let (mut ps, mut ph) = ([0u8; STACK], Vec::new());
+    let payload = decode(payload, &mut ps, &mut ph).ok_or(Malformed)?;
+    let mut repeated = false;
+    let mut claims: [Option<Json<'_>>; 6] = [None; 6];
+    const NAMES: [&str; 6] = ["jti", "htm", "htu", "iat", "ath", "nonce"];
+    json::object(payload, |m| {
+        let i = match m.plain_name() {
+            Some("jti") => 0,
+            Some("htm") => 1,
+            Some("htu") => 2,
+            Some("iat") => 3,
+            Some("ath") => 4,
+            Some("nonce") => 5,
+            Some(_) => return,
+            // A name with an escape (rare): unescaped first.
+            None => match NAMES.iter().position(|n| m.is(n)) {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        repeated |= claims[i].replace(m.value).is_some();
+    })
+    .ok_or(Malformed)?;
+    // 2–5. The header: a client's proofs all have the same one, checked once ([`super::keys`]).
+    let key = match expect.keys.find(header, expect.algorithms) {
+        Some(_) if repeated => return Err(Malformed),
+        Some(key) => key,
+        None => read_header(header, repeated, expect)?,
+    };
     // 6. The signature.
     let ok = signature::with_signature(sig, |s| key.key.verify(message.as_bytes(), s))
         .map_err(|_| Malformed)?;
@@ -252,25 +284,27 @@ pub(crate) fn check(value: &str, expect: &Expect<'_>) -> Result<Proof, ProofErro
         Some(32) if base64url::decode(ath.as_bytes(), &mut hash).is_some() => {}
         _ => return Err(AccessTokenHash),
     }
-    if hash != Sha256::digest(expect.token.as_bytes()) {
+    if !expect.hashes.matches(expect.token, &hash) {
         return Err(AccessTokenHash);
     }
     let mut replay = Sha256::new();
     replay
-        .update(key.jkt.as_str().as_bytes())
+        .update(key.jkt.as_bytes())
         .update(b"\0")
         .update(jti.as_bytes());
     Ok(Proof {
         jkt: key.jkt,
         replay: replay.finish(),
         iat,
+        now: expect.now,
         renew_nonce,
     })
 }
 
-/// The key cache of [`check_proof_for_fuzzing`]: shared by its calls, so that the fuzzer
-/// reaches its hits too.
+/// The caches of [`check_proof_for_fuzzing`]: shared by its calls, so that the fuzzer reaches
+/// their hits too.
 static FUZZ_KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
+static FUZZ_HASHES: std::sync::OnceLock<AthCache> = std::sync::OnceLock::new();
 
 /// Runs the checks on `proof` against fixed expectations (`POST https://mcp.example.com/mcp`,
 /// the token `token`, now = `iat` of the proof, every algorithm): for the fuzz target; not
@@ -287,6 +321,7 @@ pub fn check_proof_for_fuzzing(proof: &str) -> Result<(), ProofError> {
         max_age: u64::MAX,
         nonce: None,
         keys: FUZZ_KEYS.get_or_init(KeyCache::new),
+        hashes: FUZZ_HASHES.get_or_init(AthCache::new),
     };
     check(proof, &expect).map(|_| ())
 }

@@ -42,6 +42,7 @@ mod tests {
             jkt: Jkt::from_digest(&[0; 32]),
             replay: [7; 32],
             iat: 1_000 + 300,
+            now: 1_000,
             renew_nonce: false,
         };
         // Accepted until iat + 300 = now + 600.

@@ -34,6 +34,11 @@ impl Jkt {
         Self(out)
     }
 
+    /// The text, as bytes (Base64url, ASCII).
+    pub(crate) fn as_bytes(&self) -> &[u8; 43] {
+        &self.0
+    }
+
     /// The text.
     pub(crate) fn as_str(&self) -> &str {
         // Base64url is ASCII.

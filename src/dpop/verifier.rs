@@ -8,10 +8,11 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use super::{
     DpopOptions, Mode, ProofError,
+    ath::AthCache,
     keys::KeyCache,
     proof::{self, Expect, NonceCheck, Proof},
     replay,
@@ -41,6 +42,7 @@ struct Shared<S> {
     options: DpopOptions,
     store: S,
     keys: KeyCache,
+    hashes: AthCache,
 }
 
 impl<V: std::fmt::Debug, S> std::fmt::Debug for Dpop<V, S> {
@@ -80,6 +82,7 @@ impl<V: Verifier, S: Store> Dpop<V, S> {
                 options,
                 store,
                 keys: KeyCache::new(),
+                hashes: AthCache::new(),
             }),
         }
     }
@@ -101,9 +104,12 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The `DPoP` request header's name.
+const DPOP: HeaderName = HeaderName::from_static("dpop");
+
 /// The request's one `DPoP` header (RFC 9449 §4.3 check 1).
 fn proof_header(headers: &HeaderMap) -> Result<&str, ProofError> {
-    let mut all = headers.get_all("dpop").iter();
+    let mut all = headers.get_all(DPOP).iter();
     let value = all.next().ok_or(ProofError::Missing)?;
     if all.next().is_some() {
         return Err(ProofError::Repeated);
@@ -134,6 +140,7 @@ impl<S: Store> Shared<S> {
             max_age: o.max_age.as_secs(),
             nonce: o.nonces.as_deref().map(|n| n as &dyn NonceCheck),
             keys: &self.keys,
+            hashes: &self.hashes,
         };
         proof::check(value, &expect).map_err(|why| match (why, &o.nonces) {
             // RFC 9449 §9: ask for a proof with this server's nonce.
@@ -157,12 +164,13 @@ impl<S: Store> Shared<S> {
 
     /// The binding (`cnf.jkt` is the proof key's thumbprint, RFC 9449 §6–7), then replay.
     fn bind(&self, info: AuthInfo, proof: &Proof) -> Binding<S> {
-        if info.dpop_jkt() != Some(proof.jkt.as_str()) {
+        if info.dpop_jkt().map(str::as_bytes) != Some(proof.jkt.as_bytes()) {
             tracing::debug!("DPoP: the token is not bound to the proof's key");
             return Binding::Done(Err(Rejection::Invalid(Invalid::Binding)));
         }
         let info = self.renew(info, proof);
-        let ttl = replay::ttl(proof, now_secs(), self.options.max_age.as_secs());
+        // The time of the proof check: a store's entry may only outlive the proof's acceptance.
+        let ttl = replay::ttl(proof, proof.now, self.options.max_age.as_secs());
         let mut marking = self.store.set_if_absent(&replay::key(proof), ttl);
         // The memory store answers at once: no box, no task.
         match Pin::new(&mut marking).poll(&mut Context::from_waker(Waker::noop())) {
