@@ -270,7 +270,7 @@ static WARNED_NO_PEER: AtomicBool = AtomicBool::new(false);
 
 impl<St: Store> Shared<St> {
     /// The key `req` is counted under.
-    #[inline]
+    #[inline(always)]
     fn key<B>(&self, req: &Request<B>) -> ClientKey {
         match crate::peer::peer(req.extensions()) {
             Some(ip) => ClientKey::of(self.proxies.client_ip(ip, req.headers())),
