@@ -20,7 +20,11 @@
 //!   too);
 //! - `throttle/bearer/1_token/{accepted,blocked}`: the same request through the failed-auth
 //!   [`ThrottleLayer`] (in memory, limit 20) in front of the same auth layer; `blocked` comes
-//!   from a client already at the limit (`429`, credentials not checked).
+//!   from a client already at the limit (`429`, credentials not checked);
+//!   `throttle/bearer/1_token/accepted/others_failed` is `accepted` with the failures of 100
+//!   other clients in the store (the request's own key is looked up all the same; about one
+//!   run in 160 its slot of the store's presence filter is shared with one of theirs, which adds
+//!   a SipHash and a lock to each request of that run).
 //!
 //! Before measuring, every case is checked once (accepted → 200 from the inner service, which
 //! sees the identity and no `Authorization` header; rejected → 401), and every status is
@@ -157,6 +161,24 @@ fn throttle_cases(cases: &mut Vec<Case>, auth: &AuthLayer<StaticBearer>, good: &
     let mut svc = throttle.layer(auth.layer(service_fn(inner_ok)));
     cases.push(Case {
         name: "throttle/bearer/1_token/accepted",
+        expect: StatusCode::OK,
+        run: Box::new(move || common::once(&mut svc, black_box(&req).clone())),
+    });
+
+    // The store holds the failures of 100 other clients: the accepted request's own key is
+    // still looked up (no shortcut for an empty store).
+    let throttle = ThrottleLayer::new(20, Duration::from_secs(3600));
+    let mut svc = throttle.layer(auth.layer(service_fn(inner_ok)));
+    for i in 0..100u8 {
+        let mut bad = common::request(&format!("Bearer {wrong}"));
+        bad.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([198, 51, 100, i], 50_000))));
+        assert_eq!(common::once(&mut svc, bad), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(throttle.store().map(|s| s.len()), Some(100));
+    let req = request_with_peer(&format!("Bearer {good}"));
+    cases.push(Case {
+        name: "throttle/bearer/1_token/accepted/others_failed",
         expect: StatusCode::OK,
         run: Box::new(move || common::once(&mut svc, black_box(&req).clone())),
     });

@@ -21,6 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use http::Extensions;
 
 /// The peer address in `extensions`: a `SocketAddr`, or axum's `ConnectInfo`.
+#[inline]
 pub(crate) fn peer(extensions: &Extensions) -> Option<IpAddr> {
     #[cfg(feature = "axum")]
     if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {

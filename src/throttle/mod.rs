@@ -98,7 +98,7 @@ pub mod client;
 mod future;
 
 pub use client::{Cidr, ForwardedHeader, TrustedProxies, TrustedProxiesError};
-pub use future::{Checking, Counting};
+pub use future::ResponseFuture;
 
 use std::{
     fmt,
@@ -124,7 +124,7 @@ use self::{
 use crate::{
     audit::{self, Decision, Start},
     origin::is_metadata_read,
-    refusal::{ResponseBody, ResponseFuture, grpc::is_grpc},
+    refusal::ResponseBody,
     store::{Counter, MemoryStore, Store, StoreError},
 };
 
@@ -270,26 +270,49 @@ static WARNED_NO_PEER: AtomicBool = AtomicBool::new(false);
 
 impl<St: Store> Shared<St> {
     /// The key `req` is counted under.
+    #[inline(always)]
     fn key<B>(&self, req: &Request<B>) -> ClientKey {
         match crate::peer::peer(req.extensions()) {
             Some(ip) => ClientKey::of(self.proxies.client_ip(ip, req.headers())),
-            None => {
-                if !WARNED_NO_PEER.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "failed-auth throttling: a request carries no peer address, so all such \
-                         requests share one count; serve axum with \
-                         into_make_service_with_connect_info::<SocketAddr>(), or put the peer's \
-                         SocketAddr in the request extensions"
-                    );
-                }
-                ClientKey::unknown()
-            }
+            None => no_peer(),
+        }
+    }
+}
+
+/// The key of a request without a peer address (out of line: a misconfiguration), with its
+/// warning, given once.
+#[cold]
+#[inline(never)]
+fn no_peer() -> ClientKey {
+    if !WARNED_NO_PEER.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "failed-auth throttling: a request carries no peer address, so all such requests \
+             share one count; serve axum with into_make_service_with_connect_info::<SocketAddr>(), \
+             or put the peer's SocketAddr in the request extensions"
+        );
+    }
+    ClientKey::unknown()
+}
+
+impl<St> Shared<St> {
+    /// How long the client of `key` must wait, if it is at the limit. A store that cannot
+    /// answer blocks nobody (see "The store, and when it is down").
+    #[inline]
+    pub(crate) fn blocked(
+        &self,
+        found: Result<Option<Counter>, StoreError>,
+        key: &ClientKey,
+    ) -> Option<Duration> {
+        match found {
+            // The common case (a client that never failed) stays inline.
+            Ok(None) => None,
+            found => self.found(found, key),
         }
     }
 
-    /// How long the client of `key` must wait, if it is at the limit. A store that cannot
-    /// answer blocks nobody (see "The store, and when it is down").
-    pub(crate) fn blocked(
+    /// [`blocked`](Self::blocked) for a client the store knows, or a store that failed.
+    #[inline(never)]
+    fn found(
         &self,
         found: Result<Option<Counter>, StoreError>,
         key: &ClientKey,
@@ -332,10 +355,26 @@ pub(crate) fn refusal<B, R>(
 
 /// Whether the layer judges `req`: it carries credentials, and is neither a preflight nor a
 /// read of the metadata document.
+#[inline]
 fn judged<B>(req: &Request<B>) -> bool {
-    req.method() != Method::OPTIONS
-        && req.headers().contains_key(AUTHORIZATION)
-        && !is_metadata_read(req.method(), req.uri().path())
+    let method = req.method();
+    *method != Method::OPTIONS
+        && has_authorization(req.headers())
+        // The metadata document is read with `GET` or `HEAD`: an MCP `POST` skips the path.
+        && !(matches!(*method, Method::GET | Method::HEAD)
+            && is_metadata_read(method, req.uri().path()))
+}
+
+/// Whether `headers` has an `Authorization` field. For the dozen or so names a request carries,
+/// a scan of the names (a compare each) costs less than the map's lookup (a hash, then a probe
+/// that may visit several slots); past that, the lookup.
+#[inline]
+fn has_authorization(headers: &http::HeaderMap) -> bool {
+    if headers.keys_len() <= 16 {
+        headers.keys().any(|name| *name == AUTHORIZATION)
+    } else {
+        headers.contains_key(&AUTHORIZATION)
+    }
 }
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for ThrottleService<S, St>
@@ -345,46 +384,113 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future =
-        ResponseFuture<Counting<S::Future, ResBody, St>, ResBody, Checking<S, ReqBody, St>>;
+    type Future = ResponseFuture<S, ReqBody, ResBody, St>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let Some(shared) = self.shared.as_ref().filter(|_| judged(&req)) else {
-            return ResponseFuture::inner(Counting::pass(self.inner.call(req)));
-        };
-        let start = Start::now();
-        let key = shared.key(&req);
-        let mut get = shared.store.get(key.as_bytes());
-        // Only a gRPC call can have its credentials refused with a `200`.
-        let grpc = is_grpc(req.version(), req.headers());
-        let count = |key| Count {
-            key,
-            grpc,
-            shared: shared.clone(),
-        };
-        // A store in memory answers at once: decide now, without a prelude.
-        match Pin::new(&mut get).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(found) => match shared.blocked(found, &key) {
-                Some(retry_after) => ResponseFuture::refused(refusal(start, retry_after, &req)),
-                None => ResponseFuture::inner(Counting::count(self.inner.call(req), count(key))),
-            },
-            Poll::Pending => {
-                // Take the service that was driven to readiness; leave a clone in its place.
-                let clone = self.inner.clone();
-                let inner = mem::replace(&mut self.inner, clone);
-                let count = count(key);
-                let pending = Pending {
-                    req,
-                    inner,
-                    count,
-                    start,
-                };
-                ResponseFuture::prelude(Checking::new(get, pending))
+        let count = match self.shared.as_ref().filter(|_| judged(&req)) {
+            None => None,
+            Some(shared) => {
+                let key = shared.key(&req);
+                let mut get = shared.store.get(key.as_bytes());
+                // A store in memory answers at once: decide now, without waiting (and without
+                // reading the clock: the decision takes no time worth recording).
+                match Pin::new(&mut get).poll(&mut Context::from_waker(Waker::noop())) {
+                    Poll::Ready(found) => match shared.blocked(found, &key) {
+                        Some(retry_after) => {
+                            return ResponseFuture::refused(refusal(
+                                Start::now(),
+                                retry_after,
+                                &req,
+                            ));
+                        }
+                        None => Some(Count::new(key, shared, &req)),
+                    },
+                    Poll::Pending => {
+                        let count = Count::new(key, shared, &req);
+                        return self.wait(get, count, req);
+                    }
+                }
             }
+        };
+        // One way in for every request that is passed on: the future is built in one place.
+        ResponseFuture::inner(self.inner.call(req), count)
+    }
+}
+
+impl<S, St> ThrottleService<S, St>
+where
+    S: Clone,
+    St: Store,
+{
+    /// The future of a request that waits for the store (one that does I/O) before the call.
+    fn wait<ReqBody, ResBody>(
+        &mut self,
+        get: St::Get,
+        count: Count<St>,
+        req: Request<ReqBody>,
+    ) -> ResponseFuture<S, ReqBody, ResBody, St>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    {
+        let start = Start::now();
+        // Take the service that was driven to readiness; leave a clone in its place.
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        let pending = Pending {
+            req,
+            inner,
+            count,
+            start,
+        };
+        ResponseFuture::checking(get, pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::header::{ACCEPT, CONTENT_TYPE, HeaderName};
+
+    use super::*;
+
+    fn request(method: Method, path: &str, names: usize, authorization: bool) -> Request<()> {
+        let mut req = Request::builder().method(method).uri(path);
+        for i in 0..names {
+            req = req.header(format!("x-field-{i}"), "1");
         }
+        req = req.header(CONTENT_TYPE, "application/json");
+        if authorization {
+            req = req.header(AUTHORIZATION, "Bearer x");
+        }
+        req.header(ACCEPT, "*/*").body(()).unwrap()
+    }
+
+    #[test]
+    fn a_request_is_judged_when_it_carries_credentials_however_many_fields_it_has() {
+        // Both ways of looking for the field: a scan of a few names, a lookup among many.
+        for names in [0, 1, 13, 14, 15, 40] {
+            let post = |auth| request(Method::POST, "/mcp", names, auth);
+            assert!(judged(&post(true)), "{names} other fields");
+            assert!(!judged(&post(false)), "{names} other fields");
+            let mut repeated = post(false);
+            repeated
+                .headers_mut()
+                .append(HeaderName::from_static("x-field-0"), "2".parse().unwrap());
+            assert!(!judged(&repeated), "{names} other fields, one repeated");
+        }
+    }
+
+    #[test]
+    fn preflights_and_reads_of_the_metadata_document_are_not_judged() {
+        let metadata = "/.well-known/oauth-protected-resource/mcp";
+        assert!(!judged(&request(Method::OPTIONS, "/mcp", 0, true)));
+        assert!(!judged(&request(Method::GET, metadata, 0, true)));
+        assert!(!judged(&request(Method::HEAD, metadata, 0, true)));
+        assert!(judged(&request(Method::POST, metadata, 0, true)));
+        assert!(judged(&request(Method::GET, "/mcp", 0, true)));
+        assert!(judged(&request(Method::DELETE, "/mcp", 0, true)));
     }
 }
