@@ -8,6 +8,7 @@
 # for dpop, a DPoP request with a warm token cache with its proof's signature check alone).
 # Usage: benches/instructions.sh [N] [static_auth|jwt|dpop]   (N defaults to 2000; 200 for jwt
 # and dpop)
+# BENCH_CARGO_ARGS adds cargo arguments, e.g. "--no-default-features --features rust-crypto".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=${2:-static_auth}
@@ -17,7 +18,8 @@ case $bench in
   *) echo "unknown bench: $bench (static_auth, jwt or dpop)" >&2; exit 2 ;;
 esac
 command -v valgrind >/dev/null || { echo "valgrind not installed: skipping instruction counts"; exit 0; }
-bin=$(cargo bench -p mcp-server-auth --bench "$bench" --no-run --message-format=json 2>/dev/null \
+# shellcheck disable=SC2086 # BENCH_CARGO_ARGS is a list of arguments
+bin=$(cargo bench -p mcp-server-auth --bench "$bench" ${BENCH_CARGO_ARGS:-} --no-run --message-format=json 2>/dev/null \
   | grep -o "\"executable\":\"[^\"]*$bench[^\"]*\"" | tail -1 | cut -d'"' -f4)
 # jwt and dpop: count inside the measured loop only (their setup signs with random nonces and
 # blinding, so its instruction count varies from run to run).

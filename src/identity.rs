@@ -19,6 +19,7 @@
 
 use std::{
     fmt,
+    ops::Range,
     sync::{Arc, OnceLock},
     time::SystemTime,
 };
@@ -72,11 +73,18 @@ impl fmt::Display for AuthMethod {
 pub struct AuthInfo(Arc<Inner>);
 
 struct Inner {
-    /// The subject, then the client id, then the claims' JSON text (when kept as text), in one
-    /// buffer: one allocation for an identity built from a token, not one per string.
+    /// The strings of the identity in one buffer: one allocation, not one per string. For an
+    /// identity built from a token, the claims' JSON text (the token's decoded payload, kept
+    /// as it was decoded) and, after it, the subject and client id only when they are not
+    /// slices of it already (an escape in the claim); otherwise the subject, then the client.
     text: Box<str>,
-    subject_end: usize,
-    client_end: Option<usize>,
+    /// Where the subject is in [`text`](Self::text).
+    subject: Range<usize>,
+    /// Where the client id is in [`text`](Self::text), if there is one.
+    client: Option<Range<usize>>,
+    /// The length of the claims' JSON text at the start of [`text`](Self::text) (zero unless
+    /// the claims are kept as text).
+    json_len: usize,
     method: AuthMethod,
     scopes: ScopeSet,
     /// Shared with the verifier's configuration: every identity it issues points to it.
@@ -91,7 +99,7 @@ struct Inner {
     x5t: Option<Box<str>>,
 }
 
-/// A token's claims: a map given to the builder, or a verified token's JSON text (the end of
+/// A token's claims: a map given to the builder, or a verified token's JSON text (the start of
 /// [`Inner::text`]), parsed into a map the first time [`AuthInfo::claims`] is called (most
 /// requests never ask, so the verifier does not build one for each token).
 #[derive(Clone)]
@@ -103,38 +111,82 @@ enum Claims {
 
 impl Inner {
     fn subject(&self) -> &str {
-        &self.text[..self.subject_end]
+        &self.text[self.subject.clone()]
     }
 
     fn client_id(&self) -> Option<&str> {
-        Some(&self.text[self.subject_end..self.client_end?])
+        Some(&self.text[self.client.clone()?])
     }
 
     /// The claims' JSON text, when they are kept as text.
     fn claims_json(&self) -> Option<&str> {
         match self.claims {
-            Claims::Json(_) => Some(&self.text[self.client_end.unwrap_or(self.subject_end)..]),
+            Claims::Json(_) => Some(&self.text[..self.json_len]),
             _ => None,
         }
     }
 }
 
-/// The strings of an identity built from a verified token, borrowed from it.
-pub(crate) struct TokenIdentity<'a> {
+/// A string of an identity built from a verified token: a slice of the claims' JSON text (most
+/// claims), or a string of its own (a claim holding an escape).
+pub(crate) enum TokenPart {
+    /// At this range of the JSON text.
+    In(Range<usize>),
+    /// Not in the JSON text as it is.
+    Own(String),
+}
+
+impl TokenPart {
+    /// `part` (a claim's value read from `json`) as a range of `json` when it is a slice of it,
+    /// else as a string of its own.
+    pub(crate) fn of(json: &str, part: std::borrow::Cow<'_, str>) -> Self {
+        // Where `part` starts, if it points into `json` (a slice of it starts and ends on
+        // character boundaries).
+        let start = (part.as_ptr() as usize).wrapping_sub(json.as_ptr() as usize);
+        match part {
+            std::borrow::Cow::Borrowed("") => Self::In(0..0),
+            std::borrow::Cow::Borrowed(p)
+                if start
+                    .checked_add(p.len())
+                    .is_some_and(|end| end <= json.len()) =>
+            {
+                Self::In(start..start + p.len())
+            }
+            other => Self::Own(other.into_owned()),
+        }
+    }
+
+    /// Its range in `text`, appending it first when it is a string of its own.
+    fn place(self, text: &mut String) -> Range<usize> {
+        match self {
+            Self::In(range) => range,
+            Self::Own(s) => {
+                let start = text.len();
+                text.push_str(&s);
+                start..text.len()
+            }
+        }
+    }
+}
+
+/// The identity of a verified token, from its claims.
+pub(crate) struct TokenIdentity {
     pub(crate) method: AuthMethod,
-    pub(crate) subject: &'a str,
-    pub(crate) client_id: Option<&'a str>,
+    pub(crate) subject: TokenPart,
+    pub(crate) client_id: Option<TokenPart>,
     pub(crate) issuer: Arc<str>,
     pub(crate) scopes: ScopeSet,
     pub(crate) expires_at: SystemTime,
-    /// The verified claims' JSON text, kept unless `claims_map` is given.
-    pub(crate) claims_json: &'a str,
+    /// The verified claims' JSON text (the token's decoded payload), which the subject's and
+    /// the client's [`TokenPart::In`] ranges point into; kept as the claims unless
+    /// `claims_map` is given.
+    pub(crate) claims_json: String,
     /// The claims parsed already (for a check of the user's own).
     pub(crate) claims_map: Option<Map<String, Value>>,
     /// `cnf.jkt`, when the token is bound to a DPoP key.
-    pub(crate) jkt: Option<&'a str>,
+    pub(crate) jkt: Option<Box<str>>,
     /// `cnf.x5t#S256`, when the token is bound to a client certificate.
-    pub(crate) x5t: Option<&'a str>,
+    pub(crate) x5t: Option<Box<str>>,
 }
 
 impl AuthInfo {
@@ -153,30 +205,52 @@ impl AuthInfo {
         }
     }
 
-    /// The identity of a verified token: its strings copied into one buffer, the claims kept as
-    /// their JSON text.
-    pub(crate) fn from_token(token: TokenIdentity<'_>) -> Self {
-        let client = token.client_id.unwrap_or_default();
-        let (json, claims) = match token.claims_map {
-            Some(map) => ("", Claims::Map(map)),
-            None => (token.claims_json, Claims::Json(OnceLock::new())),
+    /// The identity of a verified token: its strings in the buffer of the claims' JSON text
+    /// (no copy of it, no allocation of its own unless a string holds an escape), the claims
+    /// kept as that text.
+    pub(crate) fn from_token(token: TokenIdentity) -> Self {
+        let TokenIdentity {
+            method,
+            subject,
+            client_id,
+            issuer,
+            scopes,
+            expires_at,
+            claims_json: mut text,
+            claims_map,
+            jkt,
+            x5t,
+        } = token;
+        let mut json_len = text.len();
+        let mut subject = subject.place(&mut text);
+        let mut client = client_id.map(|c| c.place(&mut text));
+        let claims = match claims_map {
+            // Claims parsed already: keep only the subject and the client.
+            Some(map) => {
+                let mut kept = text[subject.clone()].to_owned();
+                subject = 0..kept.len();
+                client = client.map(|c| {
+                    kept.push_str(&text[c]);
+                    subject.end..kept.len()
+                });
+                (text, json_len) = (kept, 0);
+                Claims::Map(map)
+            }
+            None => Claims::Json(OnceLock::new()),
         };
-        let mut text = String::with_capacity(token.subject.len() + client.len() + json.len());
-        text.push_str(token.subject);
-        text.push_str(client);
-        text.push_str(json);
         Self(Arc::new(Inner {
             text: text.into_boxed_str(),
-            subject_end: token.subject.len(),
-            client_end: token.client_id.map(|c| token.subject.len() + c.len()),
-            method: token.method,
-            scopes: token.scopes,
-            issuer: Some(token.issuer),
-            expires_at: Some(token.expires_at),
+            subject,
+            client,
+            json_len,
+            method,
+            scopes,
+            issuer: Some(issuer),
+            expires_at: Some(expires_at),
             claims,
-            jkt: token.jkt.map(Into::into),
+            jkt,
             dpop_nonce: None,
-            x5t: token.x5t.map(Into::into),
+            x5t,
         }))
     }
 
@@ -187,8 +261,9 @@ impl AuthInfo {
         let i = &*self.0;
         Self(Arc::new(Inner {
             text: i.text.clone(),
-            subject_end: i.subject_end,
-            client_end: i.client_end,
+            subject: i.subject.clone(),
+            client: i.client.clone(),
+            json_len: i.json_len,
             method: i.method,
             scopes: i.scopes.clone(),
             issuer: i.issuer.clone(),
@@ -448,19 +523,23 @@ impl AuthInfoBuilder {
     /// Finishes the identity.
     pub fn build(self) -> AuthInfo {
         let subject_end = self.subject.len();
-        let (text, client_end) = match self.client_id {
+        let (text, client) = match self.client_id {
             // The subject's own buffer (no copy when it has no spare capacity).
             None => (self.subject.into_boxed_str(), None),
             Some(client) => {
                 let mut text = self.subject;
                 text.push_str(&client);
-                (text.into_boxed_str(), Some(subject_end + client.len()))
+                (
+                    text.into_boxed_str(),
+                    Some(subject_end..subject_end + client.len()),
+                )
             }
         };
         AuthInfo(Arc::new(Inner {
             text,
-            subject_end,
-            client_end,
+            subject: 0..subject_end,
+            client,
+            json_len: 0,
             method: self.method,
             scopes: self.scopes,
             issuer: self.issuer,

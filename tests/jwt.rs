@@ -1321,6 +1321,54 @@ async fn auth_info_carries_the_token_claims() {
     .await;
 }
 
+/// The identity keeps the subject and the client as slices of the decoded claims when it can,
+/// and as strings of their own when a claim is written with escapes: both read the same.
+#[tokio::test]
+async fn a_subject_and_client_written_with_escapes_read_as_their_text_with_the_claims_whole() {
+    bounded(async {
+        install();
+        let n = now();
+        let payload = format!(
+            r#"{{"iss":"{ISSUER}","aud":"{RESOURCE}","sub":"al\u0069ce","client_id":"c\"1",
+               "exp":{},"iat":{n},"scope":"mcp:read","x":"y"}}"#,
+            n + 600
+        );
+        let header = json!({"alg": "EdDSA", "typ": "at+jwt", "kid": K::Ed.kid()});
+        let token = sign_raw(
+            &header,
+            payload.as_bytes(),
+            &K::Ed.encoding(),
+            Algorithm::EdDSA,
+        );
+        let claims: Map<String, Value> = serde_json::from_str(&payload).unwrap();
+        // Claims kept as text, and claims parsed already for a check of your own.
+        let plain = builder().build().unwrap();
+        let checked = builder().claims_check(|_| Ok(())).build().unwrap();
+        for verifier in [plain, checked] {
+            let info = verifier.verify_token(&token).await.unwrap();
+            assert_eq!(info.subject(), "alice");
+            assert_eq!(info.client_id(), Some("c\"1"));
+            assert_eq!(info.claims(), Some(&claims));
+            assert!(info.scopes().contains("mcp:read"));
+        }
+        // Unescaped: slices of the claims.
+        let info = plain_verifier()
+            .verify_token(&jwt(K::Ed).sign())
+            .await
+            .unwrap();
+        assert_eq!(
+            (info.subject(), info.client_id()),
+            ("user-123", Some("client-abc"))
+        );
+        assert_eq!(info.claims().unwrap()["sub"], "user-123");
+    })
+    .await;
+}
+
+fn plain_verifier() -> JwtVerifier {
+    builder().build().unwrap()
+}
+
 /// The internal reasons (logged, never sent) of some refusals, through `verify_token`.
 #[tokio::test]
 async fn refusal_reasons() {

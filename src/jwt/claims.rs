@@ -92,6 +92,7 @@ const KNOWN: [&str; 15] = [
     "cnf",
 ];
 
+#[inline(always)] // a constant name folds to its index at compile time
 fn known_index(name: &str) -> Option<usize> {
     // Most names are three bytes: match those as one integer, the rest by length first.
     let i = match *name.as_bytes() {
@@ -148,17 +149,19 @@ impl<'a> Claims<'a> {
         Some(Self { json, known })
     }
 
-    /// The whole JSON text.
-    pub(super) fn json(&self) -> &'a str {
-        self.json
-    }
-
     /// The value of claim `name`: the last one when a name repeats, as a parser that keeps
     /// "only the lexically last duplicate member name" (RFC 7519 §4).
+    #[inline(always)] // the checks name known claims: their lookup is one load
     pub(super) fn get(&self, name: &str) -> Option<Json<'a>> {
         if let Some(i) = known_index(name) {
             return self.known[i];
         }
+        self.get_other(name)
+    }
+
+    /// The value of claim `name`, not one of the [`KNOWN`] claims.
+    #[inline(never)]
+    fn get_other(&self, name: &str) -> Option<Json<'a>> {
         // Another claim (a scope or identity claim you configured): read the text again.
         let mut last = None;
         json::object(self.json, |m| {
@@ -170,11 +173,13 @@ impl<'a> Claims<'a> {
     }
 
     /// Whether claim `name` is present (whatever its value, `null` included).
+    #[inline]
     pub(super) fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
 
     /// Claim `name` if it is a string.
+    #[inline]
     pub(super) fn str(&self, name: &str) -> Option<Cow<'a, str>> {
         self.get(name)?.as_str()
     }
@@ -182,6 +187,7 @@ impl<'a> Claims<'a> {
     /// Claim `name` as a NumericDate (RFC 7519 §2: seconds since the epoch, possibly with a
     /// fraction, here at most [`MAX_NUMERIC_DATE`]): `None` if absent, `Some(None)` if it is
     /// not one.
+    #[inline]
     pub(super) fn date(&self, name: &str) -> Option<Option<u64>> {
         let value = self.get(name)?;
         Some(value.as_seconds().filter(|&s| s <= MAX_NUMERIC_DATE))
@@ -189,6 +195,7 @@ impl<'a> Claims<'a> {
 
     /// Whether one of the strings of claim `name` (see [`strings`](Self::strings)) passes
     /// `test`; nothing is collected.
+    #[inline]
     pub(super) fn any_string(&self, name: &str, mut test: impl FnMut(&str) -> bool) -> bool {
         match self.get(name) {
             Some(list @ Json::Array(_)) => list

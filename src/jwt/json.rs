@@ -77,11 +77,16 @@ impl<'a> Json<'a> {
             return None;
         };
         // Whole seconds (what every issuer writes): digits, folded without `parse`'s set-up.
-        if text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit()) {
-            return Some(
-                text.bytes()
-                    .fold(0, |n: u64, b| n * 10 + u64::from(b - b'0')),
-            );
+        if text.len() <= 19 {
+            let mut n: u64 = 0;
+            let whole = text.bytes().all(|b| {
+                let digit = b.wrapping_sub(b'0');
+                n = n * 10 + u64::from(digit);
+                digit < 10
+            });
+            if whole {
+                return Some(n);
+            }
         }
         text.parse::<u64>().ok().or_else(|| {
             let f = text.parse::<f64>().ok()?;
@@ -221,6 +226,13 @@ fn is_special(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
+/// Whether the number `text` is finite as an `f64` (out of line: most numbers are short
+/// integers, which always are).
+#[inline(never)]
+fn finite(text: &str) -> bool {
+    text.parse::<f64>().is_ok_and(f64::is_finite)
+}
+
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -238,16 +250,19 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
         }
     }
 
+    #[inline(always)]
     fn value(&mut self) -> Option<Json<'a>> {
         self.ws();
         let start = self.pos;
@@ -278,21 +293,39 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string, at its opening quote.
+    #[inline(always)] // a token is mostly strings: keep the scanner's state in registers
     fn string(&mut self) -> Option<Json<'a>> {
         let start = self.pos;
         self.pos += 1;
+        // Eight bytes at a time while they are content, then to the first that is not.
+        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+            let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+                break; // eight bytes: never taken
+            };
+            let mask = special_mask(u64::from_le_bytes(chunk));
+            if mask != 0 {
+                self.pos += mask.trailing_zeros() as usize / 8;
+                break;
+            }
+            self.pos += 8;
+        }
+        if self.peek()? != b'"' {
+            return self.string_rest(start);
+        }
+        self.pos += 1;
+        Some(Json::Str {
+            quoted: &self.text[start..self.pos],
+            escaped: false,
+        })
+    }
+
+    /// The rest of the string opened at `start`, from the first byte the fast scan of
+    /// [`string`](Self::string) stopped at that is not its closing quote: near the end of the
+    /// text, an escape or a control character.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize) -> Option<Json<'a>> {
         let mut escaped = false;
         loop {
-            // Eight bytes at a time while they are content, then to the first that is not.
-            while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
-                let mask = special_mask(u64::from_le_bytes(chunk.try_into().ok()?));
-                if mask != 0 {
-                    self.pos += mask.trailing_zeros() as usize / 8;
-                    break;
-                }
-                self.pos += 8;
-            }
-            // Near the end of the text: a byte at a time.
             while self.peek().is_some_and(|b| !is_special(b)) {
                 self.pos += 1;
             }
@@ -313,6 +346,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// An escape, at its backslash.
+    #[cold]
     fn escape(&mut self) -> Option<()> {
         self.pos += 1;
         match self.peek()? {
@@ -348,6 +382,7 @@ impl<'a> Scanner<'a> {
         u32::from_str_radix(digits, 16).ok()
     }
 
+    #[inline(always)]
     fn digits(&mut self) -> usize {
         let n = self.bytes[self.pos..]
             .iter()
@@ -358,6 +393,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A number (RFC 8259 §6), finite as an `f64`.
+    #[inline(always)]
     fn number(&mut self) -> Option<Json<'a>> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
@@ -390,13 +426,14 @@ impl<'a> Scanner<'a> {
         }
         let text = &self.text[start..self.pos];
         // Up to 18 digits always fits an i64; longer ones and fractions must be finite.
-        if !plain || text.len() > 18 {
-            text.parse::<f64>().ok().filter(|f| f.is_finite())?;
+        if (!plain || text.len() > 18) && !finite(text) {
+            return None;
         }
         Some(Json::Number(text))
     }
 
     /// An array or object, at its opening bracket.
+    #[inline(never)] // recursive, and rarer than strings and numbers
     fn container(&mut self, close: u8) -> Option<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {

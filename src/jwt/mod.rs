@@ -86,7 +86,7 @@ pub use remote::{RemoteJwksOptions, RemoteKeysError};
 
 use crate::secret::SecretTag;
 use crate::{
-    identity::{AuthInfo, AuthMethod, TokenIdentity},
+    identity::{AuthInfo, AuthMethod, TokenIdentity, TokenPart},
     resource::{Redacted, ResourceUrl},
     verifier::{
         AuthRequest, Credentials, Invalid, Presented, Recall, Rejection, Schemes, Verdict, Verifier,
@@ -449,9 +449,10 @@ impl Inner {
         // read the header twice more and the claims twice).
         let malformed = || refuse(Invalid::Malformed);
         // The payload is decoded first (a token of more than three segments fails here, as
-        // malformed), read as JSON only once the signature verifies.
-        let mut scratch = Scratch::<STACK_CLAIMS_BYTES>::new();
-        let json = scratch.decode_str(segments.payload).ok_or_else(malformed)?;
+        // malformed), read as JSON only once the signature verifies. Its buffer becomes the
+        // identity's.
+        let text = segment::decode_string(segments.payload).ok_or_else(malformed)?;
+        let json = text.as_str();
         // Decoded once (on the stack) for all the candidate keys; each key was parsed once, when
         // it was added, into the backend's verification key for its one algorithm.
         let message = segments.message.as_bytes();
@@ -492,16 +493,20 @@ impl Inner {
             }
         };
         let cnf = claims.binding().map_err(refuse)?;
+        let (jkt, x5t) = (cnf.jkt.map(Into::into), cnf.x5t.map(Into::into));
+        let scopes = self.scopes(&claims);
+        let subject = TokenPart::of(json, subject);
+        let client_id = client_id.map(|c| TokenPart::of(json, c));
         let info = AuthInfo::from_token(TokenIdentity {
-            jkt: cnf.jkt.as_deref(),
-            x5t: cnf.x5t.as_deref(),
+            jkt,
+            x5t,
             method,
-            subject: &subject,
-            client_id: client_id.as_deref(),
+            subject,
+            client_id,
             issuer: issuer.issuer.clone(),
-            scopes: self.scopes(&claims),
+            scopes,
             expires_at: std::time::UNIX_EPOCH + Duration::from_secs(exp),
-            claims_json: claims.json(),
+            claims_json: text,
             claims_map: map,
         });
         Ok((info, key))

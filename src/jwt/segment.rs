@@ -62,6 +62,21 @@ impl<'a> Segments<'a> {
     }
 }
 
+/// `segment` Base64url-decoded (no padding, canonical trailing bits) into a string of its own,
+/// checked to be UTF-8; `None` if it is not. For the claims of a token that may be accepted: the
+/// string becomes the identity's buffer (see [`crate::AuthInfo`]), so that the claims are
+/// decoded once and copied never.
+#[allow(clippy::slow_vector_initialization)] // measured: see below
+pub(super) fn decode_string(segment: &str) -> Option<String> {
+    let len = base64url::decoded_len(segment.len())?;
+    // Not `vec![0; len]`: that asks the allocator for zeroed memory (`calloc`), which is
+    // slower for a short buffer than allocating and zeroing it.
+    let mut bytes = Vec::with_capacity(len);
+    bytes.resize(len, 0);
+    base64url::decode(segment.as_bytes(), &mut bytes)?;
+    String::from_utf8(bytes).ok()
+}
+
 /// A buffer for one decoded segment: `N` bytes on the stack, the heap only beyond them.
 pub(super) struct Scratch<const N: usize> {
     stack: [u8; N],
