@@ -21,7 +21,10 @@
 //! What stays whole on this path: the `Authorization` header is read as on the other (one
 //! field only, its size limit, the scheme case-insensitive), and an identity bound to a key or
 //! a certificate is never admitted by recall: the layer goes the whole way for it, so that its
-//! proof or certificate is checked. `Unsure` is always a safe answer, and the default.
+//! proof or certificate is checked. `Unsure` is always a safe answer, and the default. Recall
+//! stands in for the `verify` of every verifier on the way: a wrapper forwards it only if its
+//! own `verify` adds nothing for an unbound identity (as `Or`, `CertificateBound` and, but in
+//! `required` mode, `Dpop` do).
 //!
 //! ```
 //! use mcp_server_auth::verifier::Verifier;

@@ -554,6 +554,11 @@ pub trait Verifier: Send + Sync + 'static {
     /// accepted through [`verify`](Self::verify) before and acceptable now; `Recall::Refused`
     /// only when `verify` would refuse them whatever they are. The default, `Recall::Unsure`,
     /// is always right: the layer then parses the credentials and calls `verify`.
+    ///
+    /// Recall stands in for `verify` of every verifier on the way, so a wrapper may forward
+    /// `recall` to the verifier it wraps only if its own `verify` never changes the inner
+    /// verdict on an identity bound to no key or certificate (no extra check, no other scopes);
+    /// otherwise it keeps the default.
     fn recall(&self, presented: &Presented<'_>) -> Recall {
         let _ = presented;
         Recall::Unsure

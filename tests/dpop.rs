@@ -27,7 +27,8 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::{TestServer, challenges, client, serve_axum};
 use jsonwebtoken::{EncodingKey, Header, jwk::Jwk};
 use mcp_server_auth::{
-    AuthInfo, AuthLayer, ProtectedResourceMetadata, ResourceUrl,
+    AuthInfo, AuthLayer, ProtectedResourceMetadata, ResourceUrl, VerifierExt,
+    bearer::StaticBearer,
     dpop::{Dpop, DpopOptions, Mode},
     jwt::{Algorithm, Issuer, JwtVerifier, KeySet},
     store::{Counter, Store, StoreError},
@@ -762,6 +763,34 @@ async fn required_mode_refuses_bearer_tokens_and_offers_only_dpop() {
     let token = token(Some(&key.jkt));
     let proof = Proof::new(&key, &token).sign(&key);
     assert_eq!(send(&server, "DPoP", &token, &[&proof]).await, ok(&key));
+}
+
+#[tokio::test]
+async fn required_mode_beside_a_bearer_verifier_still_refuses_its_own_tokens_as_bearer() {
+    // A static-token verifier beside it makes the layer parse `Bearer`: the DPoP verifier must
+    // not then accept its unbound JWTs as bearer tokens, while the static token still works.
+    let statics = StaticBearer::new([("ci", "c2VjcmV0LXRva2VuLWZvci1jaQ")]).unwrap();
+    let verifier = Dpop::new(tokens(), options(Mode::Required)).or(statics);
+    let server = serve_axum(
+        Router::new()
+            .route(
+                "/mcp",
+                post(
+                    |axum::Extension(who): axum::Extension<AuthInfo>| async move {
+                        who.subject().to_owned()
+                    },
+                ),
+            )
+            .layer(AuthLayer::new(verifier)),
+    )
+    .await;
+    for _ in 0..2 {
+        // Twice: the second time through the layer's recall.
+        let res = send(&server, "Bearer", &token(None), &[]).await;
+        assert_eq!(res.status, 401);
+        let res = send(&server, "Bearer", "c2VjcmV0LXRva2VuLWZvci1jaQ", &[]).await;
+        assert_eq!((res.status, res.body.as_str()), (200, "ci"));
+    }
 }
 
 #[tokio::test]

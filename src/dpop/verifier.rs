@@ -213,13 +213,15 @@ impl<V: Verifier, S: Store> Verifier for Dpop<V, S> {
         }
     }
 
-    /// A bearer token: the inner verifier's answer (the layer does not admit an identity bound
-    /// to a key by recall, so a downgrade still goes the whole way and is refused there). A
-    /// DPoP token: its proof must be checked on every request.
+    /// A DPoP token: its proof must be checked on every request. Other credentials: refused in
+    /// `required` mode, else the inner verifier's answer (the layer does not admit an identity
+    /// bound to a key by recall, so a downgrade still goes the whole way and is refused there).
     fn recall(&self, presented: &Presented<'_>) -> Recall {
         match (self.shared.options.mode, presented.scheme()) {
-            (Mode::Off, _) | (_, Scheme::Bearer) => self.inner.recall(presented),
-            _ => Recall::Unsure,
+            (Mode::Off, _) => self.inner.recall(presented),
+            (_, Scheme::DPoP) => Recall::Unsure,
+            (Mode::Required, _) => Recall::Refused,
+            (Mode::Allowed, _) => self.inner.recall(presented),
         }
     }
 
@@ -228,6 +230,9 @@ impl<V: Verifier, S: Store> Verifier for Dpop<V, S> {
         let token = match (shared.options.mode, request.credentials()) {
             (Mode::Off, _) => return self.inner.verify(request),
             (_, Credentials::DPoP(token)) => *token,
+            // Only DPoP-bound tokens with their proofs: anything else is not this verifier's (a
+            // verifier beside it may accept a bearer token of its own).
+            (Mode::Required, _) => return Verdict::Ready(Err(Rejection::NoCredentials)),
             // A bound token presented otherwise is a downgrade (RFC 9449 §7.2): refused, whatever
             // the inner verifier (the crate's own refuse it themselves). Only the key binding
             // is this wrapper's: a certificate binding (`cnf.x5t#S256`) is compared by a

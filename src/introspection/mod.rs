@@ -216,11 +216,14 @@ impl IntrospectionVerifier {
         if let Some(jwt) = &inner.jwt
             && jwt_shaped(token)
             // Judged locally, whatever the outcome: never introspected as a fallback.
-            && let Some(verdict) = jwt.verify_if_ours(token)
+            && let Some(verdict) = jwt.verify_if_ours(token, || request.token_tag())
         {
             return verdict;
         }
-        let tag = inner.cache.tag(token.as_bytes());
+        // The layer's tag of the token, when it has one (the same key as the cache's).
+        let tag = request
+            .token_tag()
+            .unwrap_or_else(|| inner.cache.tag(token.as_bytes()));
         if let Some(answer) = inner.cache.get(&tag, Outcome::verdict) {
             return Verdict::Ready(answer);
         }

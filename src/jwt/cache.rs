@@ -127,10 +127,17 @@ impl TokenCache {
         self.0.tag(token.as_bytes())
     }
 
-    /// The cached identity for this tag, if still valid; a miss is not counted (the layer's
-    /// [`crate::recall`] looks first, and `verify` looks again on a miss).
+    /// The cached identity for this tag, if still valid and bound to no key or certificate
+    /// (the layer would not admit a bound one by recall, and `verify` must see it); anything
+    /// else is not counted (the layer's [`crate::recall`] looks first, and `verify` looks again
+    /// and counts).
     pub(crate) fn recall(&self, tag: &SecretTag) -> Option<AuthInfo> {
-        let found = self.0.recheck(tag, |v| v.info.clone());
+        let unbound =
+            |info: &AuthInfo| info.dpop_jkt().is_none() && info.certificate_thumbprint().is_none();
+        let found = self
+            .0
+            .recheck(tag, |v| unbound(&v.info).then(|| v.info.clone()))
+            .flatten();
         if found.is_some() {
             crate::audit::metrics::cache_lookup(true);
         }

@@ -297,10 +297,15 @@ impl JwtVerifier {
 
     /// The verdict on `token` if it is this verifier's to judge: in its verified-token cache, or
     /// reading as a JWT whose (unverified) `iss` is one of its issuers; `None` for any other
-    /// token, which this verifier must not judge (another one may).
+    /// token, which this verifier must not judge (another one may). `tag` gives the token's tag
+    /// when the caller has it already.
     #[cfg(feature = "introspection")]
-    pub(crate) fn verify_if_ours(&self, token: &str) -> Option<Verdict> {
-        match self.0.cached_as(token, || None) {
+    pub(crate) fn verify_if_ours(
+        &self,
+        token: &str,
+        tag: impl FnOnce() -> Option<SecretTag>,
+    ) -> Option<Verdict> {
+        match self.0.cached_as(token, tag) {
             Cached::Hit(info) => Some(Verdict::Ready(Ok(info))),
             Cached::Miss(tag) => self
                 .claims_to_be_ours(token)
