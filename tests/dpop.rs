@@ -28,10 +28,11 @@ use common::{TestServer, challenges, client, serve_axum};
 use jsonwebtoken::{EncodingKey, Header, jwk::Jwk};
 use mcp_server_auth::{
     AuthInfo, AuthLayer, AuthMethod, ProtectedResourceMetadata, ResourceUrl,
+    credentials::Scheme,
     dpop::{Dpop, DpopOptions, Mode},
     jwt::{Algorithm, Issuer, JwtVerifier, KeySet},
     store::{Counter, Store, StoreError},
-    verifier::{AuthRequest, Schemes, Verdict, Verifier},
+    verifier::{AuthRequest, Presented, Recall, Schemes, Verdict, Verifier},
 };
 use serde_json::{Map, Value, json};
 
@@ -788,8 +789,8 @@ async fn a_bound_token_is_refused_as_bearer_even_without_dpop_configured() {
     assert_eq!(send(&server, "Bearer", &token(None), &[]).await.status, 200);
 }
 
-/// A verifier of your own: every token is alice's, bound to `jkt`; it leaves the binding to
-/// the `Dpop` around it (it does not refuse a bound token as a bearer token itself).
+/// A verifier of your own: every token is alice's, bound to `jkt`, and remembered; it leaves
+/// the binding to the `Dpop` around it (it does not refuse a bound token as a bearer token).
 #[derive(Clone)]
 struct BoundTo(String);
 
@@ -803,6 +804,20 @@ impl Verifier for BoundTo {
             .build();
         Verdict::Ready(Ok(info))
     }
+    fn recall(&self, _: &Presented<'_>) -> Recall {
+        let info = AuthInfo::builder("alice", AuthMethod::Custom("own"))
+            .dpop_jkt(self.0.clone())
+            .build();
+        Recall::Accepted(info)
+    }
+}
+
+#[test]
+fn a_dpop_token_is_never_recalled_so_its_proof_is_checked_on_every_request() {
+    // Even when the verifier inside remembers the token.
+    let dpop = Dpop::new(BoundTo("jkt".into()), options(Mode::Allowed));
+    let presented = Presented::new(Scheme::DPoP, b"an-opaque-token-of-your-own");
+    assert!(matches!(dpop.recall(&presented), Recall::Unsure));
 }
 
 #[tokio::test]
