@@ -27,11 +27,13 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::{TestServer, challenges, client, serve_axum};
 use jsonwebtoken::{EncodingKey, Header, jwk::Jwk};
 use mcp_server_auth::{
-    AuthInfo, AuthLayer, ProtectedResourceMetadata, ResourceUrl, VerifierExt,
+    AuthInfo, AuthLayer, AuthMethod, ProtectedResourceMetadata, ResourceUrl, VerifierExt,
     bearer::StaticBearer,
+    credentials::Scheme,
     dpop::{Dpop, DpopOptions, Mode},
     jwt::{Algorithm, Issuer, JwtVerifier, KeySet},
     store::{Counter, Store, StoreError},
+    verifier::{AuthRequest, Presented, Recall, Schemes, Verdict, Verifier},
 };
 use serde_json::{Map, Value, json};
 
@@ -205,7 +207,7 @@ fn options(mode: Mode) -> DpopOptions {
         .unwrap()
 }
 
-fn app<S: Store>(dpop: Dpop<JwtVerifier, S>) -> Router {
+fn app<V: Verifier, S: Store>(dpop: Dpop<V, S>) -> Router {
     Router::new()
         .route(
             "/mcp",
@@ -413,6 +415,25 @@ async fn a_claim_name_written_with_an_escape_is_read_as_that_name() {
     let server = server(Mode::Allowed).await;
     let key = ClientKey::es256();
     let token = token(Some(&key.jkt));
+    // The escaped name counts as the claim: given twice, the proof is malformed, whether its
+    // header is read now or was kept from an accepted proof ([`keys`]). Its jti is its own,
+    // so that only the repetition can refuse it, not replay.
+    let fresh = Proof::new(&key, &token);
+    let twice =
+        serde_json::to_string(&fresh.claims)
+            .unwrap()
+            .replacen('{', r#"{"j\u0074i":"again","#, 1);
+    let message = format!(
+        "{}.{}",
+        b64(serde_json::to_string(&fresh.header).unwrap().as_bytes()),
+        b64(twice.as_bytes())
+    );
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, key.alg).unwrap();
+    let repeated = format!("{message}.{signature}");
+    assert_eq!(
+        send(&server, "DPoP", &token, &[&repeated]).await,
+        bad_proof()
+    );
     let proof = Proof::new(&key, &token);
     let claims = serde_json::to_string(&proof.claims)
         .unwrap()
@@ -427,18 +448,7 @@ async fn a_claim_name_written_with_an_escape_is_read_as_that_name() {
     let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, key.alg).unwrap();
     let escaped = format!("{message}.{signature}");
     assert_eq!(send(&server, "DPoP", &token, &[&escaped]).await, ok(&key));
-    // The escaped name counts as the claim: given twice, the proof is malformed.
-    let twice =
-        serde_json::to_string(&proof.claims)
-            .unwrap()
-            .replacen('{', r#"{"j\u0074i":"again","#, 1);
-    let message = format!(
-        "{}.{}",
-        b64(serde_json::to_string(&proof.header).unwrap().as_bytes()),
-        b64(twice.as_bytes())
-    );
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, key.alg).unwrap();
-    let repeated = format!("{message}.{signature}");
+    // Now that its header is kept.
     assert_eq!(
         send(&server, "DPoP", &token, &[&repeated]).await,
         bad_proof()
@@ -508,6 +518,48 @@ async fn a_proof_whose_typ_is_not_dpop_jwt_is_refused() {
 }
 
 #[tokio::test]
+async fn a_proof_with_a_crit_header_is_refused() {
+    // RFC 7515 §4.1.11: a critical extension this server does not implement.
+    assert_eq!(
+        with_proof(|p| p.header("crit", Some(json!(["exp"])))).await,
+        bad_proof()
+    );
+}
+
+#[tokio::test]
+async fn a_proof_by_an_asymmetric_algorithm_not_on_the_allow_list_is_refused() {
+    // RS384: a good key and signature, but not on the default list (ALGS).
+    let server = server(Mode::Allowed).await;
+    let pem = fixture("jwt/rsa_private.pem");
+    let key = ClientKey::new(Algorithm::RS384, EncodingKey::from_rsa_pem(&pem).unwrap());
+    let token = token(Some(&key.jkt));
+    let proof = Proof::new(&key, &token).sign(&key);
+    assert_eq!(send(&server, "DPoP", &token, &[&proof]).await, bad_proof());
+}
+
+#[tokio::test]
+async fn a_proof_whose_jwk_is_not_of_the_type_or_curve_its_alg_names_is_refused() {
+    // The signer's own key, relabelled: the token is bound to its true thumbprint.
+    let server = server(Mode::Allowed).await;
+    for (key, member, value) in [
+        (ClientKey::es256(), "kty", "OKP"),
+        (ClientKey::ed25519(), "crv", "X25519"),
+    ] {
+        let token = token(Some(&key.jkt));
+        let mut jwk = key.jwk.clone();
+        jwk.insert(member.into(), json!(value));
+        let proof = Proof::new(&key, &token)
+            .header("jwk", Some(Value::Object(jwk)))
+            .sign(&key);
+        assert_eq!(
+            send(&server, "DPoP", &token, &[&proof]).await,
+            bad_proof(),
+            "{member}: {value}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_proof_for_another_method_is_refused() {
     assert_eq!(
         with_proof(|p| p.claim("htm", Some(json!("GET")))).await,
@@ -525,8 +577,18 @@ async fn a_proof_for_another_url_or_path_is_refused() {
 
 #[tokio::test]
 async fn a_proof_issued_301_seconds_ahead_is_refused() {
-    let iat = json!(now() + 301);
-    assert_eq!(with_proof(|p| p.claim("iat", Some(iat))).await, bad_proof());
+    // 301 s ahead of the server's clock only if the server read it within the same second:
+    // when the second changed meanwhile, the proof was 300 s ahead, and is made again.
+    for _ in 0..5 {
+        let before = now();
+        let iat = json!(before + 301);
+        let answer = with_proof(|p| p.claim("iat", Some(iat))).await;
+        if now() == before {
+            assert_eq!(answer, bad_proof());
+            return;
+        }
+    }
+    panic!("the clock's second changed during each of 5 requests");
 }
 
 #[tokio::test]
@@ -728,6 +790,51 @@ async fn a_bound_token_is_refused_as_bearer_even_without_dpop_configured() {
     assert_eq!(send(&server, "Bearer", &token(None), &[]).await.status, 200);
 }
 
+/// A verifier of your own: every token is alice's, bound to `jkt`, and remembered; it leaves
+/// the binding to the `Dpop` around it (it does not refuse a bound token as a bearer token).
+#[derive(Clone)]
+struct BoundTo(String);
+
+impl Verifier for BoundTo {
+    fn schemes(&self) -> Schemes {
+        Schemes::BEARER
+    }
+    fn verify(&self, _: &AuthRequest<'_>) -> Verdict {
+        let info = AuthInfo::builder("alice", AuthMethod::Custom("own"))
+            .dpop_jkt(self.0.clone())
+            .build();
+        Verdict::Ready(Ok(info))
+    }
+    fn recall(&self, _: &Presented<'_>) -> Recall {
+        let info = AuthInfo::builder("alice", AuthMethod::Custom("own"))
+            .dpop_jkt(self.0.clone())
+            .build();
+        Recall::Accepted(info)
+    }
+}
+
+#[test]
+fn a_dpop_token_is_never_recalled_so_its_proof_is_checked_on_every_request() {
+    // Even when the verifier inside remembers the token.
+    let dpop = Dpop::new(BoundTo("jkt".into()), options(Mode::Allowed));
+    let presented = Presented::new(Scheme::DPoP, b"an-opaque-token-of-your-own");
+    assert!(matches!(dpop.recall(&presented), Recall::Unsure));
+}
+
+#[tokio::test]
+async fn a_bound_token_of_a_verifier_of_your_own_is_refused_as_bearer_by_the_dpop_wrapper() {
+    let key = ClientKey::es256();
+    let dpop = Dpop::new(BoundTo(key.jkt.clone()), options(Mode::Allowed));
+    let server = serve_axum(app(dpop)).await;
+    let token = "an-opaque-token-of-your-own";
+    assert_eq!(
+        send(&server, "Bearer", token, &[]).await,
+        bad_binding("Bearer")
+    );
+    let proof = Proof::new(&key, token).sign(&key);
+    assert_eq!(send(&server, "DPoP", token, &[&proof]).await, ok(&key));
+}
+
 #[tokio::test]
 async fn an_unbound_token_with_the_dpop_scheme_is_refused() {
     let server = server(Mode::Allowed).await;
@@ -791,6 +898,24 @@ async fn required_mode_beside_a_bearer_verifier_still_refuses_its_own_tokens_as_
         let res = send(&server, "Bearer", "c2VjcmV0LXRva2VuLWZvci1jaQ", &[]).await;
         assert_eq!((res.status, res.body.as_str()), (200, "ci"));
     }
+}
+
+#[tokio::test]
+async fn off_mode_offers_only_bearer_and_still_refuses_a_bound_token_as_bearer() {
+    let server = server(Mode::Off).await;
+    let res = client().post(server.url("/mcp")).send().await.unwrap();
+    assert_eq!(
+        (res.status().as_u16(), challenges(&res)),
+        (401, vec![bearer(None)])
+    );
+    let res = send(&server, "Bearer", &token(None), &[]).await;
+    assert_eq!((res.status, res.body.as_str()), (200, "alice unbound"));
+    let key = ClientKey::es256();
+    let res = send(&server, "Bearer", &token(Some(&key.jkt)), &[]).await;
+    assert_eq!(
+        (res.status, res.challenges),
+        (401, vec![bearer(Some("invalid_token"))])
+    );
 }
 
 #[tokio::test]

@@ -416,6 +416,23 @@ async fn the_same_header_from_an_untrusted_peer_is_ignored() {
 }
 
 #[tokio::test]
+async fn two_certificate_headers_from_a_trusted_proxy_are_refused_even_if_both_are_the_bound_one() {
+    // Which one the proxy set, and which one the client did, cannot be told apart.
+    let pki = pki();
+    let server = behind_proxy().await;
+    let proxy = client_from([127, 0, 0, 1]);
+    let pem = escaped_pem(&pki.alice);
+    let got = call(
+        &proxy,
+        server.url("/mcp"),
+        &bound_to(&pki.alice),
+        &[(HEADER, &pem), (HEADER, &pem)],
+    )
+    .await;
+    assert_eq!(got, refused());
+}
+
+#[tokio::test]
 async fn a_garbage_header_from_a_trusted_proxy_is_401_not_500() {
     let pki = pki();
     let server = behind_proxy().await;
