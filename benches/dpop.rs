@@ -21,7 +21,7 @@
 //!
 //! `BENCH_COUNT=dpop/es256/warm:200` runs one case that many times and exits, for
 //! `benches/instructions.sh 200 dpop` under callgrind: the proofs are signed and the caches
-//! warmed first, and only the loop in `measured` is counted (`--toggle-collect`).
+//! warmed first, and only the loop in `common::measured` is counted (`--toggle-collect`).
 
 mod common;
 
@@ -212,23 +212,8 @@ fn service() -> Svc {
 /// One run of a case: whether it went as expected.
 type Run = Box<dyn FnMut() -> bool>;
 
-/// The measured loop of `BENCH_COUNT` mode: `n` runs; returns how many went wrong. Never
-/// inlined, so that `benches/instructions.sh` can have callgrind count inside it alone
-/// (`--toggle-collect`): signing the proofs uses random nonces, so the setup's instruction
-/// count varies from run to run and would blur a subtraction.
-#[inline(never)]
-fn measured(run: &mut Run, n: u64) -> u64 {
-    let mut bad = 0;
-    for _ in 0..n {
-        if !run() {
-            bad += 1;
-        }
-    }
-    bad
-}
-
 /// `BENCH_COUNT=case:n`: the case's inputs for `n` runs made and its caches warmed, then `n`
-/// runs in [`measured`].
+/// runs in [`common::measured`].
 fn count(spec: &str) {
     let (name, n) = spec.rsplit_once(':').expect("BENCH_COUNT=case:iterations");
     let n: u64 = n.parse().expect("BENCH_COUNT iterations");
@@ -269,7 +254,11 @@ fn count(spec: &str) {
         }
         _ => panic!("BENCH_COUNT names an unknown case: {name}"),
     };
-    assert_eq!(measured(&mut run, n), 0, "{name}: unexpected result");
+    assert_eq!(
+        common::measured(&mut run, n),
+        0,
+        "{name}: unexpected result"
+    );
 }
 
 fn main() {

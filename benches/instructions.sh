@@ -24,7 +24,7 @@ bin=$(cargo bench -p mcp-server-auth --bench "$bench" ${BENCH_CARGO_ARGS:-} --no
 # jwt and dpop: count inside the measured loop only (their setup signs with random nonces and
 # blinding, so its instruction count varies from run to run).
 collect=()
-[ "$bench" != static_auth ] && collect=(--collect-atstart=no "--toggle-collect=$bench::measured")
+[ "$bench" != static_auth ] && collect=(--collect-atstart=no "--toggle-collect=$bench::common::measured")
 count() { # case iterations -> instructions
   BENCH_COUNT="$1:$2" valgrind --tool=callgrind --callgrind-out-file=/dev/null "${collect[@]}" "$bin" 2>&1 \
     | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'

@@ -865,21 +865,6 @@ fn print_scaling(es: &Alg, short: bool) {
     println!();
 }
 
-/// The measured loop of `BENCH_COUNT` mode: `n` runs; returns how many went wrong. Never
-/// inlined, so that `benches/instructions.sh` can have callgrind count inside it alone
-/// (`--toggle-collect`): minting signs with random nonces and blinding, so the setup's
-/// instruction count varies from run to run and would blur a subtraction.
-#[inline(never)]
-fn measured(run: &mut Run, n: u64) -> u64 {
-    let mut bad = 0;
-    for _ in 0..n {
-        if !run() {
-            bad += 1;
-        }
-    }
-    bad
-}
-
 fn main() {
     if let Err(e) = mcp_server_auth::jwt::install_crypto_provider() {
         eprintln!("jwt benchmark skipped: {e}");
@@ -915,7 +900,11 @@ fn main() {
             .iter_mut()
             .find(|c| c.name == name)
             .expect("BENCH_COUNT names an unknown case");
-        assert_eq!(measured(&mut case.run, n), 0, "{name}: unexpected result");
+        assert_eq!(
+            common::measured(&mut case.run, n),
+            0,
+            "{name}: unexpected result"
+        );
         return;
     }
 

@@ -455,10 +455,11 @@ mod tests {
 
     #[test]
     fn the_raw_bearer_test_is_a_case_insensitive_match() {
+        // `None` for bytes a header value cannot hold.
         let is_bearer = |v: &[u8]| {
             let mut h = HeaderMap::new();
-            h.insert(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
-            raw_authorization(&h, 1024).unwrap().unwrap().is_bearer()
+            h.insert(AUTHORIZATION, HeaderValue::from_bytes(v).ok()?);
+            Some(raw_authorization(&h, 1024).unwrap().unwrap().is_bearer())
         };
         for yes in [
             &b"Bearer t"[..],
@@ -467,7 +468,7 @@ mod tests {
             b"bEaReR  t",
             b"  Bearer",
         ] {
-            assert!(is_bearer(yes), "{yes:?}");
+            assert_eq!(is_bearer(yes), Some(true), "{yes:?}");
         }
         // Bytes that `| 0x20` would fold onto a letter of "bearer" if the check were sloppy.
         for no in [
@@ -477,16 +478,9 @@ mod tests {
             b"B\xc5arer t",
             b"Bea\x12er t",
         ] {
-            if let Ok(v) = HeaderValue::from_bytes(no) {
-                let mut h = HeaderMap::new();
-                h.insert(AUTHORIZATION, v);
-                assert!(
-                    !raw_authorization(&h, 1024).unwrap().unwrap().is_bearer(),
-                    "{no:?}"
-                );
-            }
+            assert_ne!(is_bearer(no), Some(true), "{no:?}");
         }
-        assert!(!is_bearer(b"Basic dXNlcjpwYXNz"));
+        assert_eq!(is_bearer(b"Basic dXNlcjpwYXNz"), Some(false));
     }
 
     #[test]

@@ -98,3 +98,19 @@ pub fn criterion_mean(dir: &Path, group: &str, case: &str, since: SystemTime) ->
         .iter()
         .find_map(|k| json.get(k)?.get("point_estimate")?.as_f64())
 }
+
+/// The measured loop of `BENCH_COUNT` mode: `n` runs; returns how many went wrong. Never
+/// inlined, so that `benches/instructions.sh` can have callgrind count inside it alone
+/// (`--toggle-collect=<bench>::common::measured`): the setups sign tokens and proofs with random
+/// nonces and blinding, so their instruction counts vary from run to run and would blur a
+/// subtraction.
+#[inline(never)]
+pub fn measured(run: &mut dyn FnMut() -> bool, n: u64) -> u64 {
+    let mut bad = 0;
+    for _ in 0..n {
+        if !run() {
+            bad += 1;
+        }
+    }
+    bad
+}
