@@ -56,10 +56,13 @@ pub(crate) struct Admission {
     pub(crate) challenge_granted: bool,
 }
 
-/// The scheme an authenticated identity presented, for the challenges of a later refusal.
+/// The scheme an authenticated identity presented, for the challenges of a later refusal: an
+/// identity bound to a DPoP key was admitted only with its proof, so with the `DPoP` scheme
+/// (RFC 9449 §7.1: the challenge names the scheme of the request).
 pub(crate) fn presented_scheme(info: &AuthInfo) -> Scheme {
     match info.method() {
         crate::AuthMethod::Basic => Scheme::Basic,
+        _ if info.dpop_jkt().is_some() => Scheme::DPoP,
         _ => Scheme::Bearer,
     }
 }

@@ -919,6 +919,41 @@ async fn off_mode_offers_only_bearer_and_still_refuses_a_bound_token_as_bearer()
 }
 
 #[tokio::test]
+async fn a_dpop_request_lacking_a_scope_gets_a_dpop_insufficient_scope_challenge() {
+    // RFC 9449 §7.1: the challenge of a refusal names the scheme the request used, here from a
+    // scope layer inside the auth layer (it sees only the identity).
+    let auth = AuthLayer::new(Dpop::new(tokens(), options(Mode::Allowed)));
+    let need = mcp_server_auth::scope::ScopeRequirement::all_of(["mcp:write"]).unwrap();
+    let server = serve_axum(
+        Router::new()
+            .route("/mcp", post(|| async { "in" }))
+            .layer(auth.require_scopes(need))
+            .layer(auth),
+    )
+    .await;
+    let key = ClientKey::es256();
+    let bound = token(Some(&key.jkt));
+    let proof = Proof::new(&key, &bound).sign(&key);
+    let res = send(&server, "DPoP", &bound, &[&proof]).await;
+    assert_eq!(res.status, 403);
+    assert_eq!(
+        res.challenges,
+        [format!(
+            r#"DPoP realm="mcp", scope="mcp:write", algs="{ALGS}", error="insufficient_scope""#
+        )]
+    );
+    // A bearer token lacking it gets the Bearer form, as before.
+    let res = send(&server, "Bearer", &token(None), &[]).await;
+    assert_eq!(
+        (res.status, res.challenges),
+        (
+            403,
+            vec![r#"Bearer realm="mcp", scope="mcp:write", error="insufficient_scope""#.to_owned()]
+        )
+    );
+}
+
+#[tokio::test]
 async fn the_metadata_document_advertises_dpop() {
     let resource = ResourceUrl::parse(RESOURCE).unwrap();
     let options = options(Mode::Required);
