@@ -29,8 +29,9 @@
 //! A state that was altered, that another principal presents, that names another method or
 //! tool, or whose call has ended or timed out, gets `400` with JSON-RPC `-32602` and the same
 //! message for every reason; the owner can still use a state someone else tried. A state is
-//! good for one retry. The waiting calls are bounded (1024): past that, the child's request is
-//! refused at once as if the client could not answer it.
+//! good for one retry. The waiting calls are bounded, 1024 in all and 64 per principal (so that
+//! one caller cannot take the room of the others): past that, the child's request is refused at
+//! once as if the client could not answer it.
 //!
 //! ```
 //! use std::time::Duration;
@@ -68,6 +69,8 @@ use crate::{
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most calls waiting for input at once.
 pub const MAX_WAITING: usize = 1024;
+/// The most calls of one principal waiting for input at once.
+pub const MAX_WAITING_PER_PRINCIPAL: usize = 64;
 /// The methods whose answer may be `input_required` (MCP 2026-07-28).
 pub const METHODS: [&str; 3] = ["tools/call", "prompts/get", "resources/read"];
 /// The one message for every refused `requestState`.
@@ -100,6 +103,9 @@ struct Inner {
     timeout: Duration,
     /// Entries plus reservations: never over [`MAX_WAITING`].
     used: AtomicUsize,
+    /// The same, per principal: never over [`MAX_WAITING_PER_PRINCIPAL`]; a principal with none
+    /// has no entry.
+    principals: Mutex<HashMap<String, usize>>,
     table: Mutex<HashMap<[u8; HANDLE], Parked>>,
 }
 
@@ -117,11 +123,27 @@ impl fmt::Debug for Inner {
 #[derive(Debug)]
 pub struct Slot {
     inner: Arc<Inner>,
+    principal: String,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        let mut principals = self.inner.principals();
+        if let Some(n) = principals.get_mut(&self.principal) {
+            *n -= 1;
+            if *n == 0 {
+                principals.remove(&self.principal);
+            }
+        }
         self.inner.used.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Inner {
+    fn principals(&self) -> MutexGuard<'_, HashMap<String, usize>> {
+        self.principals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -165,6 +187,7 @@ impl Waiting {
                 key: hmac::Key::new(hmac::HMAC_SHA256, &key),
                 timeout,
                 used: AtomicUsize::new(0),
+                principals: Mutex::new(HashMap::new()),
                 table: Mutex::new(HashMap::new()),
             }),
         }
@@ -187,16 +210,24 @@ impl Waiting {
         self.len() == 0
     }
 
-    /// Room for one more call, unless [`MAX_WAITING`] are waiting.
-    pub fn reserve(&self) -> Option<Slot> {
+    /// Room for one more call of `principal`, unless [`MAX_WAITING`] calls are waiting, or
+    /// [`MAX_WAITING_PER_PRINCIPAL`] of its own.
+    pub fn reserve(&self, principal: &str) -> Option<Slot> {
+        let mut principals = self.inner.principals();
+        let own = principals.get(principal).copied().unwrap_or(0);
+        if own >= MAX_WAITING_PER_PRINCIPAL {
+            return None;
+        }
         self.inner
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < MAX_WAITING).then_some(n + 1)
             })
             .ok()?;
+        principals.insert(principal.to_owned(), own + 1);
         Some(Slot {
             inner: self.inner.clone(),
+            principal: principal.to_owned(),
         })
     }
 
@@ -388,11 +419,32 @@ mod tests {
     #[test]
     fn the_waiting_calls_are_bounded() {
         let waiting = Waiting::new(DEFAULT_TIMEOUT);
-        let slots: Vec<Slot> = (0..MAX_WAITING).map_while(|_| waiting.reserve()).collect();
+        let principals: Vec<String> = (0..MAX_WAITING).map(|i| format!("p{i}")).collect();
+        let slots: Vec<Slot> = principals
+            .iter()
+            .map_while(|p| waiting.reserve(p))
+            .collect();
         assert_eq!(slots.len(), MAX_WAITING);
-        assert!(waiting.reserve().is_none());
+        assert!(waiting.reserve("another").is_none());
         drop(slots);
-        assert!(waiting.reserve().is_some());
+        assert!(waiting.reserve("another").is_some());
+    }
+
+    #[test]
+    fn one_principal_cannot_take_the_room_of_the_others() {
+        let waiting = Waiting::new(DEFAULT_TIMEOUT);
+        let slots: Vec<Slot> = (0..MAX_WAITING)
+            .map_while(|_| waiting.reserve("alice"))
+            .collect();
+        assert_eq!(slots.len(), MAX_WAITING_PER_PRINCIPAL);
+        assert!(waiting.reserve("alice").is_none());
+        let bob = waiting.reserve("bob");
+        assert!(bob.is_some());
+        // Alice's room comes back as her calls end; the counts are forgotten at zero.
+        drop(slots);
+        assert!(waiting.reserve("alice").is_some());
+        drop(bob);
+        assert_eq!(waiting.inner.principals().len(), 0);
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Reshape {
             && let Some(ask) = &self.ask
             && let Some(needs) = msg.method().and_then(mrtr::capability)
             && ask.capabilities.get(needs).is_some_and(|c| !c.is_null())
-            && let Some(slot) = ask.waiting.reserve()
+            && let Some(slot) = ask.waiting.reserve(&ask.principal)
         {
             return Outbound::Ask(m, slot);
         }
