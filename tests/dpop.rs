@@ -39,7 +39,7 @@ use serde_json::{Map, Value, json};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const ISSUER: &str = "https://auth.example.com";
-const ALGS: &str = "ES256 ES384 EdDSA RS256 PS256";
+const ALGS: &str = "ES256 ES384 EdDSA Ed25519 RS256 PS256";
 
 fn fixture(path: &str) -> Vec<u8> {
     let path = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -743,6 +743,26 @@ async fn a_proof_by_another_key_than_the_tokens_jkt_is_refused() {
 }
 
 #[tokio::test]
+async fn a_proof_naming_its_algorithm_ed25519_is_accepted_as_eddsa() {
+    // RFC 9864 §2.2: `Ed25519` is the fully-specified name of EdDSA over Ed25519, which
+    // authorization servers advertise for DPoP and clients may sign with.
+    let server = server(Mode::Allowed).await;
+    let key = ClientKey::ed25519();
+    let bound = token(Some(&key.jkt));
+    let proof = Proof::new(&key, &bound)
+        .header("alg", Some(json!("Ed25519")))
+        .sign(&key);
+    assert_eq!(send(&server, "DPoP", &bound, &[&proof]).await, ok(&key));
+    // Not for another key type: an EC key under `Ed25519` is refused.
+    let ec = ClientKey::es256();
+    let bound = token(Some(&ec.jkt));
+    let proof = Proof::new(&ec, &bound)
+        .header("alg", Some(json!("Ed25519")))
+        .sign(&ec);
+    assert_eq!(send(&server, "DPoP", &bound, &[&proof]).await, bad_proof());
+}
+
+#[tokio::test]
 async fn a_bound_token_presented_as_bearer_is_refused_as_a_downgrade() {
     let server = server(Mode::Allowed).await;
     let key = ClientKey::es256();
@@ -966,7 +986,7 @@ async fn the_metadata_document_advertises_dpop() {
     let doc = serde_json::to_value(&metadata).unwrap();
     assert_eq!(
         doc["dpop_signing_alg_values_supported"],
-        json!(["ES256", "ES384", "EdDSA", "RS256", "PS256"])
+        json!(["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"])
     );
     assert_eq!(doc["dpop_bound_access_tokens_required"], json!(true));
 }

@@ -41,7 +41,7 @@ const KEY: [u8; 32] = [0x42; 32];
 const OTHER_KEY: [u8; 32] = [0x24; 32];
 const LABEL: &[u8] = b"mcp-server-auth DPoP-Nonce v1\0";
 const NONCE_CHALLENGE: &str =
-    r#"DPoP realm="mcp", algs="ES256 ES384 EdDSA RS256 PS256", error="use_dpop_nonce""#;
+    r#"DPoP realm="mcp", algs="ES256 ES384 EdDSA Ed25519 RS256 PS256", error="use_dpop_nonce""#;
 
 fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(format!(

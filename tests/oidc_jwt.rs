@@ -127,7 +127,9 @@ async fn tokens_from_a_real_authorization_server() {
             challenges,
             [
                 format!(r#"Bearer {rm}, scope="mcp:read", error="invalid_token""#),
-                format!(r#"DPoP {rm}, scope="mcp:read", algs="ES256 ES384 EdDSA RS256 PS256""#)
+                format!(
+                    r#"DPoP {rm}, scope="mcp:read", algs="ES256 ES384 EdDSA Ed25519 RS256 PS256""#
+                )
             ]
         );
 
@@ -144,7 +146,9 @@ async fn tokens_from_a_real_authorization_server() {
             common::challenges(&res),
             [
                 format!(r#"Bearer {rm}, scope="mcp:read""#),
-                format!(r#"DPoP {rm}, scope="mcp:read", algs="ES256 ES384 EdDSA RS256 PS256""#)
+                format!(
+                    r#"DPoP {rm}, scope="mcp:read", algs="ES256 ES384 EdDSA Ed25519 RS256 PS256""#
+                )
             ]
         );
     })

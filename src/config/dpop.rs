@@ -30,7 +30,7 @@
 //! .unwrap();
 //! let options = config.dpop_options().unwrap();
 //! assert!(options.requires_bound_tokens() && options.nonces_required());
-//! assert_eq!(options.algorithm_names(), ["ES256", "EdDSA"]);
+//! assert_eq!(options.algorithm_names(), ["ES256", "EdDSA", "Ed25519"]);
 //! # }
 //! ```
 
@@ -266,7 +266,7 @@ mod tests {
         assert!(!o.nonces_required());
         assert_eq!(
             o.algorithm_names(),
-            ["ES256", "ES384", "EdDSA", "RS256", "PS256"]
+            ["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"]
         );
         let m = c.metadata().unwrap().unwrap();
         let doc = serde_json::to_value(&m).unwrap();
@@ -293,7 +293,7 @@ mod tests {
         .unwrap();
         let o = c.dpop_options().unwrap();
         assert!(o.requires_bound_tokens() && o.nonces_required());
-        assert_eq!(o.algorithm_names(), ["EdDSA", "PS256"]);
+        assert_eq!(o.algorithm_names(), ["EdDSA", "Ed25519", "PS256"]);
         assert!(format!("{o:?}").contains("60s"));
         assert!(!format!("{c:?}").contains(key) && !format!("{c:?}").contains("0123"));
     }

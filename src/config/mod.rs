@@ -47,7 +47,7 @@
 //! | `MCP_AUTH_METRICS_LISTEN` | the separate address where the examples and the gateway serve Prometheus metrics at `/metrics` ([`crate::audit::metrics`]) | not served |
 //! | `MCP_AUTH_INTROSPECTION_CACHE_SECS` | the longest a positive answer is cached (a revoked token works this long at most; at most 86400) | `60` |
 //! | `MCP_AUTH_DPOP` | DPoP-bound tokens ([`crate::dpop`]): `off`, `allowed` (bound tokens need proofs, unbound bearer tokens still work) or `required` (every token must be bound; no static tokens) | `allowed` with `MCP_AUTH_ISSUER_URL` or introspection, else `off` |
-//! | `MCP_AUTH_DPOP_ALGORITHMS` | comma-separated proof algorithms (asymmetric only: ES256, ES384, EdDSA, RS256, RS384, RS512, PS256, PS384, PS512) | ES256, ES384, EdDSA, RS256, PS256 |
+//! | `MCP_AUTH_DPOP_ALGORITHMS` | comma-separated proof algorithms (asymmetric only: ES256, ES384, EdDSA (also named Ed25519, RFC 9864), RS256, RS384, RS512, PS256, PS384, PS512) | ES256, ES384, EdDSA, RS256, PS256 |
 //! | `MCP_AUTH_DPOP_MAX_AGE_SECS` | how far a proof's `iat` may be from now, either way (1 to 300) | `300` |
 //! | `MCP_AUTH_DPOP_NONCE_KEY` | turns server nonces on (RFC 9449 §9): the key shared by every replica, at least 32 bytes in hex (`openssl rand -hex 32`); never logged | no nonces |
 //!

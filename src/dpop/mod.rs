@@ -159,7 +159,7 @@ pub enum DpopConfigError {
     Mode(String),
     /// An algorithm that is not asymmetric, or not known.
     #[error(
-        "DPoP proof algorithm {0:?} is not accepted: use ES256, ES384, EdDSA, RS256, RS384, \
+        "DPoP proof algorithm {0:?} is not accepted: use ES256, ES384, EdDSA (or Ed25519), RS256, RS384, \
          RS512, PS256, PS384 or PS512 (never none or HMAC)"
     )]
     Algorithm(String),
@@ -199,6 +199,25 @@ impl fmt::Debug for DpopOptions {
     }
 }
 
+/// The fully-specified JOSE name of EdDSA with the Ed25519 curve (RFC 9864 §2.2), which
+/// authorization servers and clients now advertise beside, or instead of, `EdDSA` (its only
+/// curve here).
+const ED25519: &str = "Ed25519";
+
+/// The algorithm a proof's `alg` names: a JWS name, or [`ED25519`].
+fn algorithm(name: &str) -> Option<Algorithm> {
+    if name == ED25519 {
+        return Some(Algorithm::EdDSA);
+    }
+    name.parse().ok()
+}
+
+/// The names `alg` is known by: its JWS name, and for EdDSA also [`ED25519`].
+fn known_names(alg: Algorithm) -> impl Iterator<Item = &'static str> {
+    let fully_specified = (alg == Algorithm::EdDSA).then_some(ED25519);
+    std::iter::once(name(alg)).chain(fully_specified)
+}
+
 /// The JWS name of `alg`.
 fn name(alg: Algorithm) -> &'static str {
     match alg {
@@ -234,9 +253,12 @@ impl DpopOptions {
     }
 
     /// The accepted proof algorithms' names, for the challenge and the metadata's
-    /// `dpop_signing_alg_values_supported`.
+    /// `dpop_signing_alg_values_supported`: EdDSA as `EdDSA` and as `Ed25519` (RFC 9864).
     pub fn algorithm_names(&self) -> Vec<&'static str> {
-        self.algorithms.iter().map(|a| name(*a)).collect()
+        self.algorithms
+            .iter()
+            .flat_map(|a| known_names(*a))
+            .collect()
     }
 
     /// Whether every token must be DPoP-bound (the metadata's
@@ -282,7 +304,8 @@ impl DpopOptionsBuilder {
         self
     }
 
-    /// The proof algorithm allow-list, by JWS name ([`DEFAULT_ALGORITHMS`] by default).
+    /// The proof algorithm allow-list, by JWS name ([`DEFAULT_ALGORITHMS`] by default;
+    /// `Ed25519`, RFC 9864's name, is EdDSA).
     /// `none` and HMAC algorithms are refused by [`build`](Self::build).
     pub fn algorithms<I, S>(mut self, names: I) -> Self
     where
@@ -292,7 +315,10 @@ impl DpopOptionsBuilder {
         self.algorithms.clear();
         for n in names {
             let n = n.as_ref().trim();
-            match ALL_ALGORITHMS.iter().find(|a| name(**a) == n) {
+            match ALL_ALGORITHMS
+                .iter()
+                .find(|a| known_names(**a).any(|m| m == n))
+            {
                 Some(a) if !self.algorithms.contains(a) => self.algorithms.push(*a),
                 Some(_) => {}
                 None => self.bad_algorithm = Some(n.to_owned()),

@@ -194,7 +194,7 @@ fn read_header(header: &str, repeated: bool, expect: &Expect<'_>) -> Result<Cach
     // 4. alg: on the allow-list (which holds asymmetric algorithms only).
     let alg = alg
         .as_str()
-        .and_then(|a| a.parse::<jsonwebtoken::Algorithm>().ok())
+        .and_then(|a| super::algorithm(&a))
         .filter(|a| expect.algorithms.contains(a))
         .ok_or(Algorithm)?;
     // 4–5. The jwk: public, asymmetric, of the type alg names.
