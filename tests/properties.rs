@@ -24,6 +24,8 @@
 //!    document there with `resource` equal to the canonical URL, and its 401 points at it.
 //! 4. `mcp::operation::decode_name` round-trips the Base64 sentinel form; `from_body` never
 //!    panics and agrees with `serde_json` on generated JSON-RPC messages and batches.
+//! 5. The layer's recall of a remembered token changes no answer: for any `Authorization`
+//!    fields, the layer answers exactly as it does with recall switched off.
 //!
 //! A configured realm, resource URL or scope that contains `scope=`, `error=` or
 //! `resource_metadata=` would be read by the SDK regexes as that parameter, so the library
@@ -1693,4 +1695,104 @@ proptest! {
             (want, got) => prop_assert!(false, "expected {:?}, got {:?} for {}", want, got, body),
         }
     }
+}
+
+// =============================================================================================
+// 5. Recall changes no answer
+// =============================================================================================
+
+/// `V` with the default `recall` (always `Unsure`): the layer takes the whole way every time.
+struct WithoutRecall<V>(V);
+
+impl<V: Verifier> Verifier for WithoutRecall<V> {
+    fn schemes(&self) -> mcp_server_auth::verifier::Schemes {
+        self.0.schemes()
+    }
+    fn verify(
+        &self,
+        request: &mcp_server_auth::verifier::AuthRequest<'_>,
+    ) -> mcp_server_auth::verifier::Verdict {
+        self.0.verify(request)
+    }
+}
+
+fn remembering() -> impl Verifier {
+    StaticBearer::new([("ci", GOOD)])
+        .unwrap()
+        .or(BasicAuth::builder().user(USER, PASSWORD).build().unwrap())
+}
+
+/// One `Authorization` field: the good token, or something near it, in any spelling.
+fn authorization_field() -> impl Strategy<Value = Vec<u8>> {
+    let scheme = select(vec![
+        "Bearer", "bearer", "BEARER", "bEaReR", "Bearer1", "Beare", "Basic", "DPoP", "",
+    ]);
+    let token = prop_oneof![
+        Just(GOOD.to_owned()),
+        Just(format!("{GOOD}=")),
+        Just(format!("{GOOD} x")),
+        Just(GOOD[..GOOD.len() - 1].to_owned()),
+        "[A-Za-z0-9._~+/=-]{0,40}",
+        Just(String::new()),
+    ];
+    let space = select(vec!["", " ", "  ", "\t", " \t "]);
+    (
+        space.clone(),
+        scheme,
+        select(vec![" ", "  ", "\t", ""]),
+        token,
+        space,
+        any::<Option<u8>>(),
+    )
+        .prop_map(|(lead, scheme, sep, token, trail, byte)| {
+            let mut v = format!("{lead}{scheme}{sep}{token}{trail}").into_bytes();
+            if let Some(b) = byte {
+                // Now and then a byte anywhere: non-ASCII, control, or anything.
+                let at = usize::from(b) % (v.len() + 1);
+                v.insert(at, b);
+            }
+            v
+        })
+}
+
+proptest! {
+    #![proptest_config(config(CASES))]
+
+    #[test]
+    fn recall_changes_no_answer(
+        fields in proptest::collection::vec(authorization_field(), 0..3),
+        limit in select(vec![64usize, 8192]),
+    ) {
+        let mut builder = Request::builder().method("POST").uri("/mcp");
+        for f in &fields {
+            let Ok(v) = http::HeaderValue::from_bytes(f) else {
+                return Ok(());
+            };
+            builder = builder.header(AUTHORIZATION, v);
+        }
+        let req = || builder_clone(&builder);
+        let with = AuthLayer::builder(remembering()).max_header_bytes(limit).build().unwrap();
+        let without = AuthLayer::builder(WithoutRecall(remembering()))
+            .max_header_bytes(limit)
+            .build()
+            .unwrap();
+        let rt = runtime();
+        // Twice each: the second time, whatever was accepted is remembered.
+        for _ in 0..2 {
+            let a = rt.block_on(call(&with, req()));
+            let b = rt.block_on(call(&without, req()));
+            prop_assert_eq!(a.status, b.status);
+            prop_assert_eq!(&a.challenges, &b.challenges);
+            prop_assert_eq!(&a.body, &b.body);
+        }
+    }
+}
+
+/// A request with the headers of `builder` (which cannot be cloned itself).
+fn builder_clone(builder: &http::request::Builder) -> Request<String> {
+    let mut req = Request::new(String::new());
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = "/mcp".parse().unwrap();
+    *req.headers_mut() = builder.headers_ref().unwrap().clone();
+    req
 }
